@@ -1,0 +1,305 @@
+"""Settings: read the TOML once, validate it once, hand frozen values down.
+
+This is the only module that reads ``os.environ``. Every problem becomes a
+:class:`~docproc.errors.ConfigError` naming the key and the reason, e.g.
+``watch[0].mode: must be one of events, poll, auto (got 'inotify')``.
+
+Precedence for the state directory: ``--state-dir`` > ``DOCPROC_STATE_DIR`` >
+``state_dir`` in the file > ``$STATE_DIRECTORY`` (set by systemd's
+``StateDirectory=``) > ``$XDG_STATE_HOME/docproc`` > ``~/.local/state/docproc``.
+
+Secrets are never read from the file: :func:`secret` looks in the environment,
+then in systemd's ``$CREDENTIALS_DIRECTORY``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from docproc.errors import ConfigError
+from docproc.models import SIDECAR_SUFFIXES, ExtractLimits, Mode, WatchSpec
+
+DEFAULT_INBOX = Path("inbox")
+_SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractSettings:
+    """How extraction workers run, and the per-document limits they enforce."""
+
+    workers: int = 2
+    recycle_after: int = 200
+    memory_limit_mb: int = 2048
+    max_attempts: int = 5
+    limits: ExtractLimits = field(default_factory=ExtractLimits)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "info"
+    format: str = "auto"  # auto: console on a terminal, JSON lines otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything docproc was configured with, validated."""
+
+    state_dir: Path
+    watches: tuple[WatchSpec, ...]
+    rescan_interval: float = 300.0
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    source: Path | None = None  # the file these settings came from, if any
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "ledger.db"
+
+    @property
+    def text_dir(self) -> Path:
+        return self.state_dir / "text"
+
+
+class _Table:
+    """One TOML table being read: typed getters, then a check for leftovers."""
+
+    def __init__(self, data: dict[str, Any], where: str) -> None:
+        self.data = dict(data)
+        self.where = where
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def get(self, name: str, kind: type[_T], default: _T) -> _T:
+        if name not in self.data:
+            return default
+        value = self.data.pop(name)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            got = type(value).__name__
+            raise ConfigError(self.key(name), f"must be {_kind_name(kind)} (got {got})")
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self.get(name, float, default)
+        if value < minimum:
+            raise ConfigError(self.key(name), f"must be at least {minimum:g} (got {value:g})")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int = 1) -> int:
+        value = self.get(name, int, default)
+        if value < minimum:
+            raise ConfigError(self.key(name), f"must be at least {minimum} (got {value})")
+        return value
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self.get(name, list, [])
+        if not all(isinstance(item, str) for item in value):
+            raise ConfigError(self.key(name), "must be a list of strings")
+        return tuple(value)
+
+    def table(self, name: str) -> _Table:
+        return _Table(self.get(name, dict, {}), self.key(name))
+
+    def finish(self) -> None:
+        for name in self.data:
+            if any(word in name.lower() for word in _SECRET_WORDS):
+                raise ConfigError(
+                    self.key(name),
+                    "secrets are never read from the config file; "
+                    "use the environment or a systemd credential",
+                )
+            raise ConfigError(self.key(name), "unknown key")
+
+
+def _kind_name(kind: type) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    return names.get(kind, "a list" if kind is list else "a table")
+
+
+def load(path: Path | None, *, state_dir: Path | None = None) -> Settings:
+    """Read and validate the configuration.
+
+    Args:
+        path: a TOML file, or ``None`` for the embedded default (watch
+            ``./inbox`` with the defaults of every key; the folder is created).
+        state_dir: overrides every other source of the state directory.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a key is invalid.
+    """
+    if path is None:
+        inbox = DEFAULT_INBOX.absolute()
+        inbox.mkdir(parents=True, exist_ok=True)
+        return _from_table(
+            _Table({"watch": [{"path": str(inbox)}]}, ""), Path.cwd(), state_dir, None
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("", f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"config file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"config file {path} is not valid TOML: {exc}") from None
+    return _from_table(_Table(data, ""), path.parent.absolute(), state_dir, path.absolute())
+
+
+def _from_table(top: _Table, base: Path, state_dir: Path | None, source: Path | None) -> Settings:
+    file_state_dir = top.get("state_dir", str, "")
+    intake = top.table("intake")
+    rescan = intake.number("rescan_interval", 300.0, minimum=1.0)
+    settle = intake.number("settle_seconds", 5.0)
+    suffixes = tuple(intake.strings("sidecar_suffixes")) or SIDECAR_SUFFIXES
+    intake.finish()
+    watches = _watches(top, base, settle, suffixes)
+    extract = _extract(top.table("extract"))
+    log = _log(top.table("log"))
+    top.finish()
+    resolved = _state_dir(state_dir, file_state_dir, base)
+    return Settings(resolved, watches, rescan, extract, log, source)
+
+
+def _watches(
+    top: _Table, base: Path, settle: float, suffixes: tuple[str, ...]
+) -> tuple[WatchSpec, ...]:
+    raw = top.get("watch", list, [])
+    if not raw:
+        raise ConfigError("watch", "at least one [[watch]] folder is required")
+    specs = tuple(_watch(_entry(item, i), base, settle, suffixes) for i, item in enumerate(raw))
+    seen: set[Path] = set()
+    for i, spec in enumerate(specs):
+        if spec.path in seen:
+            raise ConfigError(f"watch[{i}].path", f"{spec.path} is watched twice")
+        seen.add(spec.path)
+    return specs
+
+
+def _entry(item: object, index: int) -> _Table:
+    if not isinstance(item, dict):
+        raise ConfigError(f"watch[{index}]", "must be a table ([[watch]])")
+    return _Table(item, f"watch[{index}]")
+
+
+def _watch(t: _Table, base: Path, settle: float, suffixes: tuple[str, ...]) -> WatchSpec:
+    if "path" not in t.data:
+        raise ConfigError(t.key("path"), "is required")
+    path = _check_folder(t.key("path"), base / Path(t.get("path", str, "")).expanduser())
+    mode_name = t.get("mode", str, Mode.AUTO.value)
+    if mode_name not in {m.value for m in Mode}:
+        choices = ", ".join(m.value for m in Mode)
+        raise ConfigError(t.key("mode"), f"must be one of {choices} (got {mode_name!r})")
+    spec = WatchSpec(
+        path=path,
+        mode=Mode(mode_name),
+        poll_interval=t.number("poll_interval", 5.0, minimum=0.1),
+        settle_seconds=t.number("settle_seconds", settle),
+        recursive=t.get("recursive", bool, True),
+        include=t.strings("include"),
+        exclude=t.strings("exclude"),
+        hidden=t.get("hidden", bool, False),
+        ignore_suffixes=suffixes,
+    )
+    t.finish()
+    return spec
+
+
+def _check_folder(key: str, path: Path) -> Path:
+    path = Path(os.path.normpath(path.absolute()))
+    if not path.exists():
+        raise ConfigError(key, f"folder {path} does not exist")
+    if not path.is_dir():
+        raise ConfigError(key, f"{path} is not a folder")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ConfigError(key, f"folder {path} is not readable")
+    return path
+
+
+def _extract(t: _Table) -> ExtractSettings:
+    limits = ExtractLimits(
+        max_file_bytes=t.integer("max_file_mb", 100) * 1024 * 1024,
+        max_chars=t.integer("max_chars", 2_000_000),
+        max_expansion_ratio=t.number("max_expansion_ratio", 100.0, minimum=1.0),
+        max_archive_bytes=t.integer("max_archive_mb", 512) * 1024 * 1024,
+        timeout_seconds=t.number("timeout_seconds", 120.0, minimum=1.0),
+    )
+    settings = ExtractSettings(
+        workers=t.integer("workers", 2),
+        recycle_after=t.integer("recycle_after", 200),
+        memory_limit_mb=t.integer("memory_limit_mb", 2048, minimum=0),
+        max_attempts=t.integer("max_attempts", 5),
+        limits=limits,
+    )
+    t.finish()
+    return settings
+
+
+def _log(t: _Table) -> LogSettings:
+    level = t.get("level", str, "info").lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        raise ConfigError(t.key("level"), f"must be debug, info, warning or error (got {level!r})")
+    fmt = t.get("format", str, "auto")
+    if fmt not in {"auto", "json", "console"}:
+        raise ConfigError(t.key("format"), f"must be auto, json or console (got {fmt!r})")
+    t.finish()
+    return LogSettings(level, fmt)
+
+
+def _state_dir(override: Path | None, from_file: str, base: Path) -> Path:
+    env = os.environ
+    chosen: Path
+    if override is not None:
+        chosen = override
+    elif env.get("DOCPROC_STATE_DIR"):
+        chosen = Path(env["DOCPROC_STATE_DIR"])
+    elif from_file:
+        chosen = base / Path(from_file).expanduser()
+    elif env.get("STATE_DIRECTORY"):
+        # systemd may pass several, colon-separated; the first is ours.
+        chosen = Path(env["STATE_DIRECTORY"].split(":")[0])
+    else:
+        xdg = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        chosen = Path(xdg) / "docproc"
+    return chosen.expanduser().absolute()
+
+
+def state_dir_only(path: Path | None, *, state_dir: Path | None = None) -> Path:
+    """The state directory alone, for read-only commands that need no watched folder.
+
+    Reads only ``state_dir`` from the file (if there is one), so ``docproc
+    ledger`` works on a machine where a watched folder is missing.
+    """
+    from_file = ""
+    base = Path.cwd()
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError("", f"config file {path} cannot be read: {exc}") from None
+        value = data.get("state_dir", "")
+        if not isinstance(value, str):
+            raise ConfigError("state_dir", "must be a string")
+        from_file, base = value, path.parent.absolute()
+    return _state_dir(state_dir, from_file, base)
+
+
+def secret(name: str) -> str | None:
+    """Return a secret from the environment or ``$CREDENTIALS_DIRECTORY/<name>``.
+
+    The value is never logged, stored in the ledger or put in an error message.
+    """
+    value = os.environ.get(name)
+    if value:
+        return value
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if creds:
+        candidate = Path(creds) / name
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8").strip() or None
+    return None
