@@ -52,6 +52,8 @@ class Settings:
     state_dir: Path
     watches: tuple[WatchSpec, ...]
     rescan_interval: float = 300.0
+    settle_seconds: float = 5.0
+    sidecar_suffixes: tuple[str, ...] = SIDECAR_SUFFIXES
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     log: LogSettings = field(default_factory=LogSettings)
     source: Path | None = None  # the file these settings came from, if any
@@ -63,6 +65,15 @@ class Settings:
     @property
     def text_dir(self) -> Path:
         return self.state_dir / "text"
+
+    def watch_for(self, path: Path) -> WatchSpec:
+        """The configured watch for ``path``, or one with the intake defaults."""
+        for spec in self.watches:
+            if spec.path == path:
+                return spec
+        return WatchSpec(
+            path=path, settle_seconds=self.settle_seconds, ignore_suffixes=self.sidecar_suffixes
+        )
 
 
 class _Table:
@@ -123,23 +134,28 @@ def _kind_name(kind: type) -> str:
     return names.get(kind, "a list" if kind is list else "a table")
 
 
-def load(path: Path | None, *, state_dir: Path | None = None) -> Settings:
+def load(
+    path: Path | None, *, state_dir: Path | None = None, watches_required: bool = True
+) -> Settings:
     """Read and validate the configuration.
 
     Args:
         path: a TOML file, or ``None`` for the embedded default (watch
             ``./inbox`` with the defaults of every key; the folder is created).
         state_dir: overrides every other source of the state directory.
+        watches_required: whether at least one ``[[watch]]`` must be configured
+            (``docproc scan`` takes its folders from the command line).
 
     Raises:
         ConfigError: the file cannot be read or parsed, or a key is invalid.
     """
     if path is None:
-        inbox = DEFAULT_INBOX.absolute()
-        inbox.mkdir(parents=True, exist_ok=True)
-        return _from_table(
-            _Table({"watch": [{"path": str(inbox)}]}, ""), Path.cwd(), state_dir, None
-        )
+        data: dict[str, Any] = {}
+        if watches_required:
+            inbox = DEFAULT_INBOX.absolute()
+            inbox.mkdir(parents=True, exist_ok=True)
+            data = {"watch": [{"path": str(inbox)}]}
+        return _from_table(_Table(data, ""), Path.cwd(), state_dir, None, watches_required)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -148,29 +164,32 @@ def load(path: Path | None, *, state_dir: Path | None = None) -> Settings:
         raise ConfigError("", f"config file {path} cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"config file {path} is not valid TOML: {exc}") from None
-    return _from_table(_Table(data, ""), path.parent.absolute(), state_dir, path.absolute())
+    base = path.parent.absolute()
+    return _from_table(_Table(data, ""), base, state_dir, path.absolute(), watches_required)
 
 
-def _from_table(top: _Table, base: Path, state_dir: Path | None, source: Path | None) -> Settings:
+def _from_table(
+    top: _Table, base: Path, state_dir: Path | None, source: Path | None, required: bool
+) -> Settings:
     file_state_dir = top.get("state_dir", str, "")
     intake = top.table("intake")
     rescan = intake.number("rescan_interval", 300.0, minimum=1.0)
     settle = intake.number("settle_seconds", 5.0)
     suffixes = tuple(intake.strings("sidecar_suffixes")) or SIDECAR_SUFFIXES
     intake.finish()
-    watches = _watches(top, base, settle, suffixes)
+    watches = _watches(top, base, settle, suffixes, required)
     extract = _extract(top.table("extract"))
     log = _log(top.table("log"))
     top.finish()
     resolved = _state_dir(state_dir, file_state_dir, base)
-    return Settings(resolved, watches, rescan, extract, log, source)
+    return Settings(resolved, watches, rescan, settle, suffixes, extract, log, source)
 
 
 def _watches(
-    top: _Table, base: Path, settle: float, suffixes: tuple[str, ...]
+    top: _Table, base: Path, settle: float, suffixes: tuple[str, ...], required: bool
 ) -> tuple[WatchSpec, ...]:
     raw = top.get("watch", list, [])
-    if not raw:
+    if not raw and required:
         raise ConfigError("watch", "at least one [[watch]] folder is required")
     specs = tuple(_watch(_entry(item, i), base, settle, suffixes) for i, item in enumerate(raw))
     seen: set[Path] = set()

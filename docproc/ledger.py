@@ -162,6 +162,15 @@ class Ledger:
         )
         return {uri_path(uri): (size, mtime) for uri, size, mtime in rows}
 
+    def known_file(self, path: Path) -> tuple[int, int] | None:
+        """Size and mtime the ledger last saw for one live file, if any."""
+        row = self.db.conn.execute(
+            "SELECT size, mtime_ns FROM files"
+            " WHERE uri = ? AND state = 'present' AND version_id IS NOT NULL",
+            (file_uri(path),),
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
     # -- intake transitions -----------------------------------------------
 
     def record_version(
@@ -352,11 +361,17 @@ class Ledger:
 
     # -- reading ----------------------------------------------------------
 
-    def files(self, state: str | None = None) -> list[Row]:
-        sql, args = "SELECT * FROM file_status", []
+    def files(self, state: str | None = None, roots: list[str] | None = None) -> list[Row]:
+        """Files as people see them (the ``file_status`` view), by state and root URI."""
+        clauses, args = [], []
         if state:
-            sql, args = sql + " WHERE state = ?", [state]
-        return list(self.db.query(sql + " ORDER BY path", args))
+            clauses, args = ["state = ?"], [state]
+        if roots:
+            clauses.append("root IN (" + ",".join("?" * len(roots)) + ")")
+            args.extend(roots)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        sql = f"SELECT * FROM file_status{where} ORDER BY path"  # noqa: S608 (placeholders only)
+        return list(self.db.query(sql, args))
 
     def find_file(self, ref: str) -> Row | None:
         """A file by id, by path (absolute or relative to the working directory) or URI."""

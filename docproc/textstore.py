@@ -39,7 +39,7 @@ class TextStore:
                 raw.write(gzip.compress(data, compresslevel=6, mtime=0))
                 raw.flush()
                 os.fsync(raw.fileno())
-            os.replace(tmp, target)
+            Path(tmp).replace(target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -1,0 +1,47 @@
+"""Rendering rows for people and programs: aligned tables, JSON, CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def table(rows: Sequence[Row], columns: Sequence[str], *, width: int = 60) -> str:
+    """A plain aligned text table; cells longer than ``width`` are shortened."""
+    cells = [[_cell(row.get(col), width) for col in columns] for row in rows]
+    widths = [max([len(col)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
+    lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: object, width: int) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def as_json(rows: Sequence[Row] | Row) -> str:
+    return json.dumps(rows, indent=2, ensure_ascii=False, default=str)
+
+
+def as_csv(rows: Sequence[Row], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def render(rows: Sequence[Row], columns: Sequence[str], fmt: str) -> str:
+    """``fmt`` is table, json or csv."""
+    if fmt == "json":
+        return as_json([{k: row.get(k) for k in row} for row in rows])
+    if fmt == "csv":
+        return as_csv(rows, columns)
+    return table(rows, columns)

@@ -1,0 +1,151 @@
+"""Configuration: parsed once, frozen, errors name the key and the reason."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from docproc import config
+from docproc.errors import ConfigError
+from docproc.models import Mode
+
+EXAMPLE = Path(__file__).parent.parent / "config.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "docproc.toml"
+    path.write_text(text)
+    return path
+
+
+def test_full_config_parses_into_frozen_settings(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    path = write(tmp_path, """
+state_dir = "state"
+[intake]
+rescan_interval = 60
+settle_seconds = 2
+[[watch]]
+path = "docs"
+mode = "poll"
+poll_interval = 1.5
+include = ["*.pdf"]
+exclude = ["drafts/**"]
+[extract]
+workers = 3
+max_file_mb = 10
+timeout_seconds = 30
+""")
+    settings = config.load(path)
+    assert settings.state_dir == tmp_path / "state"
+    assert settings.rescan_interval == 60.0
+    (watch,) = settings.watches
+    assert watch.path == tmp_path / "docs"
+    assert watch.mode is Mode.POLL
+    assert watch.settle_seconds == 2.0
+    assert watch.include == ("*.pdf",)
+    assert settings.extract.workers == 3
+    assert settings.extract.limits.max_file_bytes == 10 * 1024 * 1024
+    assert settings.extract.limits.timeout_seconds == 30.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.rescan_interval = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("[[watch]]\npath = 'docs'\nmode = 'inotify'", "watch[0].mode", "must be one of"),
+        ("[[watch]]\npath = 'docs'\nsettle = 3", "watch[0].settle", "unknown key"),
+        ("[[watch]]\npath = 'docs'\npoll_interval = 'fast'", "watch[0].poll_interval", "number"),
+        ("[[watch]]\npath = 'nope'", "watch[0].path", "does not exist"),
+        ("[[watch]]\npath = 'docs'\n[extract]\nworkers = 0", "extract.workers", "at least 1"),
+        ("[[watch]]\npath = 'docs'\n[extract]\nworkers = true", "extract.workers", "integer"),
+        ("[[watch]]\npath = 'docs'\n[provider]\napi_key = 'sk-1'", "provider", "unknown key"),
+        ("[[watch]]\npath = 'docs'\napi_key = 'sk-1'", "watch[0].api_key", "secrets are never"),
+        ("colour = 'blue'\n[[watch]]\npath = 'docs'", "colour", "unknown key"),
+        ("[log]\nlevel = 'loud'\n[[watch]]\npath = 'docs'", "log.level", "must be"),
+        ("state_dir = 3\n[[watch]]\npath = 'docs'", "state_dir", "string"),
+        ("", "watch", "at least one"),
+    ],
+)
+def test_bad_config_names_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
+    (tmp_path / "docs").mkdir()
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, text))
+    assert info.value.key == key
+    assert reason in info.value.reason
+
+
+def test_secret_value_never_in_error(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, "api_key = 'sk-ant-SECRET'\n[[watch]]\npath = 'docs'"))
+    assert "SECRET" not in str(info.value)
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(write(tmp_path, "[[watch]\n"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "absent.toml")
+
+
+def test_file_instead_of_folder(tmp_path: Path) -> None:
+    (tmp_path / "docs").write_text("x")
+    with pytest.raises(ConfigError, match="not a folder"):
+        config.load(write(tmp_path, "[[watch]]\npath = 'docs'"))
+
+
+def test_state_dir_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "docs").mkdir()
+    path = write(tmp_path, "state_dir = 'from-file'\n[[watch]]\npath = 'docs'")
+    assert config.load(path).state_dir == tmp_path / "from-file"
+    monkeypatch.setenv("DOCPROC_STATE_DIR", str(tmp_path / "from-env"))
+    assert config.load(path).state_dir == tmp_path / "from-env"
+    assert config.load(path, state_dir=tmp_path / "flag").state_dir == tmp_path / "flag"
+
+
+def test_default_state_dir_follows_systemd_then_xdg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "sd"))
+    assert config.load(None, watches_required=False).state_dir == tmp_path / "sd"
+    monkeypatch.delenv("STATE_DIRECTORY")
+    assert config.load(None, watches_required=False).state_dir == tmp_path / "xdg-state" / "docproc"
+
+
+def test_embedded_default_watches_inbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = config.load(None)
+    assert [w.path for w in settings.watches] == [tmp_path / "inbox"]
+    assert (tmp_path / "inbox").is_dir()
+
+
+def test_example_config_is_valid_and_documents_every_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = EXAMPLE.read_text()
+    (tmp_path / "inbox").mkdir()
+    settings = config.load(write(tmp_path, text.replace('"/srv/documents/inbox"', '"inbox"')))
+    assert settings.watches
+    for key in ("state_dir", "rescan_interval", "settle_seconds", "sidecar_suffixes", "mode",
+                "poll_interval", "recursive", "include", "exclude", "hidden", "workers",
+                "timeout_seconds", "max_file_mb", "max_chars", "max_expansion_ratio",
+                "max_archive_mb", "recycle_after", "memory_limit_mb", "max_attempts", "level",
+                "format"):  # fmt: skip
+        assert f"{key} =" in text, key
+
+
+def test_secret_from_env_then_credentials_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DOCPROC_TEST_KEY", raising=False)
+    assert config.secret("DOCPROC_TEST_KEY") is None
+    (tmp_path / "DOCPROC_TEST_KEY").write_text("from-credential\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert config.secret("DOCPROC_TEST_KEY") == "from-credential"
+    monkeypatch.setenv("DOCPROC_TEST_KEY", "from-env")
+    assert config.secret("DOCPROC_TEST_KEY") == "from-env"
