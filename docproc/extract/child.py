@@ -1,0 +1,95 @@
+"""The body of an extraction worker process (the pool's side is in ``pool.py``).
+
+This module is preloaded by the pool's forkserver, so everything it imports
+(the native extractors, lxml, pypdfium2) is already in memory when a worker
+is forked. It must stay free of unstructured, which is imported lazily.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import signal
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from docproc.extract.worker import Extractor, run_task
+from docproc.models import ExtractLimits
+from docproc.textstore import TextStore
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs, sent to it once when it starts."""
+
+    limits: ExtractLimits
+    text_dir: Path
+    recycle_after: int
+    memory_limit_mb: int | None
+    extra: dict[str, Extractor] = field(default_factory=dict)
+
+
+def main(conn: Connection, config: WorkerConfig) -> None:
+    """Serve tasks from ``conn`` until told to stop, the pipe closes, or recycling.
+
+    Protocol: receive an :class:`~docproc.models.ExtractTask` (or None to
+    stop), send back its :class:`~docproc.models.ExtractOutcome`. After
+    ``recycle_after`` tasks the worker exits with status 0 and the pool starts
+    a fresh one, which bounds whatever memory the libraries leak or cache.
+    """
+    # The daemon owns shutdown: a Ctrl-C in its terminal reaches the whole
+    # process group, and must not kill documents half-way; the pool stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+    limit_memory(config.memory_limit_mb)
+    store = TextStore(config.text_dir)
+    for _ in range(config.recycle_after):
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return  # the daemon closed the pipe or died
+        if task is None:
+            return
+        conn.send(run_task(task, config.limits, store, config.extra))
+
+
+def limit_memory(megabytes: int | None) -> None:
+    """Cap this process's address space (``RLIMIT_AS``) at ``megabytes``.
+
+    RLIMIT_AS counts virtual reservations, not resident memory. Measured with
+    unstructured 0.27.35 + spaCy + pandas imported and a partition done, a
+    worker's peak virtual size is about 400 MB (numba/llvmlite are not imported
+    on our paths), so the 2048 MB default leaves room for large documents
+    while stopping a runaway parser long before the machine swaps. Exceeding
+    it surfaces as ``MemoryError``, which ``run_task`` reports as a permanent
+    failure of that one document.
+    """
+    if not megabytes:
+        return
+    wanted = megabytes * 1024 * 1024
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+
+
+def _exit_with_parent() -> None:
+    """Exit at once when the daemon dies, even in the middle of a hung document.
+
+    The idle case needs nothing (``recv`` raises EOFError), but a worker stuck
+    in a parser never calls ``recv``. multiprocessing hands every child a
+    sentinel that becomes readable when the parent goes away; a daemon thread
+    waits on it.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(70)  # EX_SOFTWARE: orphaned; nothing to flush, the pipe is gone
+
+    threading.Thread(target=watch, name="docproc-parent-watch", daemon=True).start()

@@ -1,0 +1,282 @@
+"""A pool of extraction worker processes with timeouts, a memory ceiling and recycling.
+
+Why processes and not threads: a document can hang a parser, exhaust memory
+or crash native code (PDFium, lxml). In a worker process each of those costs
+one worker, which the pool kills or replaces, never the daemon.
+
+Mechanics:
+
+* Workers are started by a *forkserver* that has already imported the light
+  extractors (:data:`PRELOAD`), so a new worker costs a fork, not a Python
+  start-up; unstructured is imported by a worker only when it meets a file
+  that needs it.
+* The daemon talks to each worker over its own :func:`multiprocessing.Pipe`:
+  an :class:`ExtractTask` goes in, an :class:`ExtractOutcome` comes out. Text
+  never crosses the pipe; the worker writes it to the text store.
+* :meth:`ExtractorPool.collect` waits on the pipes *and* the process sentinels
+  with :func:`multiprocessing.connection.wait`, so a result, a crash and a
+  per-task deadline all wake it up. No helper threads run in the daemon.
+* A worker exits by itself after ``recycle_after`` tasks (bounding leaks in
+  the libraries), ignores SIGINT (the daemon owns shutdown), runs under
+  ``RLIMIT_AS`` and exits when the daemon dies.
+
+As with any non-fork start method, a *script* that creates a pool must guard
+its entry point with ``if __name__ == "__main__":``: multiprocessing re-runs
+the main script in the forkserver and in each worker. (The ``docproc``
+console script and ``python -m docproc`` are guarded.) Without the guard,
+every worker dies at start and each task fails with "extractor process died".
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import TracebackType
+
+from docproc.errors import FailureKind, PermanentExtractionError
+from docproc.extract import child, route
+from docproc.extract.worker import Extractor
+from docproc.models import ExtractFailure, ExtractLimits, ExtractOutcome, ExtractTask
+
+PRELOAD = ["docproc.extract.child"]
+"""Modules the forkserver imports once; every worker forked from it inherits them."""
+
+_JOIN_SECONDS = 2.0
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    done: int = 0
+    task: ExtractTask | None = None
+    started: float = field(default=0.0)
+
+
+class ExtractorPool:
+    """Runs :func:`~docproc.extract.worker.run_task` in worker processes.
+
+    Args:
+        workers: the most worker processes alive at once (at least 1).
+        limits: per-document limits; ``timeout_seconds`` is enforced here.
+        text_dir: the :class:`~docproc.textstore.TextStore` root workers write to.
+        recycle_after: tasks a worker runs before it is replaced.
+        memory_limit_mb: address-space ceiling of each worker, or None for none.
+        extra_extractors: suffix -> extractor tried before the normal routes,
+            for tests that need a document that hangs or crashes; the daemon
+            never passes it. Must be picklable (module-level functions).
+
+    Not thread-safe: one thread (the daemon's main loop) owns the pool.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        limits: ExtractLimits,
+        text_dir: Path,
+        recycle_after: int = 200,
+        memory_limit_mb: int | None = 2048,
+        extra_extractors: Mapping[str, Extractor] | None = None,
+    ) -> None:
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(PRELOAD)
+        self._size = max(1, workers)
+        self._config = child.WorkerConfig(
+            limits=limits,
+            text_dir=text_dir,
+            recycle_after=max(1, recycle_after),
+            memory_limit_mb=memory_limit_mb,
+            extra=dict(extra_extractors or {}),
+        )
+        self._limits = limits
+        self._queue: deque[ExtractTask] = deque()
+        self._workers: list[_Worker] = []
+        self._ready: list[ExtractOutcome] = []
+        self._closed = False
+
+    @property
+    def in_flight(self) -> int:
+        """Tasks queued or running."""
+        return len(self._queue) + sum(1 for w in self._workers if w.task is not None)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the live workers (for status displays and tests)."""
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def submit(self, task: ExtractTask) -> None:
+        """Queue ``task``; it starts at once when a worker is free. Never blocks.
+
+        Raises:
+            RuntimeError: the pool is closed.
+        """
+        if self._closed:
+            raise RuntimeError("ExtractorPool is closed")
+        self._queue.append(task)
+        self._dispatch()
+
+    def collect(self, timeout: float) -> list[ExtractOutcome]:
+        """Return the outcomes that are ready, waiting up to ``timeout`` seconds for one.
+
+        While waiting, tasks over ``limits.timeout_seconds`` are killed and
+        dead workers are replaced; each such task yields a permanent failure.
+        With nothing in flight it simply waits ``timeout``, so a caller's
+        loop can use it as its tick.
+        """
+        end = time.monotonic() + max(0.0, timeout)
+        outcomes, self._ready = self._ready, []
+        while True:
+            self._expire(outcomes)
+            self._dispatch()
+            now = time.monotonic()
+            if outcomes or now >= end or self._closed:
+                return outcomes
+            self._wait(min(end, self._next_deadline()) - now, outcomes)
+
+    def close(self) -> None:
+        """Stop every worker promptly; queued and running tasks are dropped. Idempotent.
+
+        Dropped tasks are not lost: the ledger still lists them as unextracted,
+        and the daemon dispatches them again on its next start.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        for worker in self._workers:
+            worker.process.terminate()
+        for worker in self._workers:
+            _stop(worker)
+        self._workers.clear()
+
+    def __enter__(self) -> ExtractorPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Hand queued tasks to idle workers, starting workers up to the pool size."""
+        while self._queue and not self._closed:
+            worker = self._idle() or self._spawn()
+            if worker is None:
+                return
+            task = self._queue.popleft()
+            try:
+                worker.conn.send(task)
+            except OSError:  # it died while idle; put the task back and try another
+                self._queue.appendleft(task)
+                self._remove(worker)
+                continue
+            worker.task, worker.started = task, time.monotonic()
+
+    def _idle(self) -> _Worker | None:
+        return next((w for w in self._workers if w.task is None), None)
+
+    def _spawn(self) -> _Worker | None:
+        if len(self._workers) >= self._size:
+            return None
+        ours, theirs = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=child.main,
+            args=(theirs, self._config),
+            name="docproc-extract",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()  # the child holds its own copy; ours must not keep the pipe open
+        worker = _Worker(process, ours)
+        self._workers.append(worker)
+        return worker
+
+    def _wait(self, seconds: float, outcomes: list[ExtractOutcome]) -> None:
+        """Sleep until a pipe or sentinel is ready, or ``seconds`` pass."""
+        waitables: list[Connection | int] = []
+        for worker in self._workers:
+            waitables += [worker.conn, worker.process.sentinel]
+        if not waitables:
+            time.sleep(max(0.0, seconds))
+            return
+        ready = set(multiprocessing.connection.wait(waitables, timeout=max(0.0, seconds)))
+        for worker in list(self._workers):
+            if worker.conn in ready or worker.process.sentinel in ready:
+                self._service(worker, outcomes)
+
+    def _service(self, worker: _Worker, outcomes: list[ExtractOutcome]) -> None:
+        """Take a worker's result, or report its task lost if the process died."""
+        try:
+            if worker.conn.poll():
+                outcomes.append(worker.conn.recv())
+                worker.task = None
+                worker.done += 1
+        except (EOFError, OSError):
+            pass  # it died mid-message; the liveness check below reports it
+        if worker.done >= self._config.recycle_after:
+            self._remove(worker)  # it exits by itself after its last task
+        elif not worker.process.is_alive():
+            self._lose(worker, outcomes, _died(worker))
+
+    def _expire(self, outcomes: list[ExtractOutcome]) -> None:
+        """Kill workers whose task has run past the per-task timeout."""
+        now = time.monotonic()
+        limit = self._limits.timeout_seconds
+        for worker in list(self._workers):
+            if worker.task is not None and now - worker.started >= limit:
+                worker.process.kill()
+                self._lose(worker, outcomes, f"extraction timed out after {limit:g} s")
+
+    def _lose(self, worker: _Worker, outcomes: list[ExtractOutcome], reason: str) -> None:
+        task = worker.task
+        self._remove(worker)
+        if task is not None:
+            elapsed = time.monotonic() - worker.started
+            name = _extractor_name(task)
+            failure = ExtractFailure(task.sha256, FailureKind.PERMANENT, reason, name, elapsed)
+            outcomes.append(failure)
+
+    def _remove(self, worker: _Worker) -> None:
+        self._workers.remove(worker)
+        _stop(worker)
+
+    def _next_deadline(self) -> float:
+        starts = [w.started for w in self._workers if w.task is not None]
+        return min(starts) + self._limits.timeout_seconds if starts else float("inf")
+
+
+def _stop(worker: _Worker) -> None:
+    """Join a worker that is exiting or was signalled; kill it if it lingers."""
+    worker.process.join(_JOIN_SECONDS)
+    if worker.process.is_alive():
+        worker.process.kill()
+        worker.process.join(_JOIN_SECONDS)
+    worker.conn.close()
+    if worker.process.exitcode is not None:  # close() refuses a process stuck in the kernel
+        worker.process.close()
+
+
+def _extractor_name(task: ExtractTask) -> str | None:
+    """The extractor the lost task was routed to, for the ledger (None if unknown)."""
+    try:
+        return route.route(task.path)
+    except PermanentExtractionError:
+        return None  # e.g. a test's extra extractor, which the parent does not route
+
+
+def _died(worker: _Worker) -> str:
+    worker.process.join(_JOIN_SECONDS)
+    return f"extractor process died (exit code {worker.process.exitcode})"
