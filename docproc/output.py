@@ -13,17 +13,19 @@ Row = dict[str, Any]
 
 def table(rows: Sequence[Row], columns: Sequence[str], *, width: int = 60) -> str:
     """A plain aligned text table; cells longer than ``width`` are shortened."""
-    cells = [[_cell(row.get(col), width) for col in columns] for row in rows]
+    cells = [[_cell(row.get(col), width, col == "path") for col in columns] for row in rows]
     widths = [max([len(col)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
     lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
 
 
-def _cell(value: object, width: int) -> str:
-    text = "" if value is None else str(value)
-    text = text.replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _cell(value: object, width: int, keep_end: bool) -> str:
+    """The value on one line; too long, it loses its middle-to-end (or, for paths, its start)."""
+    text = "" if value is None else str(value).replace("\n", " ")
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1) :] if keep_end else text[: width - 1] + "…"
 
 
 def as_json(rows: Sequence[Row] | Row) -> str:

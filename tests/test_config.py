@@ -22,7 +22,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_full_config_parses_into_frozen_settings(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 state_dir = "state"
 [intake]
 rescan_interval = 60
@@ -37,7 +39,8 @@ exclude = ["drafts/**"]
 workers = 3
 max_file_mb = 10
 timeout_seconds = 30
-""")
+""",
+    )
     settings = config.load(path)
     assert settings.state_dir == tmp_path / "state"
     assert settings.rescan_interval == 60.0

@@ -1,0 +1,283 @@
+"""The ``docproc`` command line: thin over the ledger and the pipeline; no SQL here.
+
+Every command takes ``--config`` and ``--state-dir`` (before or after the
+command name); ``DOCPROC_STATE_DIR`` works everywhere too. Errors of the
+configuration exit 2 with one line naming the key; other expected errors
+exit 1 with one line; nothing a user can cause prints a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from docproc import __version__, logconfig
+from docproc.config import Settings, load, state_dir_only
+from docproc.errors import ConfigError, DocprocError
+from docproc.ledger import Ledger
+from docproc.output import as_json, render, table
+from docproc.textstore import TextStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+FILE_COLUMNS = ("id", "path", "state", "sha256", "extractor", "chars", "error")
+EVENT_COLUMNS = ("id", "at", "actor", "kind", "subject", "detail")
+
+
+@dataclass
+class Options:
+    config: Path | None = None
+    state_dir: Path | None = None
+
+    def settings(self, *, watches_required: bool = True) -> Settings:
+        return load(self.config, state_dir=self.state_dir, watches_required=watches_required)
+
+    def reader(self) -> Ledger:
+        """The ledger opened read-only: safe while the daemon writes."""
+        path = state_dir_only(self.config, state_dir=self.state_dir) / "ledger.db"
+        return Ledger(path, readonly=True)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        setattr(ctx.ensure_object(Options), param.name or "", value)
+
+
+def common_options(func: F) -> F:
+    """``--config`` and ``--state-dir`` on a command; they land in the shared Options."""
+    path = click.Path(path_type=Path)
+    func = click.option(
+        "--state-dir", type=path, callback=_remember, expose_value=False, is_eager=True,
+        help="Where the ledger and extracted text live (env: DOCPROC_STATE_DIR).",
+    )(func)  # fmt: skip
+    return click.option(
+        "--config", type=path, callback=_remember, expose_value=False, is_eager=True,
+        help="TOML configuration file (default: the embedded defaults).",
+    )(func)  # fmt: skip
+
+
+def handle_errors(func: F) -> F:
+    """Turn docproc's own errors into one line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"docproc: config error: {exc}", err=True)
+            sys.exit(2)
+        except DocprocError as exc:
+            click.echo(f"docproc: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def opts() -> Options:
+    return click.get_current_context().ensure_object(Options)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="docproc")
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Log verbosity.",
+)
+@common_options
+def main(log_level: str) -> None:
+    """docproc: watch folders, extract text, keep an auditable ledger."""
+    logconfig.configure(level=log_level)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Override settle_seconds: how long a file must stand still (0: take at once).",
+)
+@common_options
+@handle_errors
+def scan(paths: tuple[Path, ...], settle: float | None) -> None:
+    """Take every file under PATHS into the ledger and extract its text, once."""
+    from docproc.scan import scan as run_scan  # the pipeline is heavy; only this command needs it
+
+    settings = opts().settings(watches_required=False)
+    for path in paths:
+        if not path.exists() and not path.is_symlink():
+            click.echo(f"docproc: {path.absolute()} does not exist", err=True)
+            sys.exit(2)
+    with click.progressbar(length=1, label="extracting", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        result = run_scan(settings, list(paths), progress, settle=settle)
+    click.echo(_scan_summary(result.rows, result.still_changing))
+    if not any(row["state"] == "extracted" for row in result.rows):
+        click.echo("docproc: nothing could be read", err=True)
+        sys.exit(1)
+
+
+def _scan_summary(rows: list[dict[str, Any]], still_changing: int) -> str:
+    counts: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key = (row["state"], row["extractor"] or "-")
+        counts[key] = counts.get(key, 0) + 1
+    summary = [{"state": s, "extractor": e, "files": n} for (s, e), n in sorted(counts.items())]
+    lines = [table(summary, ("state", "extractor", "files"))]
+    failed = [row for row in rows if row["state"] in ("failed", "retrying")]
+    if failed:
+        lines += ["", table(failed[:20], ("path", "state", "error"), width=90)]
+        if len(failed) > 20:
+            lines.append(f"... and {len(failed) - 20} more: docproc ledger files --state failed")
+    if still_changing:
+        lines.append(f"{still_changing} file(s) were still being written; scan again later")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--json", "as_json_", is_flag=True, help="Machine-readable output.")
+@common_options
+@handle_errors
+def status(as_json_: bool) -> None:
+    """Files per state, and each root's mode and last scan."""
+    with opts().reader() as ledger:
+        counts, roots = ledger.state_counts(), ledger.roots()
+    if as_json_:
+        click.echo(as_json({"files": counts, "roots": roots}))
+        return
+    click.echo(table([{"state": k, "files": v} for k, v in sorted(counts.items())],
+                     ("state", "files")))  # fmt: skip
+    click.echo()
+    click.echo(table(roots, ("id", "uri", "kind", "mode", "last_scan_at"), width=80))
+
+
+@main.group("config")
+def config_group() -> None:
+    """Check the configuration."""
+
+
+@config_group.command("check")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@common_options
+@handle_errors
+def config_check(path: Path | None) -> None:
+    """Validate PATH (or --config, or the embedded default) and print the result."""
+    settings = load(path or opts().config, state_dir=opts().state_dir)
+    click.echo(f"config ok: {settings.source or 'embedded default'}")
+    click.echo(f"state directory: {settings.state_dir}")
+    for spec in settings.watches:
+        click.echo(f"watch: {spec.path} (mode {spec.mode.value}, settle {spec.settle_seconds:g} s)")
+
+
+@main.group()
+def ledger() -> None:
+    """Query the ledger (read-only; safe while the daemon runs)."""
+
+
+def output_options(func: F) -> F:
+    """--json / --csv on a listing command (table by default)."""
+    func = click.option("--csv", "fmt", flag_value="csv", help="CSV output.")(func)
+    func = click.option("--json", "fmt", flag_value="json", help="JSON array output.")(func)
+    return click.option("--table", "fmt", flag_value="table", default=True, hidden=True)(func)
+
+
+@ledger.command("files")
+@click.option("--state", help="Only files in this state (extracted, failed, retrying, ...).")
+@output_options
+@common_options
+@handle_errors
+def ledger_files(state: str | None, fmt: str) -> None:
+    """Every file the ledger knows, with its state."""
+    with opts().reader() as reader:
+        rows = reader.files(state=state)
+    click.echo(render(rows, FILE_COLUMNS, fmt))
+
+
+def _find(reader: Ledger, ref: str) -> dict[str, Any]:
+    row = reader.find_file(ref)
+    if row is None:
+        raise DocprocError(f"no file {ref!r} in the ledger")
+    return row
+
+
+@ledger.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json_", is_flag=True, help="Machine-readable output.")
+@common_options
+@handle_errors
+def ledger_show(ref: str, as_json_: bool) -> None:
+    """Everything about one file (by PATH or ID), with its history."""
+    with opts().reader() as reader:
+        row = _find(reader, ref)
+        history = reader.events(reader.file_subjects(row["id"]))
+    if as_json_:
+        click.echo(as_json({**row, "events": history}))
+        return
+    for key, value in row.items():
+        click.echo(f"{key:>15}: {'' if value is None else value}")
+    click.echo()
+    click.echo(table(history, ("at", "kind", "detail"), width=100))
+
+
+@ledger.command("text")
+@click.argument("ref")
+@common_options
+@handle_errors
+def ledger_text(ref: str) -> None:
+    """The extracted text of one file (by PATH or ID)."""
+    with opts().reader() as reader:
+        row = _find(reader, ref)
+        text_sha = reader.text_sha256(row["id"])
+    if text_sha is None:
+        raise DocprocError(f"{row['path']} has no extracted text (state: {row['state']})")
+    store = TextStore(reader.path.parent / "text")
+    try:
+        click.echo(store.get(text_sha), nl=False)
+    except FileNotFoundError:
+        raise DocprocError(f"the text of {row['path']} was pruned from the store") from None
+
+
+@ledger.command("events")
+@click.option("--limit", type=int, default=50, show_default=True, help="Most recent N (0: all).")
+@output_options
+@common_options
+@handle_errors
+def ledger_events(limit: int, fmt: str) -> None:
+    """The append-only event log, oldest first."""
+    with opts().reader() as reader:
+        rows = reader.events(limit=limit or None)
+    click.echo(render(rows, EVENT_COLUMNS, fmt))
+
+
+@ledger.command("verify")
+@common_options
+@handle_errors
+def ledger_verify() -> None:
+    """Check the event hash chain; exit 1 if it is broken."""
+    with opts().reader() as reader:
+        result = reader.verify()
+    if result.ok:
+        click.echo(f"ok: {result.events} events, hash chain intact")
+        return
+    click.echo(f"BROKEN at event {result.broken_at}: {result.reason}", err=True)
+    sys.exit(1)
+
+
+@ledger.command("path")
+@common_options
+@handle_errors
+def ledger_path() -> None:
+    """Print where the ledger file is."""
+    click.echo(state_dir_only(opts().config, state_dir=opts().state_dir) / "ledger.db")

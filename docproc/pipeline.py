@@ -1,0 +1,213 @@
+"""One tick of work; the only module that knows the order of the stages.
+
+source.poll -> fingerprint (sha256) -> ledger.record_version
+            -> extractor pool -> ledger.record_extraction
+
+Every arrow is one ledger transaction, so a crash anywhere resumes from the
+ledger: versions recorded but not yet extracted are dispatched again at
+start-up (:meth:`Intake.recover`). This is also the per-document boundary:
+an expected :class:`~docproc.errors.DocprocError` or ``OSError`` becomes a
+ledger row, anything else is logged with its traceback, and the other
+documents carry on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from docproc.errors import FailureKind
+from docproc.extract import ExtractorPool
+from docproc.ledger import Ledger
+from docproc.models import Candidate, ExtractFailure, ExtractOutcome, ExtractTask, IntakeBatch
+from docproc.sources.base import Source
+
+log = structlog.get_logger()
+HASH_CHUNK = 1024 * 1024
+RETRY_CHECK_SECONDS = 10.0
+
+
+class KnownFiles(Mapping[Path, tuple[int, int]]):
+    """The ledger's view of a root's live files, loaded only as far as needed.
+
+    A few lookups (events) cost a query each; iteration or many lookups (a
+    reconcile walk) load the whole root once, so a rescan of 100,000
+    unchanged files is one query plus dictionary hits.
+    """
+
+    EAGER_AFTER = 256
+
+    def __init__(self, ledger: Ledger, root_id: int) -> None:
+        self._ledger, self._root_id = ledger, root_id
+        self._all: dict[Path, tuple[int, int]] | None = None
+        self._lookups = 0
+
+    def _load(self) -> dict[Path, tuple[int, int]]:
+        if self._all is None:
+            self._all = self._ledger.known_files(self._root_id)
+        return self._all
+
+    def __getitem__(self, path: Path) -> tuple[int, int]:
+        self._lookups += 1
+        if self._all is None and self._lookups <= self.EAGER_AFTER:
+            found = self._ledger.known_file(path)
+            if found is None:
+                raise KeyError(path)
+            return found
+        return self._load()[path]
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+@dataclass
+class TickReport:
+    """What one tick did, for progress bars and tests."""
+
+    taken: int = 0
+    reused: int = 0
+    outcomes: list[ExtractOutcome] = field(default_factory=list)
+
+
+class Intake:
+    """Drives sources and the extractor pool, recording every step in the ledger."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        pool: ExtractorPool,
+        *,
+        max_attempts: int = 5,
+    ) -> None:
+        self.ledger = ledger
+        self.pool = pool
+        self.max_attempts = max_attempts
+        self.sources: dict[int, Source] = {}
+        self._in_flight: set[str] = set()
+        self._next_retry_check = 0.0
+
+    def add_source(self, root_id: int, source: Source) -> None:
+        self.sources[root_id] = source
+
+    def remove_source(self, root_id: int) -> Source | None:
+        return self.sources.pop(root_id, None)
+
+    @property
+    def extracting(self) -> bool:
+        return bool(self._in_flight)
+
+    @property
+    def busy(self) -> bool:
+        """Work in hand: files settling or documents being extracted."""
+        return bool(self._in_flight) or any(s.pending for s in self.sources.values())
+
+    def recover(self) -> int:
+        """Dispatch every version the ledger holds unextracted (e.g. after a crash)."""
+        tasks = self.ledger.due_extractions()
+        for task in tasks:
+            self._dispatch(task)
+        return len(tasks)
+
+    def tick(self, now: float, wait: float = 0.0) -> TickReport:
+        """Poll every source, fingerprint what is ready, collect extractions.
+
+        Args:
+            now: a monotonic clock reading (stability gate and retry timing).
+            wait: how long to wait for extraction results, in seconds.
+        """
+        report = TickReport()
+        for root_id, source in list(self.sources.items()):
+            batch = source.poll(now, KnownFiles(self.ledger, root_id))
+            self._apply(root_id, batch, report)
+        if now >= self._next_retry_check:
+            self._next_retry_check = now + RETRY_CHECK_SECONDS
+            self.recover()
+        for outcome in self.pool.collect(wait):
+            self._record(outcome)
+            report.outcomes.append(outcome)
+        return report
+
+    def _apply(self, root_id: int, batch: IntakeBatch, report: TickReport) -> None:
+        for path, reason in batch.problems:
+            self.ledger.record_problem(root_id, path, reason)
+            log.warning("intake.problem", path=str(path), reason=reason)
+        for path in batch.gone:
+            self.ledger.record_gone(path)
+        for candidate in batch.ready:
+            self.take(root_id, candidate, report)
+        if batch.scanned:
+            self.ledger.root_scanned(root_id)
+
+    def take(self, root_id: int, candidate: Candidate, report: TickReport) -> None:
+        """Fingerprint one stable file, record its version, dispatch extraction."""
+        path = candidate.path
+        try:
+            sha256 = _sha256_file(path)
+        except FileNotFoundError:
+            self.ledger.record_gone(path)
+            return
+        except OSError as exc:
+            reason = _os_reason(exc)
+            self.ledger.record_problem(root_id, path, reason)
+            log.warning("intake.unreadable", path=str(path), reason=reason)
+            return
+        needs = self.ledger.record_version(
+            root_id, path, size=candidate.size, mtime_ns=candidate.mtime_ns, sha256=sha256
+        )
+        report.taken += 1
+        if not needs:
+            report.reused += 1
+        elif candidate.size == 0:
+            self._record(ExtractFailure(sha256, FailureKind.PERMANENT, "file is empty (0 bytes)"))
+        else:
+            self._dispatch(ExtractTask(sha256=sha256, path=path))
+
+    def _dispatch(self, task: ExtractTask) -> None:
+        if task.sha256 in self._in_flight:
+            return
+        self._in_flight.add(task.sha256)
+        self.pool.submit(task)
+
+    def _record(self, outcome: ExtractOutcome) -> None:
+        self._in_flight.discard(outcome.sha256)
+        self.ledger.record_extraction(outcome, max_attempts=self.max_attempts)
+        if isinstance(outcome, ExtractFailure):
+            log.info("extract.failed", sha256=outcome.sha256, kind=outcome.kind.value,
+                     reason=outcome.reason)  # fmt: skip
+        else:
+            log.debug("extract.done", sha256=outcome.sha256, extractor=outcome.extractor,
+                      chars=outcome.chars)  # fmt: skip
+
+    def close(self) -> None:
+        for source in self.sources.values():
+            source.close()
+        self.pool.close()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    # O_NONBLOCK: a file that turned into a FIFO since the stat must not hang us.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return f"cannot be read: {exc.strerror or exc}"
+
+
+def monotonic() -> float:
+    return time.monotonic()

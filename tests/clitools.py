@@ -1,0 +1,47 @@
+"""Running the real ``docproc`` command in a subprocess, for tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+TIMEOUT_S = 240
+
+
+# As root, file modes do not stop reads; this drops the capabilities that let
+# root ignore them, so "permission denied" can be tested for real.
+AS_ORDINARY_USER = (
+    ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+)
+
+
+def docproc(
+    *args: str | Path,
+    state: Path,
+    cwd: Path | None = None,
+    prefix: list[str] | None = None,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m docproc ARGS`` with DOCPROC_STATE_DIR=STATE; capture its output."""
+    env = {**os.environ, "DOCPROC_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [*(prefix or []), sys.executable, "-m", "docproc", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=TIMEOUT_S,
+        check=False,
+        **kwargs,
+    )
+
+
+def files_json(state: Path) -> dict[str, dict[str, Any]]:
+    """``docproc ledger files --json`` keyed by path."""
+    out = docproc("ledger", "files", "--json", state=state)
+    assert out.returncode == 0, out.stderr
+    return {row["path"]: row for row in json.loads(out.stdout)}

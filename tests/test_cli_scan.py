@@ -1,0 +1,165 @@
+"""``docproc scan`` and the ledger commands, run as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.clitools import docproc, files_json
+
+SENTENCE = "The archive team agreed to keep every scanned contract for ten years."
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    folder = tmp_path / "inbox"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text(f"Notes\n\n{SENTENCE}\n")
+    (folder / "sub" / "page.html").write_text(
+        "<html><head><script>var hidden = 1;</script></head>"
+        "<body><h1>Title</h1><p>Paragraph about ledgers.</p></body></html>"
+    )
+    (folder / "readme.md").write_text("# Readme\n\nMarkdown is read natively.\n")
+    (folder / ".hidden.txt").write_text("never taken")
+    (folder / "download.pdf.part").write_text("never taken")
+    return folder
+
+
+def test_scan_records_extracts_and_answers_queries(inbox: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    out = docproc("scan", "--settle", "0", inbox, state=state)
+    assert out.returncode == 0, out.stderr
+    assert "extracted" in out.stdout
+    rows = files_json(state)
+    assert sorted(Path(p).name for p in rows) == ["notes.txt", "page.html", "readme.md"]
+    for row in rows.values():
+        assert row["state"] == "extracted"
+        assert len(row["sha256"]) == 64
+        assert row["extractor"].startswith("native:")
+        assert row["error"] is None
+    text = docproc("ledger", "text", inbox / "notes.txt", state=state)
+    assert SENTENCE in text.stdout
+    html = docproc("ledger", "text", inbox / "sub" / "page.html", state=state).stdout
+    assert "Paragraph about ledgers." in html
+    assert "hidden" not in html
+    assert docproc("ledger", "verify", state=state).stdout.startswith("ok:")
+    status = json.loads(docproc("status", "--json", state=state).stdout)
+    assert status["files"] == {"extracted": 3}
+    assert status["roots"][0]["last_scan_at"]
+
+
+def test_rescan_of_unchanged_folder_reads_nothing_again(inbox: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert docproc("scan", "--settle", "0", inbox, state=state).returncode == 0
+    before = docproc("ledger", "events", "--limit", "0", "--json", state=state).stdout
+    assert docproc("scan", "--settle", "0", inbox, state=state).returncode == 0
+    after = docproc("ledger", "events", "--limit", "0", "--json", state=state).stdout
+    assert json.loads(after) == json.loads(before)
+
+
+def test_same_bytes_elsewhere_reuse_extraction_and_changes_make_versions(
+    inbox: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    docproc("scan", "--settle", "0", inbox, state=state)
+    (inbox / "copy-of-notes.txt").write_bytes((inbox / "notes.txt").read_bytes())
+    (inbox / "readme.md").write_text("# Readme\n\nA second edition.\n")
+    (inbox / "sub" / "page.html").unlink()
+    assert docproc("scan", "--settle", "0", inbox, state=state).returncode == 0
+    rows = {Path(p).name: r for p, r in files_json(state).items()}
+    assert rows["copy-of-notes.txt"]["sha256"] == rows["notes.txt"]["sha256"]
+    assert rows["copy-of-notes.txt"]["state"] == "extracted"
+    assert rows["page.html"]["state"] == "deleted"
+    assert "second edition" in docproc("ledger", "text", inbox / "readme.md", state=state).stdout
+    db = sqlite3.connect(state / "ledger.db")
+    kinds = [k for (k,) in db.execute("SELECT kind FROM events")]
+    db.close()
+    assert kinds.count("extraction.succeeded") == 4  # 3 first, 1 new readme; the copy reused
+    show = json.loads(docproc("ledger", "show", inbox / "readme.md", "--json", state=state).stdout)
+    assert [e["kind"] for e in show["events"]].count("extraction.succeeded") == 2
+
+
+def test_scan_of_nothing_readable_exits_1(tmp_path: Path) -> None:
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    (folder / "random.pdf").write_bytes(bytes(range(256)) * 40)
+    out = docproc("scan", "--settle", "0", folder, state=tmp_path / "state")
+    assert out.returncode == 1
+    assert "nothing could be read" in out.stderr
+    assert "random.pdf" in out.stdout
+
+
+def test_single_file_argument(inbox: Path, tmp_path: Path) -> None:
+    out = docproc("scan", inbox / "readme.md", state=tmp_path / "state")
+    assert out.returncode == 0, out.stderr
+    assert list(files_json(tmp_path / "state")) == [str(inbox / "readme.md")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["scan", "/no/such/folder"], "/no/such/folder does not exist"),
+        (["--config", "/no/such.toml", "config", "check"], "config file /no/such.toml"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    out = docproc(*args, state=tmp_path / "state")
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_config_check_names_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "docproc.toml"
+    cfg.write_text("[[watch]]\npath = '.'\nmode = 'inotify'\n")
+    out = docproc("config", "check", cfg, state=tmp_path / "state")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "docproc: config error: watch[0].mode: must be one of events, poll, auto (got 'inotify')"
+    )
+    cfg.write_text("[[watch]]\npath = '.'\n")
+    good = docproc("config", "check", cfg, state=tmp_path / "state")
+    assert good.returncode == 0
+    assert "config ok" in good.stdout
+
+
+def test_state_dir_option_works_before_and_after_the_command(inbox: Path, tmp_path: Path) -> None:
+    state = tmp_path / "elsewhere"
+    out = docproc("--state-dir", state, "scan", "--settle", "0", inbox, state=tmp_path / "ignored")
+    assert out.returncode == 0, out.stderr
+    assert (state / "ledger.db").exists()
+    assert not (tmp_path / "ignored").exists()
+    listing = docproc("ledger", "files", "--state-dir", state, state=tmp_path / "ignored")
+    assert "notes.txt" in listing.stdout
+    path = docproc("ledger", "path", "--state-dir", state, state=tmp_path / "ignored")
+    assert path.stdout.strip() == str(state / "ledger.db")
+
+
+def test_ledger_queries_fail_clearly(tmp_path: Path) -> None:
+    empty = docproc("ledger", "files", state=tmp_path / "none")
+    assert empty.returncode == 1
+    assert "nothing has been recorded yet" in empty.stderr
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "a.txt").write_text("some words here")
+    docproc("scan", "--settle", "0", folder, state=tmp_path / "s")
+    missing = docproc("ledger", "show", "/nope.txt", state=tmp_path / "s")
+    assert (missing.returncode, missing.stderr.strip()) == (
+        1,
+        "docproc: no file '/nope.txt' in the ledger",
+    )
+
+
+def test_csv_and_state_filter(inbox: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (inbox / "empty.txt").write_bytes(b"")
+    docproc("scan", "--settle", "0", inbox, state=state)
+    csv_out = docproc("ledger", "files", "--csv", "--state", "failed", state=state).stdout
+    lines = csv_out.strip().splitlines()
+    assert lines[0] == "id,path,state,sha256,extractor,chars,error"
+    assert len(lines) == 2
+    assert "file is empty (0 bytes)" in lines[1]

@@ -1,0 +1,88 @@
+"""The intake pipeline with real parts: watchdog observers, worker processes, SQLite."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from docproc.extract import ExtractorPool
+from docproc.ledger import Ledger
+from docproc.models import ExtractLimits, Mode, WatchSpec
+from docproc.pipeline import Intake
+from docproc.sources.local import LocalSource
+from docproc.textstore import TextStore
+
+SETTLE = 2.0
+
+
+@pytest.fixture(params=[Mode.EVENTS, Mode.POLL])
+def running(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Intake, Path]]:
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    ledger = Ledger(tmp_path / "state" / "ledger.db")
+    pool = ExtractorPool(workers=1, limits=ExtractLimits(), text_dir=tmp_path / "state" / "text")
+    intake = Intake(ledger, pool)
+    spec = WatchSpec(path=folder, mode=request.param, poll_interval=0.3, settle_seconds=SETTLE)
+    source = LocalSource(spec, rescan_interval=3600)
+    source.start()
+    intake.add_source(ledger.ensure_root(f"file://{folder}", kind="local", mode="x"), source)
+    yield intake, folder
+    intake.close()
+    ledger.close()
+
+
+def tick_until(intake: Intake, done: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        intake.tick(time.monotonic(), wait=0.1)
+        if done():
+            return
+    raise AssertionError("condition not reached in time")
+
+
+def states(intake: Intake) -> dict[str, str]:
+    return {Path(row["path"]).name: row["state"] for row in intake.ledger.files()}
+
+
+def test_files_dropped_while_running_are_extracted(running: tuple[Intake, Path]) -> None:
+    intake, folder = running
+    tick_until(intake, lambda: True)
+    (folder / "a.txt").write_text("First document text.")
+    (folder / "nested").mkdir()
+    (folder / "nested" / "b.md").write_text("# Second\n\nMarkdown body.")
+    (folder / "c.txt.part").write_text("partial download, never taken")
+    tick_until(intake, lambda: states(intake) == {"a.txt": "extracted", "b.md": "extracted"})
+    (folder / "a.txt").unlink()
+    tick_until(intake, lambda: states(intake).get("a.txt") == "deleted")
+    assert intake.ledger.verify().ok
+
+
+def test_slow_write_over_ten_seconds_yields_one_complete_version(
+    running: tuple[Intake, Path], tmp_path: Path
+) -> None:
+    intake, folder = running
+    target = folder / "scan.txt"
+    chunks = [f"Line {i} written by a slow scanner.\n" for i in range(20)]
+
+    def slow_writer() -> None:
+        for chunk in chunks:  # 20 chunks, 0.5 s apart: about 10 s in all
+            with target.open("a") as handle:  # open/close per chunk, like a scanner
+                handle.write(chunk)
+            time.sleep(0.5)
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    try:
+        tick_until(intake, lambda: not writer.is_alive(), seconds=20)
+    finally:
+        writer.join()
+    tick_until(intake, lambda: states(intake).get("scan.txt") == "extracted")
+    db = intake.ledger.db
+    assert db["versions"].count == 1
+    text_sha = intake.ledger.text_sha256(intake.ledger.files()[0]["id"])
+    assert text_sha is not None
+    assert TextStore(tmp_path / "state" / "text").get(text_sha).strip() == "".join(chunks).strip()
