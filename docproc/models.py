@@ -8,6 +8,8 @@ stability gate; the pipeline fingerprints them into ledger versions and hands
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -105,3 +107,110 @@ class ExtractFailure:
 
 
 ExtractOutcome = Extraction | ExtractFailure
+
+
+# -- jobs, batches and results (the second half of the pipeline) ---------------
+
+CUSTOM_ID_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What a job asks of the provider. Its fingerprint is half of a job's identity:
+    the same bytes with the same task are never sent twice; a changed prompt or
+    model is a new job, on purpose."""
+
+    provider: str = "local"
+    model: str = "local-extractive-1"
+    prompt: str = ""
+    max_tokens: int = 1024
+    summary_sentences: int = 3
+    max_highlights: int = 10
+    schema: str = "summary+highlights/1"
+    extractor: str = ""  # the extraction settings that shape the text (e.g. max_chars)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, stable hash of every field."""
+        fields = [getattr(self, name) for name in self.__slots__]
+        payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyJob:
+    """A queued job as the batch planner sees it: an id, a size, an age."""
+
+    job_id: int
+    request_bytes: int
+    ready_at: float  # monotonic-comparable seconds when it became ready
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """When to flush ready jobs into a batch, and the provider's hard caps."""
+
+    max_requests: int = 10_000
+    max_bytes: int = 200_000_000
+    max_wait: float = 900.0
+    max_in_flight: int = 4
+    hard_max_requests: int = 100_000
+    hard_max_bytes: int = 256_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """One document to summarise: what a provider needs to build its request."""
+
+    custom_id: str  # matches CUSTOM_ID_PATTERN; encodes job and attempt
+    job_id: int
+    text: str
+    title: str  # the source's file name, for the prompt
+
+
+class ResultKind(StrEnum):
+    SUCCEEDED = "succeeded"
+    ERRORED = "errored"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Highlight:
+    """A quote from the source; ``start``/``end`` are character offsets once located."""
+
+    quote: str
+    why: str = ""
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderResult:
+    """One request's outcome, matched to its job by ``custom_id`` only."""
+
+    custom_id: str
+    kind: ResultKind
+    summary: str = ""
+    highlights: tuple[Highlight, ...] = ()
+    usage: Usage = Usage()
+    model: str = ""
+    stop_reason: str = ""
+    error_type: str = ""  # e.g. "invalid_request_error"
+    error_message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatus:
+    """What a poll of a submitted batch says."""
+
+    ended: bool
+    state: str = "in_progress"  # provider wording: in_progress, canceling, ended
