@@ -109,7 +109,8 @@ class Ledger:
         return _utc(self._clock())
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: all of it commits, or none."""
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -119,7 +120,8 @@ class Ledger:
             raise
         conn.commit()
 
-    def _event(self, conn: sqlite3.Connection, name: str, subject: str, **detail: Any) -> None:
+    def event(self, conn: sqlite3.Connection, name: str, subject: str, **detail: Any) -> None:
+        """Append one event to the hash chain, inside the caller's transaction."""
         row = conn.execute("SELECT hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
         prev = row[0] if row else GENESIS
         at, text = self.now(), json.dumps(detail, sort_keys=True, separators=(",", ":"))
@@ -134,7 +136,7 @@ class Ledger:
 
     def ensure_root(self, uri: str, *, kind: str, mode: str) -> int:
         """Return the id of the root at ``uri``, recording it (or its new mode)."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute("SELECT id, mode FROM roots WHERE uri = ?", (uri,)).fetchone()
             if row is None:
                 cur = conn.execute(
@@ -142,15 +144,15 @@ class Ledger:
                     (uri, kind, mode, self.now()),
                 )
                 root_id = int(cur.lastrowid or 0)
-                self._event(conn, "root.added", f"root:{root_id}", uri=uri, mode=mode)
+                self.event(conn, "root.added", f"root:{root_id}", uri=uri, mode=mode)
                 return root_id
             if row[1] != mode:
                 conn.execute("UPDATE roots SET mode = ? WHERE id = ?", (mode, row[0]))
-                self._event(conn, "root.mode", f"root:{row[0]}", mode=mode, was=row[1])
+                self.event(conn, "root.mode", f"root:{row[0]}", mode=mode, was=row[1])
             return int(row[0])
 
     def root_scanned(self, root_id: int) -> None:
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute("UPDATE roots SET last_scan_at = ? WHERE id = ?", (self.now(), root_id))
 
     def known_files(self, root_id: int) -> dict[Path, tuple[int, int]]:
@@ -183,7 +185,7 @@ class Ledger:
         extraction of the same bytes exists, which the file then reuses.
         """
         uri, shown = file_uri(path), display_path(path)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             version_id, state = self._version(conn, sha256, size)
             row = conn.execute(
                 "SELECT id, version_id, state FROM files WHERE uri = ?", (uri,)
@@ -193,7 +195,7 @@ class Ledger:
                 detail["reused"] = True
             if row is None:
                 file_id = self._insert_file(conn, root_id, uri, shown, version_id, size, mtime_ns)
-                self._event(conn, "file.discovered", f"file:{file_id}", **detail)
+                self.event(conn, "file.discovered", f"file:{file_id}", **detail)
             else:
                 self._update_file(conn, row, version_id, size, mtime_ns, detail)
         return state == "pending"
@@ -207,7 +209,7 @@ class Ledger:
             (sha256, size, self.now()),
         )
         version_id = int(cur.lastrowid or 0)
-        self._event(conn, "version.recorded", f"version:{version_id}", sha256=sha256, size=size)
+        self.event(conn, "version.recorded", f"version:{version_id}", sha256=sha256, size=size)
         return version_id, "pending"
 
     def _insert_file(
@@ -244,13 +246,13 @@ class Ledger:
             (version_id, size, mtime_ns, self.now(), file_id),
         )
         if old_state != "present":
-            self._event(conn, "file.reappeared", f"file:{file_id}", **detail)
+            self.event(conn, "file.reappeared", f"file:{file_id}", **detail)
         elif old_version != version_id:
-            self._event(conn, "file.changed", f"file:{file_id}", **detail)
+            self.event(conn, "file.changed", f"file:{file_id}", **detail)
 
     def record_gone(self, path: Path) -> None:
         """The file at ``path`` was deleted (or moved away); its history stays."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute(
                 "SELECT id FROM files WHERE uri = ? AND state != 'deleted'", (file_uri(path),)
             ).fetchone()
@@ -260,12 +262,12 @@ class Ledger:
                 "UPDATE files SET state = 'deleted', updated_at = ? WHERE id = ?",
                 (self.now(), row[0]),
             )
-            self._event(conn, "file.deleted", f"file:{row[0]}", path=display_path(path))
+            self.event(conn, "file.deleted", f"file:{row[0]}", path=display_path(path))
 
     def record_problem(self, root_id: int, path: Path, reason: str) -> None:
         """An entry that can never be read as it is (a symlink loop, a FIFO...)."""
         uri, shown = file_uri(path), display_path(path)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute("SELECT id, problem FROM files WHERE uri = ?", (uri,)).fetchone()
             if row is not None and row[1] == reason:
                 return
@@ -283,13 +285,13 @@ class Ledger:
                     "UPDATE files SET state = 'problem', problem = ?, updated_at = ? WHERE id = ?",
                     (reason, self.now(), file_id),
                 )
-            self._event(conn, "file.problem", f"file:{file_id}", path=shown, reason=reason)
+            self.event(conn, "file.problem", f"file:{file_id}", path=shown, reason=reason)
 
     # -- extraction transitions -------------------------------------------
 
     def record_extraction(self, outcome: ExtractOutcome, *, max_attempts: int = 5) -> None:
         """Record what extraction of one version produced."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute(
                 "SELECT id, attempts FROM versions WHERE sha256 = ?", (outcome.sha256,)
             ).fetchone()
@@ -321,7 +323,7 @@ class Ledger:
                         version_id,
                     ),
                 )
-                self._event(
+                self.event(
                     conn, "extraction.failed", f"version:{version_id}",
                     kind=kind.value, reason=reason, extractor=outcome.extractor, retry_at=retry_at,
                 )  # fmt: skip
@@ -338,7 +340,7 @@ class Ledger:
                 attempts, self.now(), done.seconds, version_id,
             ),
         )  # fmt: skip
-        self._event(
+        self.event(
             conn, "extraction.succeeded", f"version:{version_id}",
             extractor=done.extractor, chars=done.chars, text_sha256=done.text_sha256,
             truncated_from=done.truncated_from,

@@ -107,3 +107,100 @@ def m002_problems_and_views(db: Database) -> None:
         SELECT * FROM file_status WHERE state IN ('failed', 'retrying');
         """
     )
+
+
+@migrations()
+def m003_batches_requests_sidecars(db: Database) -> None:
+    """Tasks, batches, per-request results and the sidecars written from them."""
+    db.executescript(
+        """
+        CREATE TABLE tasks (
+            fingerprint TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN ready_at REAL;
+        ALTER TABLE jobs ADD COLUMN request_bytes INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN error TEXT;
+        ALTER TABLE jobs ADD COLUMN result_request_id INTEGER;
+        CREATE INDEX jobs_state ON jobs(task, state);
+        CREATE TABLE batches (
+            id INTEGER PRIMARY KEY,
+            provider TEXT NOT NULL,
+            provider_batch_id TEXT UNIQUE,
+            state TEXT NOT NULL DEFAULT 'planned',
+            request_count INTEGER NOT NULL,
+            request_bytes INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            submitted_at TEXT,
+            ended_at TEXT,
+            applied_at TEXT,
+            error TEXT
+        );
+        CREATE INDEX batches_state ON batches(state);
+        CREATE TABLE requests (
+            id INTEGER PRIMARY KEY,
+            batch_id INTEGER NOT NULL REFERENCES batches(id),
+            job_id INTEGER NOT NULL REFERENCES jobs(id),
+            custom_id TEXT NOT NULL UNIQUE,
+            attempt INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            summary TEXT,
+            highlights TEXT,
+            dropped_highlights INTEGER,
+            model TEXT,
+            stop_reason TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cache_creation_input_tokens INTEGER,
+            cache_read_input_tokens INTEGER,
+            error_type TEXT,
+            error TEXT,
+            completed_at TEXT
+        );
+        CREATE INDEX requests_batch ON requests(batch_id);
+        CREATE INDEX requests_job ON requests(job_id);
+        CREATE TABLE sidecars (
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES files(id),
+            job_id INTEGER NOT NULL REFERENCES jobs(id),
+            uri TEXT NOT NULL,
+            sha256 TEXT,
+            state TEXT NOT NULL,
+            detail TEXT,
+            created_at TEXT NOT NULL,
+            written_at TEXT
+        );
+        CREATE INDEX sidecars_file ON sidecars(file_id, job_id);
+        CREATE INDEX sidecars_uri ON sidecars(uri);
+        DROP VIEW stuck;
+        DROP VIEW file_status;
+        CREATE VIEW file_status AS
+        WITH current_job AS (
+            SELECT version_id, MAX(id) AS job_id FROM jobs GROUP BY version_id
+        )
+        SELECT f.id, f.path, f.uri, r.uri AS root,
+               CASE WHEN f.state = 'deleted' THEN 'deleted'
+                    WHEN f.state = 'problem' THEN 'failed'
+                    WHEN v.id IS NULL THEN 'pending'
+                    WHEN v.state = 'failed' AND v.failure_kind = 'transient' THEN 'retrying'
+                    WHEN v.state != 'extracted' THEN v.state
+                    WHEN j.id IS NULL THEN 'extracted'
+                    WHEN EXISTS (SELECT 1 FROM sidecars s WHERE s.file_id = f.id
+                                 AND s.job_id = j.id AND s.state = 'conflict') THEN 'conflict'
+                    WHEN j.state = 'done' AND EXISTS (
+                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
+                        AND s.state = 'written') THEN 'written'
+                    ELSE j.state END AS state,
+               v.sha256, f.size, v.extractor, v.chars, v.truncated_from,
+               COALESCE(f.problem, v.error, j.error) AS error, v.failure_kind, v.attempts,
+               j.id AS job_id, f.first_seen_at, f.updated_at, v.extracted_at
+        FROM files f JOIN roots r ON r.id = f.root_id
+        LEFT JOIN versions v ON v.id = f.version_id
+        LEFT JOIN current_job cj ON cj.version_id = v.id
+        LEFT JOIN jobs j ON j.id = cj.job_id;
+        CREATE VIEW stuck AS
+        SELECT * FROM file_status WHERE state IN ('failed', 'retrying', 'conflict');
+        """
+    )

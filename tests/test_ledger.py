@@ -33,9 +33,13 @@ def test_new_ledger_is_wal_with_foreign_keys_and_all_migrations(ledger: Ledger) 
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     applied = [m.name for m in migrations.applied(ledger.db)]
-    assert applied == ["m001_initial", "m002_problems_and_views"]
+    assert applied == [
+        "m001_initial",
+        "m002_problems_and_views",
+        "m003_batches_requests_sidecars",
+    ]
     tables = set(ledger.db.table_names())
-    assert {"roots", "files", "versions", "jobs", "events"} <= tables
+    assert {"roots", "files", "versions", "jobs", "events", "batches", "requests"} <= tables
 
 
 def test_opening_a_first_schema_ledger_migrates_it_and_keeps_data(tmp_path: Path) -> None:

@@ -1,0 +1,439 @@
+"""The ledger's second half: jobs, batches, per-request results and sidecars.
+
+A *job* is (version, task fingerprint). Its states::
+
+    queued -> submitting -> submitted -> done          (result stored)
+       ^          |            |
+       +----------+------------+  (retryable outcome, attempts left, after backoff)
+                                -> failed              (quarantined, with the reason)
+
+A batch is written ``planned`` with its request rows (custom_ids) *before*
+the provider's create call, and ``submitted`` with the provider's id right
+after; ``ended`` when the provider says so; ``applied`` once every result is
+recorded. Sidecars are recorded ``writing`` (with the sha256 of the bytes
+about to be written) before the write and ``written`` after it, so after a
+crash a file at the target whose bytes match is known to be docproc's own.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from docproc.ledger import Ledger, Row
+from docproc.models import Highlight, ProviderResult, ReadyJob, ResultKind, TaskSpec
+
+RETRY_BASE_S = 60.0
+RETRY_CAP_S = 3600.0
+REQUEST_OVERHEAD_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """A job about to go into a batch."""
+
+    job_id: int
+    attempt: int
+    text_sha256: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """How one chunk of results changed the jobs."""
+
+    done: int = 0
+    requeued: int = 0
+    failed: int = 0
+    ignored: int = 0
+
+
+class WorkLedger:
+    """Job, batch and sidecar transitions on top of a :class:`Ledger`."""
+
+    def __init__(self, ledger: Ledger, *, clock: Any = time.time) -> None:
+        self.ledger = ledger
+        self.conn = ledger.db.conn
+        self._clock = clock
+
+    # -- tasks and jobs ---------------------------------------------------
+
+    def register_task(self, spec: TaskSpec) -> str:
+        """Record what a task fingerprint stands for; returns the fingerprint."""
+        fingerprint = spec.fingerprint
+        with self.ledger.transaction() as conn:
+            if conn.execute("SELECT 1 FROM tasks WHERE fingerprint = ?", (fingerprint,)).fetchone():
+                return fingerprint
+            text = json.dumps(asdict(spec), sort_keys=True)
+            conn.execute(
+                "INSERT INTO tasks (fingerprint, spec, created_at) VALUES (?, ?, ?)",
+                (fingerprint, text, self.ledger.now()),
+            )
+            self.ledger.event(conn, "task.registered", f"task:{fingerprint}",
+                              provider=spec.provider, model=spec.model)  # fmt: skip
+        return fingerprint
+
+    def create_jobs(self, task: str, root_ids: Sequence[int]) -> int:
+        """Queue a job for every extracted version held by a live file under ``root_ids``."""
+        if not root_ids:
+            return 0
+        marks = ",".join("?" * len(root_ids))
+        sql = (
+            "SELECT v.id, v.chars FROM versions v WHERE v.state = 'extracted'"  # noqa: S608
+            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.version_id = v.id AND j.task = ?)"
+            " AND EXISTS (SELECT 1 FROM files f WHERE f.version_id = v.id"
+            f" AND f.state = 'present' AND f.root_id IN ({marks}))"
+        )
+        with self.ledger.transaction() as conn:
+            rows = conn.execute(sql, (task, *root_ids)).fetchall()
+            now, ready_at = self.ledger.now(), self._clock()
+            for version_id, chars in rows:
+                cur = conn.execute(
+                    "INSERT INTO jobs (version_id, task, state, created_at, updated_at,"
+                    " ready_at, request_bytes) VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                    (version_id, task, now, now, ready_at, _estimate_bytes(chars or 0)),
+                )
+                self.ledger.event(conn, "job.queued", f"job:{cur.lastrowid}",
+                                  version_id=version_id, task=task)  # fmt: skip
+        return len(rows)
+
+    def ready_jobs(self, task: str) -> list[ReadyJob]:
+        """Queued jobs whose backoff (if any) is over, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, request_bytes, ready_at FROM jobs"
+            " WHERE task = ? AND state = 'queued' AND ready_at <= ? ORDER BY ready_at, id",
+            (task, self._clock()),
+        )
+        return [ReadyJob(job_id, size, ready_at) for job_id, size, ready_at in rows]
+
+    def batch_items(self, job_ids: Sequence[int]) -> list[BatchItem]:
+        """What building the requests of these jobs needs, in the given order."""
+        found: dict[int, BatchItem] = {}
+        for chunk in _chunks(list(job_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                "SELECT j.id, j.attempts + 1, v.text_sha256,"  # noqa: S608 (placeholders only)
+                " (SELECT MIN(f.path) FROM files f WHERE f.version_id = v.id)"
+                f" FROM jobs j JOIN versions v ON v.id = j.version_id WHERE j.id IN ({marks})",
+                chunk,
+            )
+            for job_id, attempt, text_sha, path in rows:
+                title = (path or "").rsplit("/", 1)[-1]
+                found[job_id] = BatchItem(job_id, attempt, text_sha, title)
+        return [found[job_id] for job_id in job_ids if job_id in found]
+
+    # -- batches ----------------------------------------------------------
+
+    def create_batch(
+        self, provider: str, items: Sequence[tuple[BatchItem, str]], request_bytes: int
+    ) -> int:
+        """Record a batch and its requests *before* the provider's create call."""
+        with self.ledger.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO batches (provider, request_count, request_bytes, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (provider, len(items), request_bytes, self.ledger.now()),
+            )
+            batch_id = int(cur.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO requests (batch_id, job_id, custom_id, attempt) VALUES (?, ?, ?, ?)",
+                [(batch_id, item.job_id, cid, item.attempt) for item, cid in items],
+            )
+            conn.executemany(
+                "UPDATE jobs SET state = 'submitting', attempts = ?, updated_at = ? WHERE id = ?",
+                [(item.attempt, self.ledger.now(), item.job_id) for item, _ in items],
+            )
+            self.ledger.event(conn, "batch.planned", f"batch:{batch_id}", provider=provider,
+                              requests=len(items), bytes=request_bytes)  # fmt: skip
+        return batch_id
+
+    def batch_submitted(self, batch_id: int, provider_batch_id: str) -> None:
+        """The provider accepted the batch: record its id."""
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "UPDATE batches SET state = 'submitted', provider_batch_id = ?, submitted_at = ?,"
+                " error = NULL WHERE id = ?",
+                (provider_batch_id, self.ledger.now(), batch_id),
+            )
+            conn.execute(
+                "UPDATE jobs SET state = 'submitted' WHERE id IN"
+                " (SELECT job_id FROM requests WHERE batch_id = ?) AND state = 'submitting'",
+                (batch_id,),
+            )
+            self.ledger.event(conn, "batch.submitted", f"batch:{batch_id}",
+                              provider_batch_id=provider_batch_id)  # fmt: skip
+
+    def batch_not_created(self, batch_id: int, reason: str, max_attempts: int) -> None:
+        """The create call certainly failed: nothing was created; requeue its jobs."""
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "UPDATE batches SET state = 'failed', error = ? WHERE id = ?", (reason, batch_id)
+            )
+            self.ledger.event(conn, "batch.failed", f"batch:{batch_id}", reason=reason)
+            jobs = conn.execute(
+                "SELECT j.id, j.attempts FROM jobs j JOIN requests r ON r.job_id = j.id"
+                " WHERE r.batch_id = ? AND j.state = 'submitting'",
+                (batch_id,),
+            ).fetchall()
+            for job_id, attempts in jobs:
+                self._retry_or_fail(conn, job_id, attempts, reason, max_attempts)
+
+    def batch_note(self, batch_id: int, note: str) -> None:
+        """Record why a batch is waiting (e.g. create outcome unknown); no state change."""
+        with self.ledger.transaction() as conn:
+            conn.execute("UPDATE batches SET error = ? WHERE id = ?", (note, batch_id))
+
+    def batch_ended(self, batch_id: int) -> None:
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "UPDATE batches SET state = 'ended', ended_at = ?"
+                " WHERE id = ? AND state != 'ended'",
+                (self.ledger.now(), batch_id),
+            )
+            self.ledger.event(conn, "batch.ended", f"batch:{batch_id}")
+
+    def batch_applied(self, batch_id: int) -> None:
+        """Every result is recorded; requests without one are requeued."""
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "UPDATE batches SET state = 'applied', applied_at = ? WHERE id = ?",
+                (self.ledger.now(), batch_id),
+            )
+            missing = conn.execute(
+                "SELECT r.job_id, j.attempts FROM requests r JOIN jobs j ON j.id = r.job_id"
+                " WHERE r.batch_id = ? AND r.state = 'pending' AND j.state = 'submitted'",
+                (batch_id,),
+            ).fetchall()
+            conn.execute(
+                "UPDATE requests SET state = 'missing' WHERE batch_id = ? AND state = 'pending'",
+                (batch_id,),
+            )
+            for job_id, attempts in missing:
+                self._retry_or_fail(conn, job_id, attempts, "no result for this request", 10**6)
+            self.ledger.event(conn, "batch.applied", f"batch:{batch_id}", missing=len(missing))
+
+    def open_batches(self) -> list[Row]:
+        """Batches planned, submitted or ended whose results are not yet applied."""
+        return list(
+            self.ledger.db.query(
+                "SELECT * FROM batches WHERE state IN ('planned', 'submitted', 'ended') ORDER BY id"
+            )
+        )
+
+    def batch_custom_ids(self, batch_id: int) -> list[tuple[str, int, str, str]]:
+        """(custom_id, job_id, text_sha256, title) of every request of a batch."""
+        rows = self.conn.execute(
+            "SELECT r.custom_id, r.job_id, v.text_sha256,"
+            " (SELECT MIN(f.path) FROM files f WHERE f.version_id = v.id)"
+            " FROM requests r JOIN jobs j ON j.id = r.job_id JOIN versions v ON v.id = j.version_id"
+            " WHERE r.batch_id = ? ORDER BY r.id",
+            (batch_id,),
+        )
+        return [(cid, job, sha, (path or "").rsplit("/", 1)[-1]) for cid, job, sha, path in rows]
+
+    # -- results ----------------------------------------------------------
+
+    def apply_results(
+        self, results: Sequence[tuple[ProviderResult, int]], *, max_attempts: int
+    ) -> Applied:
+        """Record one chunk of results (each with its dropped-highlight count) in one transaction.
+
+        A result whose request is unknown, already answered, or whose job is no
+        longer waiting for it (e.g. written from a duplicate batch) is ignored.
+        """
+        counts = {"done": 0, "requeued": 0, "failed": 0, "ignored": 0}
+        with self.ledger.transaction() as conn:
+            for result, dropped in results:
+                counts[self._apply_one(conn, result, dropped, max_attempts)] += 1
+        return Applied(**counts)
+
+    def _apply_one(
+        self, conn: sqlite3.Connection, result: ProviderResult, dropped: int, max_attempts: int
+    ) -> str:
+        row = conn.execute(
+            "SELECT r.id, r.state, j.id, j.state, j.attempts FROM requests r"
+            " JOIN jobs j ON j.id = r.job_id WHERE r.custom_id = ?",
+            (result.custom_id,),
+        ).fetchone()
+        if row is None or row[1] != "pending" or row[3] not in ("submitted", "submitting"):
+            self.ledger.event(conn, "result.ignored", f"request:{result.custom_id}",
+                              kind=result.kind.value)  # fmt: skip
+            return "ignored"
+        request_id, _, job_id, _, attempts = row
+        self._store_result(conn, request_id, result, dropped)
+        if result.kind is ResultKind.SUCCEEDED:
+            conn.execute(
+                "UPDATE jobs SET state = 'done', result_request_id = ?, error = NULL,"
+                " updated_at = ? WHERE id = ?",
+                (request_id, self.ledger.now(), job_id),
+            )
+            self.ledger.event(conn, "job.done", f"job:{job_id}", custom_id=result.custom_id,
+                              dropped_highlights=dropped)  # fmt: skip
+            return "done"
+        reason = _reason(result)
+        if result.error_type == "invalid_request_error":
+            return self._fail(conn, job_id, reason)
+        return self._retry_or_fail(conn, job_id, attempts, reason, max_attempts)
+
+    def _store_result(
+        self, conn: sqlite3.Connection, request_id: int, result: ProviderResult, dropped: int
+    ) -> None:
+        usage = result.usage
+        conn.execute(
+            "UPDATE requests SET state = ?, summary = ?, highlights = ?, dropped_highlights = ?,"
+            " model = ?, stop_reason = ?, input_tokens = ?, output_tokens = ?,"
+            " cache_creation_input_tokens = ?, cache_read_input_tokens = ?, error_type = ?,"
+            " error = ?, completed_at = ? WHERE id = ?",
+            (
+                result.kind.value, result.summary or None,
+                json.dumps([asdict(h) for h in result.highlights]) if result.highlights else None,
+                dropped, result.model or None, result.stop_reason or None,
+                usage.input_tokens, usage.output_tokens, usage.cache_creation_input_tokens,
+                usage.cache_read_input_tokens, result.error_type or None,
+                result.error_message or None, self.ledger.now(), request_id,
+            ),
+        )  # fmt: skip
+
+    def _fail(self, conn: sqlite3.Connection, job_id: int, reason: str) -> str:
+        conn.execute(
+            "UPDATE jobs SET state = 'failed', error = ?, updated_at = ? WHERE id = ?",
+            (reason, self.ledger.now(), job_id),
+        )
+        self.ledger.event(conn, "job.failed", f"job:{job_id}", reason=reason)
+        return "failed"
+
+    def _retry_or_fail(
+        self, conn: sqlite3.Connection, job_id: int, attempts: int, reason: str, max_attempts: int
+    ) -> str:
+        if attempts >= max_attempts:
+            return self._fail(conn, job_id, f"gave up after {attempts} attempts: {reason}")
+        delay = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** max(0, attempts - 1))
+        conn.execute(
+            "UPDATE jobs SET state = 'queued', error = ?, ready_at = ?, updated_at = ?"
+            " WHERE id = ?",
+            (reason, self._clock() + delay, self.ledger.now(), job_id),
+        )
+        self.ledger.event(conn, "job.requeued", f"job:{job_id}", reason=reason, delay_s=delay)
+        return "requeued"
+
+    def requeue_failed(self, job_ids: Sequence[int] | None = None) -> int:
+        """Give quarantined jobs (all, or these) another round of attempts."""
+        sql, args = "SELECT id FROM jobs WHERE state = 'failed'", []
+        if job_ids:
+            sql += " AND id IN (" + ",".join("?" * len(job_ids)) + ")"
+            args = list(job_ids)
+        with self.ledger.transaction() as conn:
+            ids = [r[0] for r in conn.execute(sql, args)]
+            for job_id in ids:
+                conn.execute(
+                    "UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, ready_at = ?,"
+                    " updated_at = ? WHERE id = ?",
+                    (self._clock(), self.ledger.now(), job_id),
+                )
+                self.ledger.event(conn, "job.retry", f"job:{job_id}")
+        return len(ids)
+
+    # -- sidecars ---------------------------------------------------------
+
+    def to_publish(self, task: str, limit: int) -> list[Row]:
+        """Live files whose current job is done and whose sidecars are not yet written."""
+        return list(
+            self.ledger.db.query(
+                "SELECT f.id AS file_id, f.uri, f.path, r.uri AS root_uri, v.id AS version_id,"
+                " v.sha256, j.id AS job_id, q.summary, q.highlights, q.dropped_highlights,"
+                " q.model, q.custom_id, q.input_tokens, q.output_tokens,"
+                " q.cache_creation_input_tokens, q.cache_read_input_tokens,"
+                " b.provider, b.provider_batch_id,"
+                " EXISTS (SELECT 1 FROM sidecars s2 WHERE s2.job_id = j.id"
+                "   AND s2.file_id != f.id AND s2.state = 'written') AS reused"
+                " FROM files f JOIN roots r ON r.id = f.root_id"
+                " JOIN versions v ON v.id = f.version_id"
+                " JOIN jobs j ON j.version_id = v.id AND j.task = ? AND j.state = 'done'"
+                " JOIN requests q ON q.id = j.result_request_id"
+                " JOIN batches b ON b.id = q.batch_id"
+                " WHERE f.state = 'present' AND NOT EXISTS (SELECT 1 FROM sidecars s"
+                "   WHERE s.file_id = f.id AND s.job_id = j.id"
+                "   AND s.state IN ('written', 'conflict'))"
+                " ORDER BY f.id LIMIT ?",
+                [task, limit],
+            )
+        )
+
+    def sidecar_hashes(self, uri: str) -> set[str]:
+        """sha256 of every sidecar docproc wrote (or was about to write) at ``uri``."""
+        rows = self.conn.execute(
+            "SELECT sha256 FROM sidecars WHERE uri = ? AND state IN ('writing', 'written')", (uri,)
+        )
+        return {sha for (sha,) in rows if sha}
+
+    def sidecars_intent(
+        self, file_id: int, job_id: int, targets: Sequence[tuple[str, str]]
+    ) -> None:
+        """Before writing: (uri, sha256) of each sidecar about to be written."""
+        with self.ledger.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO sidecars (file_id, job_id, uri, sha256, state, created_at)"
+                " VALUES (?, ?, ?, ?, 'writing', ?)",
+                [(file_id, job_id, uri, sha, self.ledger.now()) for uri, sha in targets],
+            )
+
+    def sidecars_written(self, file_id: int, job_id: int, *, reused: bool) -> None:
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "UPDATE sidecars SET state = 'written', written_at = ? WHERE file_id = ?"
+                " AND job_id = ? AND state = 'writing'",
+                (self.ledger.now(), file_id, job_id),
+            )
+            self.ledger.event(conn, "sidecars.written", f"file:{file_id}", job_id=job_id,
+                              reused=reused)  # fmt: skip
+
+    def sidecar_problem(self, file_id: int, job_id: int, uri: str, state: str, reason: str) -> None:
+        """A sidecar could not be written: ``state`` is ``conflict`` (someone else's file) or
+        ``error``; the writing intents of this attempt are dropped."""
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "DELETE FROM sidecars WHERE file_id = ? AND job_id = ? AND state = 'writing'",
+                (file_id, job_id),
+            )
+            conn.execute(
+                "INSERT INTO sidecars (file_id, job_id, uri, state, detail, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (file_id, job_id, uri, state, reason, self.ledger.now()),
+            )
+            self.ledger.event(conn, f"sidecars.{state}", f"file:{file_id}", job_id=job_id,
+                              reason=reason)  # fmt: skip
+
+    # -- status -----------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per state and batches in flight, for status lines."""
+        jobs = dict(self.conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"))
+        in_flight = self.conn.execute(
+            "SELECT COUNT(*) FROM batches WHERE state IN ('planned', 'submitted', 'ended')"
+        ).fetchone()[0]
+        return {**{f"jobs_{k}": v for k, v in jobs.items()}, "batches_in_flight": in_flight}
+
+
+def stored_highlights(text: str | None) -> tuple[Highlight, ...]:
+    """Highlights as stored in a request row."""
+    return tuple(Highlight(**item) for item in json.loads(text)) if text else ()
+
+
+def _reason(result: ProviderResult) -> str:
+    if result.kind in (ResultKind.EXPIRED, ResultKind.CANCELED):
+        return f"request {result.kind.value}"
+    detail = f"{result.error_type}: {result.error_message}" if result.error_type else ""
+    return f"request errored ({detail})" if detail else "request errored"
+
+
+def _estimate_bytes(chars: int) -> int:
+    """A generous request size: JSON escaping and multi-byte characters included."""
+    return REQUEST_OVERHEAD_BYTES + chars * 2
+
+
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
