@@ -11,7 +11,14 @@ what the caller does about them::
     │   ├── PermanentExtractionError   corrupt, encrypted, unsupported, too large:
     │   │                              recorded and quarantined, never retried
     │   └── TransientExtractionError   busy, vanished, I/O: retried with backoff
-    └── LedgerError              the ledger cannot be opened, migrated or queried
+    ├── LedgerError              the ledger cannot be opened, migrated or queried
+    ├── ProviderError            a provider call failed
+    │   ├── ProviderRetryable    rate limit, overload, timeout, 5xx: try later
+    │   └── ProviderRejected     the request or batch is invalid: retrying cannot help
+    └── SidecarError             a sidecar may not be written there (outside its root,
+        │                        name too long); fix the path or the configuration
+        └── SidecarConflict      a file docproc did not write is at the target: kept,
+                                 and the ledger records a conflict
 
 Control flow ("stop", "skip", "retry later") is never expressed through this
 tree: shutdown is a flag, and a retry is a ledger state.
@@ -70,3 +77,44 @@ class TransientExtractionError(ExtractionError):
 
 class LedgerError(DocprocError):
     """The ledger cannot be opened, migrated or queried."""
+
+
+class ProviderError(DocprocError):
+    """A call to a summarising provider failed; the subclass says what to do."""
+
+
+class ProviderRetryable(ProviderError):  # noqa: N818 - named for what the caller does
+    """Rate limit, overload, timeout, network or 5xx: the same call may work later.
+
+    ``retry_after`` is the provider's hint in seconds, when it gave one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderRejected(ProviderError):  # noqa: N818 - named for what the caller does
+    """The request or batch is invalid (4xx, validation, unknown id): retrying cannot help."""
+
+
+class SidecarError(DocprocError):
+    """A sidecar cannot be planned or written at a path; ``reason`` is for people."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SidecarConflict(SidecarError):  # noqa: N818 - a conflict is an outcome, not a fault
+    """The target holds something docproc did not write; it is never overwritten.
+
+    ``found_sha256`` is the hash of the file found there, or ``None`` when it is not
+    a regular file (a symlink, a directory, a FIFO).
+    """
+
+    def __init__(self, path: str, found_sha256: str | None, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+        self.path = path
+        self.found_sha256 = found_sha256
