@@ -19,6 +19,7 @@ from docproc.errors import FailureKind
 from docproc.extract import run_task
 from docproc.models import ExtractFailure, Extraction, ExtractLimits, ExtractOutcome, ExtractTask
 from docproc.textstore import TextStore
+from tests.clitools import AS_ORDINARY_USER
 from tests.docgen import make_hostile, write_zip_bomb
 
 PERMANENT_REASONS = {
@@ -152,14 +153,41 @@ def test_vanished_file_is_transient(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+# Extracts one file in a fresh process and prints the outcome's kind and reason.
+EXTRACT_PROBE = """
+import sys
+from pathlib import Path
+from docproc.extract import run_task
+from docproc.models import ExtractLimits, ExtractTask
+from docproc.textstore import TextStore
+task = ExtractTask("0" * 64, Path(sys.argv[1]))
+outcome = run_task(task, ExtractLimits(), TextStore(Path(sys.argv[2])))
+print(getattr(outcome, "kind", "extracted"), getattr(outcome, "reason", ""), sep="\\t")
+"""
+
+
+def outcome_for_ordinary_user(path: Path, store: Path) -> tuple[str, str]:
+    """``(kind, reason)`` of extracting ``path`` as a process bound by file modes.
+
+    As root, file modes do not stop reads, so the extraction runs in a
+    process without the capabilities that let root ignore them.
+    """
+    if os.geteuid() == 0:
+        argv = [*AS_ORDINARY_USER, sys.executable, "-c", EXTRACT_PROBE, str(path), str(store)]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+        kind, reason = result.stdout.rstrip("\n").split("\t", 1)
+        return kind, reason
+    outcome = run_task(ExtractTask("0" * 64, path), ExtractLimits(), TextStore(store))
+    assert isinstance(outcome, ExtractFailure), outcome
+    return outcome.kind.value, outcome.reason
+
+
 def test_unreadable_file_is_permanent(tmp_path: Path) -> None:
     path = tmp_path / "secret.txt"
     path.write_text("hidden")
     path.chmod(0)
-    outcome = run_task(ExtractTask("0" * 64, path), ExtractLimits(), TextStore(tmp_path / "t"))
-    assert isinstance(outcome, ExtractFailure)
-    assert (outcome.kind, outcome.reason) == (FailureKind.PERMANENT, "permission denied")
+    kind, reason = outcome_for_ordinary_user(path, tmp_path / "t")
+    assert (kind, reason) == (FailureKind.PERMANENT.value, "permission denied")
 
 
 def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -15,9 +17,11 @@ from structlog.testing import capture_logs
 
 from docproc.errors import SourceError
 from docproc.models import Candidate, IntakeBatch, Mode, WatchSpec
-from docproc.sources import local
+from docproc.sources import observer
 from docproc.sources.base import Source
 from docproc.sources.local import LocalSource
+from docproc.sources.mountguard import EMPTY_ROOT_MIN_KNOWN
+from tests.clitools import AS_ORDINARY_USER
 
 SETTLE = 0.3
 POLL_INTERVAL = 0.1
@@ -269,14 +273,49 @@ def test_a_file_as_root_raises(tmp_path: Path) -> None:
         make(tmp_path / "f", Mode.EVENTS).start()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
+# Starts a source in a fresh process and prints why it could not start.
+START_PROBE = """
+import sys
+from pathlib import Path
+from docproc.errors import SourceError
+from docproc.models import Mode, WatchSpec
+from docproc.sources.local import LocalSource
+source = LocalSource(WatchSpec(Path(sys.argv[1]), mode=Mode.EVENTS))
+try:
+    source.start()
+except SourceError as exc:
+    print(exc)
+source.close()
+"""
+
+
+def start_error(root: Path) -> str:
+    """Why ``start()`` fails for ``root``, as an ordinary user would see it.
+
+    As root, file modes do not stop reads, so the check runs in a process
+    without the capabilities that let root ignore them.
+    """
+    if os.geteuid() == 0:
+        argv = [*AS_ORDINARY_USER, sys.executable, "-c", START_PROBE, str(root)]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+        return result.stdout.strip()
+    source = make(root, Mode.EVENTS)
+    try:
+        source.start()
+    except SourceError as exc:
+        return str(exc)
+    finally:
+        source.close()
+    return ""
+
+
 def test_an_unreadable_root_raises(root: Path) -> None:
     root.chmod(0)
     try:
-        with pytest.raises(SourceError, match="is not readable: permission denied"):
-            make(root, Mode.EVENTS).start()
+        error = start_error(root)
     finally:
         root.chmod(0o755)
+    assert error == f"watched folder {root} is not readable: permission denied"
 
 
 def test_close_leaves_no_observer_threads(root: Path, mode: Mode) -> None:
@@ -304,7 +343,7 @@ def test_watch_limit_falls_back_to_polling(root: Path, monkeypatch: pytest.Monke
     def no_inotify() -> object:
         raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
-    monkeypatch.setattr(local, "Observer", no_inotify)
+    monkeypatch.setattr(observer, "Observer", no_inotify)
     source = make(root, Mode.EVENTS)
     source.start()
     try:
@@ -319,10 +358,10 @@ def test_watch_limit_falls_back_to_polling(root: Path, monkeypatch: pytest.Monke
 
 
 def test_a_dead_observer_is_restarted_with_a_rescan(harness: Harness, root: Path) -> None:
-    observer = harness.source._observer
-    assert observer is not None
-    observer.stop()
-    observer.join(5)
+    running = harness.source._watcher._observer
+    assert running is not None
+    running.stop()
+    running.join(5)
     with capture_logs() as logs:
         batch = harness.poll()
     assert batch.scanned
@@ -355,7 +394,7 @@ def test_a_real_inotify_overflow_becomes_a_rescan(root: Path) -> None:
         # Stall watchdog's inotify reader (private: this also checks that the
         # reader thread is where we expect it) while the kernel queue
         # (max_queued_events, 16384 here) overflows.
-        reader = source._observer._inotify_fd  # type: ignore[union-attr]
+        reader = source._watcher._observer._inotify_fd  # type: ignore[union-attr]
         with reader._lock:
             for i in range(20_000):
                 (root / f"f{i}").touch()
@@ -370,7 +409,7 @@ def test_a_real_inotify_overflow_becomes_a_rescan(root: Path) -> None:
 def test_a_full_queue_becomes_a_rescan(
     root: Path, mode: Mode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local, "QUEUE_SIZE", 2)
+    monkeypatch.setattr(observer, "QUEUE_SIZE", 2)
     source = make(root, mode)
     source.start()
     try:
@@ -413,7 +452,78 @@ def test_event_paths_through_a_directory_symlink_are_ignored(root: Path, tmp_pat
     source = make(root, Mode.EVENTS, settle=0.0)
     h = Harness(source)
     h.poll()  # the walk does not descend the link
-    source._queue.put((str(root / "link" / "a.pdf"), False))  # as a following observer would
+    source._watcher.paths.put(
+        (str(root / "link" / "a.pdf"), False)
+    )  # as a following observer would
     h.idle(0.2)
     assert h.ready == []
     assert h.problems == []
+
+
+# -- a root that looks unmounted (mountguard) -----------------------------------
+
+
+def test_a_root_emptied_wholesale_reports_nothing_gone(
+    harness: Harness, root: Path, tmp_path: Path
+) -> None:
+    names = ["a.pdf", "b.pdf", "c.pdf"]
+    for name in names:
+        (root / name).write_bytes(b"x")
+    harness.until(lambda: len(harness.ready) == 3)
+    away = tmp_path / "away"
+    away.mkdir()
+    for name in names:  # as if the share were unmounted, leaving an empty mount point
+        (root / name).rename(away / name)
+    expected = "root is empty but 3 files were known; not treating them as deleted"
+    with capture_logs() as logs:
+        harness.until(lambda: harness.source.status == expected)
+        harness.source.request_rescan()
+        harness.idle(SETTLE)
+    assert harness.gone == []
+    assert sorted(p.name for p in harness.known) == names
+    assert [e["error"] for e in logs if e["event"] == "source.root_unavailable"] == [expected]
+    (root / "new.pdf").write_bytes(b"new")  # the root holds something again
+    harness.source.request_rescan()
+    harness.until(lambda: len(harness.gone) == 3)
+    assert harness.source.status == "ok"
+
+
+def test_files_deleted_one_by_one_are_gone(harness: Harness, root: Path) -> None:
+    names = ["a.pdf", "b.pdf", "c.pdf"]
+    for name in names:
+        (root / name).write_bytes(b"x")
+    harness.until(lambda: len(harness.ready) == 3)
+    for name in names:
+        (root / name).unlink()
+        harness.until(lambda name=name: root / name in harness.gone)  # type: ignore[misc]
+    assert sorted(p.name for p in harness.gone) == names
+    assert harness.source.status == "ok"
+
+
+def test_a_walk_of_an_empty_root_with_known_files_reports_nothing_gone(root: Path) -> None:
+    source = make(root, Mode.EVENTS)  # never started: a one-shot scan
+    known = {root / f"f{i}.pdf": (1, 1) for i in range(EMPTY_ROOT_MIN_KNOWN)}
+    batch = source.poll(time.monotonic(), known)
+    assert (batch.gone, batch.scanned) == ((), False)
+    assert source.status.startswith(f"root is empty but {EMPTY_ROOT_MIN_KNOWN} files were known")
+    assert source.last_scan_at is None
+
+
+def test_a_walk_of_an_empty_root_reports_a_single_known_file_gone(root: Path) -> None:
+    source = make(root, Mode.EVENTS)
+    batch = source.poll(time.monotonic(), {root / "last.pdf": (1, 1)})
+    assert (batch.gone, batch.scanned) == ((root / "last.pdf",), True)
+    assert source.status == "ok"
+
+
+def test_a_changed_root_device_reports_nothing_gone(harness: Harness, root: Path) -> None:
+    for name in ("a.pdf", "b.pdf"):
+        (root / name).write_bytes(b"x")
+    harness.until(lambda: len(harness.ready) == 2)
+    # Stands in for an unmount: the device seen at start() is not the root's now.
+    harness.source._guard._device = root.stat().st_dev + 1
+    (root / "a.pdf").unlink()
+    harness.until(lambda: harness.source.status.startswith("root looks unmounted: device changed"))
+    harness.source.request_rescan()
+    assert not harness.poll().scanned  # nothing mounted in its place is walked
+    assert harness.gone == []

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from docproc.sources.stability import StabilityTracker
+from docproc.sources.stability import EMPTY_SETTLE_FACTOR, StabilityTracker
 
 S = 1_000_000_000  # ns per second
 WALL = 1_700_000_000.0  # wall clock = WALL + monotonic, in these tests
@@ -59,7 +59,7 @@ def test_old_mtime_does_not_skip_the_wait_once_a_change_was_seen() -> None:
     assert t.ready(6.0) == [("a", 9, fresh(-100))]
 
 
-def test_empty_file_is_released_after_settling_and_a_grown_one_again() -> None:
+def test_empty_file_is_released_after_four_settle_times_and_a_grown_one_again() -> None:
     t: StabilityTracker[str] = StabilityTracker(2.0)
     observe(t, "scan.pdf", 0, fresh(0), 0.0)
     observe(t, "scan.pdf", 0, fresh(0), 1.0)
@@ -68,7 +68,31 @@ def test_empty_file_is_released_after_settling_and_a_grown_one_again() -> None:
     assert t.ready(3.5) == [("scan.pdf", 4096, fresh(1.5))]
     u: StabilityTracker[str] = StabilityTracker(2.0)
     observe(u, "empty", 0, fresh(0), 0.0)
-    assert u.ready(2.0) == [("empty", 0, fresh(0))]
+    assert u.settle_for(0) == EMPTY_SETTLE_FACTOR * 2.0
+    assert u.ready(2.0) == []
+    assert u.ready(7.9) == []
+    assert u.ready(8.0) == [("empty", 0, fresh(0))]
+
+
+def test_a_placeholder_filled_after_a_pause_is_one_version() -> None:
+    """A scanner's 0-byte placeholder, filled after more than the settle time."""
+    t: StabilityTracker[str] = StabilityTracker(2.0)
+    released = []
+    observe(t, "scan.pdf", 0, fresh(0), 0.0)
+    for tick in range(1, 13):  # polls every second; content arrives at 5 s
+        now = float(tick)
+        if tick == 5:
+            observe(t, "scan.pdf", 9000, fresh(now), now)
+        released += t.ready(now)
+    assert released == [("scan.pdf", 9000, fresh(5))]
+
+
+def test_an_old_empty_file_waits_unless_older_than_the_empty_settle() -> None:
+    t: StabilityTracker[str] = StabilityTracker(2.0)
+    observe(t, "recent", 0, fresh(-3), 0.0)  # older than settle, not than 4x settle
+    observe(t, "ancient", 0, fresh(-8), 0.0)
+    assert t.ready(0.0) == [("ancient", 0, fresh(-8))]
+    assert t.ready(8.0) == [("recent", 0, fresh(-3))]
 
 
 def test_forget_drops_pending_and_released() -> None:

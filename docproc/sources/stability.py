@@ -22,9 +22,14 @@ Rules, per path:
 * Any change of size or mtime resets the clock, and while a path is pending
   with other values the old-mtime rule does not apply: a file that changed
   under our eyes is being written, whatever its mtime says.
-* Empty files are gated like any other file: a file that stays empty for the
-  settle time is released (the pipeline records it as empty), while a
-  placeholder that grows is released only once stable with its final content.
+* Empty files wait longer: :data:`EMPTY_SETTLE_FACTOR` times the settle
+  time (for the old-mtime rule too). Scanners and copy tools often create a
+  0-byte placeholder and only start writing after a pause (warming up,
+  negotiating a share); released early, the placeholder would become one
+  version ("empty") and the real content a second one. A file that stays
+  empty for the longer wait is released (the pipeline records it as empty);
+  a placeholder that grows is released once, stable with its final content.
+  The factor is relative so that tests with small settle times stay fast.
 * Once released with ``(size, mtime_ns)``, the same path with the same values
   is not released again until it changes or is forgotten (duplicate events and
   metadata touches must not queue a file twice; paperless-ngx #13511).
@@ -39,6 +44,7 @@ from typing import Generic, TypeVar
 K = TypeVar("K", bound=Hashable)
 
 NS_PER_SECOND = 1_000_000_000
+EMPTY_SETTLE_FACTOR = 4  # an empty file waits this many settle times (5 s -> 20 s)
 
 
 @dataclass(slots=True)
@@ -89,9 +95,13 @@ class StabilityTracker(Generic[K]):
         if current is not None and (current.size, current.mtime_ns) == values:
             return
         self._released.pop(key, None)
-        old = wall_now * NS_PER_SECOND - mtime_ns >= self.settle_seconds * NS_PER_SECOND
+        old = wall_now * NS_PER_SECOND - mtime_ns >= self.settle_for(size) * NS_PER_SECOND
         since = float("-inf") if current is None and old else now
         self._pending[key] = _Pending(size, mtime_ns, since)
+
+    def settle_for(self, size: int) -> float:
+        """How long a file of ``size`` bytes must stand still: longer when empty."""
+        return self.settle_seconds * (EMPTY_SETTLE_FACTOR if size == 0 else 1)
 
     def forget(self, key: K) -> None:
         """Drop everything known about ``key`` (it vanished or was handled elsewhere)."""
@@ -99,7 +109,10 @@ class StabilityTracker(Generic[K]):
         self._released.pop(key, None)
 
     def ready(self, now: float) -> list[tuple[K, int, int]]:
-        """Release the paths that have been stable for ``settle_seconds`` at ``now``.
+        """Release the paths that have been stable long enough at ``now``.
+
+        Long enough is ``settle_seconds``, or :data:`EMPTY_SETTLE_FACTOR` times
+        that for an empty file (see :meth:`settle_for`).
 
         Each released ``(key, size, mtime_ns)`` is returned once, in the order
         the paths were first seen with those values, and remembered so that
@@ -107,7 +120,7 @@ class StabilityTracker(Generic[K]):
         """
         out: list[tuple[K, int, int]] = []
         for key, entry in self._pending.items():
-            if now - entry.since >= self.settle_seconds:
+            if now - entry.since >= self.settle_for(entry.size):
                 out.append((key, entry.size, entry.mtime_ns))
         for key, size, mtime_ns in out:
             del self._pending[key]
