@@ -12,9 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## run: scan the bundled sample folder with the embedded defaults
+## run: the daemon on its embedded default: watch ./inbox (seeded with the
+## samples on first run), ledger in ~/.local/state/docproc, offline provider
 run: $(STAMP)
-	$(BIN)/docproc scan examples/inbox
+	[ -d inbox ] || cp -r examples/inbox inbox
+	$(BIN)/docproc run
 
 ## test: every check: lint, types, import layers, then the test suite
 test: lint types
@@ -30,6 +32,7 @@ types: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/results.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -98,6 +98,29 @@ def main(log_level: str) -> None:
 
 
 @main.command()
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Take what is there, flush at once, wait for the results, write, exit.",
+)
+@click.option("--provider", metavar="NAME", help="Use this provider instead of [task] provider.")
+@common_options
+@handle_errors
+def run(once: bool, provider: str | None) -> None:
+    """Run the daemon: watch folders, extract, batch, write sidecars.
+
+    With no --config it watches ./inbox with the offline `local` provider.
+    SIGTERM/SIGINT stop it gracefully, SIGHUP reloads the configuration.
+    """
+    from docproc.daemon import Daemon
+    from docproc.daemon import Options as RunOptions
+
+    options = opts()
+    daemon = Daemon(RunOptions(options.config, options.state_dir, provider, once))
+    sys.exit(daemon.run())
+
+
+@main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--settle",

@@ -21,9 +21,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from docproc.errors import ConfigError
-from docproc.models import SIDECAR_SUFFIXES, ExtractLimits, Mode, WatchSpec
+from docproc.models import (
+    BatchLimits,
+    ExtractLimits,
+    Mode,
+    SidecarSettings,
+    TaskSpec,
+    WatchSpec,
+)
 
 DEFAULT_INBOX = Path("inbox")
+PROVIDERS = ("local",)
+DEFAULT_MODELS = {"local": "local-extractive-1"}
+DEFAULT_PROMPT = (
+    "Summarise the document below for someone deciding whether to read it. "
+    "Then pick the passages that matter most, quoting them exactly as written."
+)
 _SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token")
 _T = TypeVar("_T")
 
@@ -53,8 +66,12 @@ class Settings:
     watches: tuple[WatchSpec, ...]
     rescan_interval: float = 300.0
     settle_seconds: float = 5.0
-    sidecar_suffixes: tuple[str, ...] = SIDECAR_SUFFIXES
     extract: ExtractSettings = field(default_factory=ExtractSettings)
+    task: TaskSpec = field(default_factory=TaskSpec)
+    batch: BatchLimits = field(default_factory=BatchLimits)
+    poll_interval: float = 1.0  # how often submitted batches are polled
+    max_attempts: int = 3  # per job, before it is quarantined
+    sidecars: SidecarSettings = field(default_factory=SidecarSettings)
     log: LogSettings = field(default_factory=LogSettings)
     source: Path | None = None  # the file these settings came from, if any
 
@@ -72,8 +89,13 @@ class Settings:
             if spec.path == path:
                 return spec
         return WatchSpec(
-            path=path, settle_seconds=self.settle_seconds, ignore_suffixes=self.sidecar_suffixes
+            path=path, settle_seconds=self.settle_seconds, ignore_suffixes=self.sidecars.suffixes
         )
+
+    @property
+    def provider_dir(self) -> Path:
+        """Where the ``local`` provider keeps its submitted batches."""
+        return self.state_dir / "provider"
 
 
 class _Table:
@@ -175,14 +197,90 @@ def _from_table(
     intake = top.table("intake")
     rescan = intake.number("rescan_interval", 300.0, minimum=1.0)
     settle = intake.number("settle_seconds", 5.0)
-    suffixes = tuple(intake.strings("sidecar_suffixes")) or SIDECAR_SUFFIXES
     intake.finish()
-    watches = _watches(top, base, settle, suffixes, required)
+    sidecars = _sidecars(top.table("sidecars"), base)
+    watches = _watches(top, base, settle, sidecars.suffixes, required)
     extract = _extract(top.table("extract"))
+    task, max_attempts = _task(top.table("task"), extract)
+    batch_table = top.table("batch")
+    poll = batch_table.number("poll_interval", 1.0, minimum=0.1)
+    batch = _batch(batch_table)
     log = _log(top.table("log"))
     top.finish()
-    resolved = _state_dir(state_dir, file_state_dir, base)
-    return Settings(resolved, watches, rescan, settle, suffixes, extract, log, source)
+    return Settings(
+        state_dir=_state_dir(state_dir, file_state_dir, base),
+        watches=watches,
+        rescan_interval=rescan,
+        settle_seconds=settle,
+        extract=extract,
+        task=task,
+        batch=batch,
+        poll_interval=poll,
+        max_attempts=max_attempts,
+        sidecars=sidecars,
+        log=log,
+        source=source,
+    )
+
+
+def _task(t: _Table, extract: ExtractSettings) -> tuple[TaskSpec, int]:
+    provider = t.get("provider", str, "local")
+    if provider not in PROVIDERS:
+        raise ConfigError(
+            t.key("provider"), f"must be one of {', '.join(PROVIDERS)} (got {provider!r})"
+        )
+    spec = TaskSpec(
+        provider=provider,
+        model=t.get("model", str, DEFAULT_MODELS.get(provider, "")),
+        prompt=t.get("prompt", str, DEFAULT_PROMPT),
+        max_tokens=t.integer("max_tokens", 1024),
+        summary_sentences=t.integer("summary_sentences", 3),
+        max_highlights=t.integer("max_highlights", 10, minimum=3),
+        extractor=f"max_chars={extract.limits.max_chars}",
+    )
+    max_attempts = t.integer("max_attempts", 3)
+    t.finish()
+    if not spec.model:
+        raise ConfigError(t.key("model"), f"is required for provider {provider!r}")
+    return spec, max_attempts
+
+
+def _batch(t: _Table) -> BatchLimits:
+    hard = BatchLimits()
+    limits = BatchLimits(
+        max_requests=t.integer("max_requests", 10_000),
+        max_bytes=t.integer("max_mb", 200) * 1_000_000,
+        max_wait=t.number("max_wait", 900.0),
+        max_in_flight=t.integer("max_in_flight", 4),
+    )
+    t.finish()
+    if limits.max_requests > hard.hard_max_requests:
+        raise ConfigError(t.key("max_requests"), f"must be at most {hard.hard_max_requests}")
+    if limits.max_bytes > hard.hard_max_bytes:
+        raise ConfigError(t.key("max_mb"), f"must be at most {hard.hard_max_bytes // 1_000_000}")
+    return limits
+
+
+def _sidecars(t: _Table, base: Path) -> SidecarSettings:
+    output = t.get("output_dir", str, "")
+    settings = SidecarSettings(
+        summary_suffix=t.get("summary_suffix", str, ".summary.md"),
+        json_suffix=t.get("json_suffix", str, ".docproc.json"),
+        output_dir=_check_folder(t.key("output_dir"), base / output) if output else None,
+        delete_with_source=t.get("delete_with_source", bool, False),
+    )
+    t.finish()
+    for key, suffix in (
+        ("summary_suffix", settings.summary_suffix),
+        ("json_suffix", settings.json_suffix),
+    ):
+        if not suffix.startswith(".") or "/" in suffix or len(suffix) < 2:
+            raise ConfigError(
+                t.key(key), f"must start with '.' and name no folder (got {suffix!r})"
+            )
+    if settings.summary_suffix == settings.json_suffix:
+        raise ConfigError(t.key("json_suffix"), "must differ from summary_suffix")
+    return settings
 
 
 def _watches(

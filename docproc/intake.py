@@ -1,4 +1,4 @@
-"""One tick of work; the only module that knows the order of the stages.
+"""Intake: from watched places to extracted text recorded in the ledger.
 
 source.poll -> fingerprint (sha256) -> ledger.record_version
             -> extractor pool -> ledger.record_extraction
@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +23,13 @@ import structlog
 
 from docproc.errors import FailureKind
 from docproc.extract import ExtractorPool
-from docproc.ledger import Ledger
+from docproc.ledger import Ledger, Seen
 from docproc.models import Candidate, ExtractFailure, ExtractOutcome, ExtractTask, IntakeBatch
 from docproc.sources.base import Source
 
 log = structlog.get_logger()
 HASH_CHUNK = 1024 * 1024
+TAKE_CHUNK = 64
 RETRY_CHECK_SECONDS = 10.0
 
 
@@ -131,9 +131,7 @@ class Intake:
         if now >= self._next_retry_check:
             self._next_retry_check = now + RETRY_CHECK_SECONDS
             self.recover()
-        for outcome in self.pool.collect(wait):
-            self._record(outcome)
-            report.outcomes.append(outcome)
+        self._collect(wait, report)
         return report
 
     def _apply(self, root_id: int, batch: IntakeBatch, report: TickReport) -> None:
@@ -142,34 +140,49 @@ class Intake:
             log.warning("intake.problem", path=str(path), reason=reason)
         for path in batch.gone:
             self.ledger.record_gone(path)
-        for candidate in batch.ready:
-            self.take(root_id, candidate, report)
+        ready = list(batch.ready)
+        for start in range(0, len(ready), TAKE_CHUNK):
+            # Chunks keep the workers busy during a big first walk: each chunk is
+            # dispatched before the next is hashed, and finished results flow in.
+            self.take_all(root_id, ready[start : start + TAKE_CHUNK], report)
+            self._collect(0.0, report)
         if batch.scanned:
             self.ledger.root_scanned(root_id)
 
     def take(self, root_id: int, candidate: Candidate, report: TickReport) -> None:
         """Fingerprint one stable file, record its version, dispatch extraction."""
+        self.take_all(root_id, [candidate], report)
+
+    def take_all(self, root_id: int, candidates: Sequence[Candidate], report: TickReport) -> None:
+        """Fingerprint stable files, record their versions in one transaction, dispatch."""
+        seen = [s for c in candidates if (s := self._fingerprint(root_id, c)) is not None]
+        needs = self.ledger.record_versions(seen)
+        empty: list[ExtractOutcome] = []
+        for item, need in zip(seen, needs, strict=True):
+            report.taken += 1
+            if not need:
+                report.reused += 1
+            elif item.size == 0:
+                empty.append(
+                    ExtractFailure(item.sha256, FailureKind.PERMANENT, "file is empty (0 bytes)")
+                )
+            else:
+                self._dispatch(ExtractTask(sha256=item.sha256, path=item.path))
+        self._record(empty)
+
+    def _fingerprint(self, root_id: int, candidate: Candidate) -> Seen | None:
         path = candidate.path
         try:
             sha256 = _sha256_file(path)
         except FileNotFoundError:
             self.ledger.record_gone(path)
-            return
+            return None
         except OSError as exc:
             reason = _os_reason(exc)
             self.ledger.record_problem(root_id, path, reason)
             log.warning("intake.unreadable", path=str(path), reason=reason)
-            return
-        needs = self.ledger.record_version(
-            root_id, path, size=candidate.size, mtime_ns=candidate.mtime_ns, sha256=sha256
-        )
-        report.taken += 1
-        if not needs:
-            report.reused += 1
-        elif candidate.size == 0:
-            self._record(ExtractFailure(sha256, FailureKind.PERMANENT, "file is empty (0 bytes)"))
-        else:
-            self._dispatch(ExtractTask(sha256=sha256, path=path))
+            return None
+        return Seen(root_id, path, candidate.size, candidate.mtime_ns, sha256)
 
     def _dispatch(self, task: ExtractTask) -> None:
         if task.sha256 in self._in_flight:
@@ -177,15 +190,21 @@ class Intake:
         self._in_flight.add(task.sha256)
         self.pool.submit(task)
 
-    def _record(self, outcome: ExtractOutcome) -> None:
-        self._in_flight.discard(outcome.sha256)
-        self.ledger.record_extraction(outcome, max_attempts=self.max_attempts)
-        if isinstance(outcome, ExtractFailure):
-            log.info("extract.failed", sha256=outcome.sha256, kind=outcome.kind.value,
-                     reason=outcome.reason)  # fmt: skip
-        else:
-            log.debug("extract.done", sha256=outcome.sha256, extractor=outcome.extractor,
-                      chars=outcome.chars)  # fmt: skip
+    def _collect(self, wait: float, report: TickReport) -> None:
+        outcomes = self.pool.collect(wait) if (wait > 0 or self._in_flight) else []
+        self._record(outcomes)
+        report.outcomes.extend(outcomes)
+
+    def _record(self, outcomes: Sequence[ExtractOutcome]) -> None:
+        if not outcomes:
+            return
+        for outcome in outcomes:
+            self._in_flight.discard(outcome.sha256)
+        self.ledger.record_extractions(outcomes, max_attempts=self.max_attempts)
+        for outcome in outcomes:
+            if isinstance(outcome, ExtractFailure):
+                log.info("extract.failed", sha256=outcome.sha256, kind=outcome.kind.value,
+                         reason=outcome.reason)  # fmt: skip
 
     def close(self) -> None:
         for source in self.sources.values():
@@ -207,7 +226,3 @@ def _os_reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
     return f"cannot be read: {exc.strerror or exc}"
-
-
-def monotonic() -> float:
-    return time.monotonic()

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,11 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
-from sqlite_utils import Database
-
 from docproc.errors import FailureKind, LedgerError
-from docproc.ledger_migrations import migrations
-from docproc.models import Extraction, ExtractOutcome, ExtractTask
+from docproc.ledger_migrations import Database, migrations
+from docproc.models import ExtractFailure, Extraction, ExtractOutcome, ExtractTask
 
 GENESIS = "0" * 64
 BUSY_TIMEOUT_S = 30.0
@@ -61,6 +59,17 @@ def _utc(moment: datetime) -> str:
 def event_hash(prev: str, at: str, actor: str, kind: str, subject: str, detail: str) -> str:
     payload = json.dumps([prev, at, actor, kind, subject, detail], separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A stable file and the sha256 of its bytes, about to be recorded."""
+
+    root_id: int
+    path: Path
+    size: int
+    mtime_ns: int
+    sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,26 +187,35 @@ class Ledger:
     def record_version(
         self, root_id: int, path: Path, *, size: int, mtime_ns: int, sha256: str
     ) -> bool:
-        """Record that ``path`` holds the bytes ``sha256``.
+        """Record that ``path`` holds the bytes ``sha256``; see :meth:`record_versions`."""
+        return self.record_versions([Seen(root_id, path, size, mtime_ns, sha256)])[0]
 
-        Returns ``True`` when that content still needs extracting (a version
+    def record_versions(self, seen: Sequence[Seen]) -> list[bool]:
+        """Record what each path holds, in one transaction.
+
+        For each, ``True`` when that content still needs extracting (a version
         never seen, or one recorded but not yet extracted); ``False`` when an
         extraction of the same bytes exists, which the file then reuses.
         """
-        uri, shown = file_uri(path), display_path(path)
         with self.transaction() as conn:
-            version_id, state = self._version(conn, sha256, size)
-            row = conn.execute(
-                "SELECT id, version_id, state FROM files WHERE uri = ?", (uri,)
-            ).fetchone()
-            detail = {"path": shown, "sha256": sha256, "size": size}
-            if state == "extracted":
-                detail["reused"] = True
-            if row is None:
-                file_id = self._insert_file(conn, root_id, uri, shown, version_id, size, mtime_ns)
-                self.event(conn, "file.discovered", f"file:{file_id}", **detail)
-            else:
-                self._update_file(conn, row, version_id, size, mtime_ns, detail)
+            return [self._record_version(conn, item) for item in seen]
+
+    def _record_version(self, conn: sqlite3.Connection, item: Seen) -> bool:
+        uri, shown = file_uri(item.path), display_path(item.path)
+        version_id, state = self._version(conn, item.sha256, item.size)
+        row = conn.execute(
+            "SELECT id, version_id, state FROM files WHERE uri = ?", (uri,)
+        ).fetchone()
+        detail = {"path": shown, "sha256": item.sha256, "size": item.size}
+        if state == "extracted":
+            detail["reused"] = True
+        if row is None:
+            file_id = self._insert_file(
+                conn, item.root_id, uri, shown, version_id, item.size, item.mtime_ns
+            )
+            self.event(conn, "file.discovered", f"file:{file_id}", **detail)
+        else:
+            self._update_file(conn, row, version_id, item.size, item.mtime_ns, detail)
         return state == "pending"
 
     def _version(self, conn: sqlite3.Connection, sha256: str, size: int) -> tuple[int, str]:
@@ -291,42 +309,61 @@ class Ledger:
 
     def record_extraction(self, outcome: ExtractOutcome, *, max_attempts: int = 5) -> None:
         """Record what extraction of one version produced."""
+        self.record_extractions([outcome], max_attempts=max_attempts)
+
+    def record_extractions(
+        self, outcomes: Sequence[ExtractOutcome], *, max_attempts: int = 5
+    ) -> None:
+        """Record what extraction produced, for several versions in one transaction."""
         with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT id, attempts FROM versions WHERE sha256 = ?", (outcome.sha256,)
-            ).fetchone()
-            if row is None:
-                raise LedgerError(f"no version {outcome.sha256} in the ledger")
-            version_id, attempts = int(row[0]), int(row[1]) + 1
-            if isinstance(outcome, Extraction):
-                self._extracted(conn, version_id, attempts, outcome)
-            else:
-                kind, reason = outcome.kind, outcome.reason
-                if kind is FailureKind.TRANSIENT and attempts >= max_attempts:
-                    kind, reason = (
-                        FailureKind.PERMANENT,
-                        f"gave up after {attempts} tries: {reason}",
-                    )
-                retry_at = (
-                    _utc(self._clock() + _backoff(attempts)) if kind.value == "transient" else None
-                )
-                conn.execute(
-                    "UPDATE versions SET state = 'failed', failure_kind = ?, error = ?,"
-                    " extractor = ?, attempts = ?, retry_at = ?, extract_seconds = ? WHERE id = ?",
-                    (
-                        kind.value,
-                        reason,
-                        outcome.extractor,
-                        attempts,
-                        retry_at,
-                        outcome.seconds,
-                        version_id,
-                    ),
-                )
-                self.event(
-                    conn, "extraction.failed", f"version:{version_id}",
-                    kind=kind.value, reason=reason, extractor=outcome.extractor, retry_at=retry_at,
-                )  # fmt: skip
+            for outcome in outcomes:
+                self._record_extraction(conn, outcome, max_attempts)
+
+    def _record_extraction(
+        self, conn: sqlite3.Connection, outcome: ExtractOutcome, max_attempts: int
+    ) -> None:
+        row = conn.execute(
+            "SELECT id, attempts FROM versions WHERE sha256 = ?", (outcome.sha256,)
+        ).fetchone()
+        if row is None:
+            raise LedgerError(f"no version {outcome.sha256} in the ledger")
+        version_id, attempts = int(row[0]), int(row[1]) + 1
+        if isinstance(outcome, Extraction):
+            self._extracted(conn, version_id, attempts, outcome)
+        else:
+            self._extraction_failed(conn, version_id, attempts, outcome, max_attempts)
+
+    def _extraction_failed(
+        self,
+        conn: sqlite3.Connection,
+        version_id: int,
+        attempts: int,
+        failure: ExtractFailure,
+        max_attempts: int,
+    ) -> None:
+        kind, reason = failure.kind, failure.reason
+        if kind is FailureKind.TRANSIENT and attempts >= max_attempts:
+            kind, reason = FailureKind.PERMANENT, f"gave up after {attempts} tries: {reason}"
+        retry_at = None
+        if kind is FailureKind.TRANSIENT:
+            retry_at = _utc(self._clock() + _backoff(attempts))
+        conn.execute(
+            "UPDATE versions SET state = 'failed', failure_kind = ?, error = ?, extractor = ?,"
+            " attempts = ?, retry_at = ?, extract_seconds = ? WHERE id = ?",
+            (
+                kind.value,
+                reason,
+                failure.extractor,
+                attempts,
+                retry_at,
+                failure.seconds,
+                version_id,
+            ),
+        )
+        self.event(
+            conn, "extraction.failed", f"version:{version_id}",
+            kind=kind.value, reason=reason, extractor=failure.extractor, retry_at=retry_at,
+        )  # fmt: skip
 
     def _extracted(
         self, conn: sqlite3.Connection, version_id: int, attempts: int, done: Extraction

@@ -7,8 +7,33 @@ of schema is a new function at the end of this file.
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+import sys
+from types import ModuleType
+
+
+def _without_dataframes() -> dict[str, ModuleType | None]:
+    """Hide pandas and numpy from sqlite-utils' import, if they are not loaded yet.
+
+    sqlite-utils imports both when installed (unstructured brings them) only to
+    map their scalar types, which the ledger never stores; the import costs
+    about 0.3 s on every command. Restored right after (see the end of imports).
+    """
+    hidden = {name: sys.modules.get(name) for name in ("pandas", "numpy")}
+    for name, module in hidden.items():
+        if module is None:
+            sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
+    return hidden
+
+
+_hidden = _without_dataframes()
+from sqlite_utils import Database  # noqa: E402 - must follow the hiding above
+from sqlite_utils.migrations import Migrations  # noqa: E402
+
+for _name, _module in _hidden.items():
+    if _module is None:
+        del sys.modules[_name]
+
+__all__ = ["Database", "migrations"]
 
 migrations = Migrations("docproc")
 

@@ -20,14 +20,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from datetime import UTC, datetime
 
 from docproc.ledger import Ledger, Row
 from docproc.models import Highlight, ProviderResult, ReadyJob, ResultKind, TaskSpec
 
 RETRY_BASE_S = 60.0
+ERROR_PAUSE_S = 300.0  # a sidecar write that failed (disk full...) is tried again after this
 RETRY_CAP_S = 3600.0
 REQUEST_OVERHEAD_BYTES = 4096
 
@@ -55,10 +56,14 @@ class Applied:
 class WorkLedger:
     """Job, batch and sidecar transitions on top of a :class:`Ledger`."""
 
-    def __init__(self, ledger: Ledger, *, clock: Any = time.time) -> None:
+    def __init__(self, ledger: Ledger, *, clock: Callable[[], float] = time.time) -> None:
         self.ledger = ledger
         self.conn = ledger.db.conn
         self._clock = clock
+
+    def clock(self) -> float:
+        """Wall-clock seconds, the time base of ``ready_at`` and backoff."""
+        return self._clock()
 
     # -- tasks and jobs ---------------------------------------------------
 
@@ -109,6 +114,14 @@ class WorkLedger:
             (task, self._clock()),
         )
         return [ReadyJob(job_id, size, ready_at) for job_id, size, ready_at in rows]
+
+    def pending_jobs(self, task: str) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE task = ? AND state IN"
+            " ('queued', 'submitting', 'submitted')",
+            (task,),
+        ).fetchone()
+        return int(row[0])
 
     def batch_items(self, job_ids: Sequence[int]) -> list[BatchItem]:
         """What building the requests of these jobs needs, in the given order."""
@@ -298,6 +311,11 @@ class WorkLedger:
             ),
         )  # fmt: skip
 
+    def fail_job(self, job_id: int, reason: str) -> None:
+        """Quarantine one job with a reason (e.g. too large to batch)."""
+        with self.ledger.transaction() as conn:
+            self._fail(conn, job_id, reason)
+
     def _fail(self, conn: sqlite3.Connection, job_id: int, reason: str) -> str:
         conn.execute(
             "UPDATE jobs SET state = 'failed', error = ?, updated_at = ? WHERE id = ?",
@@ -345,11 +363,11 @@ class WorkLedger:
             self.ledger.db.query(
                 "SELECT f.id AS file_id, f.uri, f.path, r.uri AS root_uri, v.id AS version_id,"
                 " v.sha256, j.id AS job_id, q.summary, q.highlights, q.dropped_highlights,"
-                " q.model, q.custom_id, q.input_tokens, q.output_tokens,"
+                " q.model, q.custom_id, q.completed_at, q.input_tokens, q.output_tokens,"
                 " q.cache_creation_input_tokens, q.cache_read_input_tokens,"
                 " b.provider, b.provider_batch_id,"
-                " EXISTS (SELECT 1 FROM sidecars s2 WHERE s2.job_id = j.id"
-                "   AND s2.file_id != f.id AND s2.state = 'written') AS reused"
+                " EXISTS (SELECT 1 FROM sidecars s1 WHERE s1.file_id = f.id AND s1.job_id = j.id"
+                "   AND s1.state = 'writing') AS interrupted"
                 " FROM files f JOIN roots r ON r.id = f.root_id"
                 " JOIN versions v ON v.id = f.version_id"
                 " JOIN jobs j ON j.version_id = v.id AND j.task = ? AND j.state = 'done'"
@@ -357,11 +375,20 @@ class WorkLedger:
                 " JOIN batches b ON b.id = q.batch_id"
                 " WHERE f.state = 'present' AND NOT EXISTS (SELECT 1 FROM sidecars s"
                 "   WHERE s.file_id = f.id AND s.job_id = j.id"
-                "   AND s.state IN ('written', 'conflict'))"
+                "   AND (s.state IN ('written', 'conflict')"
+                "   OR (s.state = 'error' AND s.created_at > ?)))"
                 " ORDER BY f.id LIMIT ?",
-                [task, limit],
+                [task, _iso(self._clock() - ERROR_PAUSE_S), limit],
             )
         )
+
+    def written_elsewhere(self, job_id: int, file_id: int) -> bool:
+        """Whether this job's result was already written for another file (same bytes)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM sidecars WHERE job_id = ? AND file_id != ? AND state = 'written'",
+            (job_id, file_id),
+        ).fetchone()
+        return row is not None
 
     def sidecar_hashes(self, uri: str) -> set[str]:
         """sha256 of every sidecar docproc wrote (or was about to write) at ``uri``."""
@@ -393,12 +420,8 @@ class WorkLedger:
 
     def sidecar_problem(self, file_id: int, job_id: int, uri: str, state: str, reason: str) -> None:
         """A sidecar could not be written: ``state`` is ``conflict`` (someone else's file) or
-        ``error``; the writing intents of this attempt are dropped."""
+        ``error`` (retried after a pause). Intents stay: whatever was written is docproc's."""
         with self.ledger.transaction() as conn:
-            conn.execute(
-                "DELETE FROM sidecars WHERE file_id = ? AND job_id = ? AND state = 'writing'",
-                (file_id, job_id),
-            )
             conn.execute(
                 "INSERT INTO sidecars (file_id, job_id, uri, state, detail, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -428,6 +451,10 @@ def _reason(result: ProviderResult) -> str:
         return f"request {result.kind.value}"
     detail = f"{result.error_type}: {result.error_message}" if result.error_type else ""
     return f"request errored ({detail})" if detail else "request errored"
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")
 
 
 def _estimate_bytes(chars: int) -> int:

@@ -44,6 +44,20 @@ class WatchSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SidecarSettings:
+    """Where summaries are written: next to each source, or mirrored under ``output_dir``."""
+
+    summary_suffix: str = ".summary.md"
+    json_suffix: str = ".docproc.json"
+    output_dir: Path | None = None
+    delete_with_source: bool = False
+
+    @property
+    def suffixes(self) -> tuple[str, str]:
+        return (self.summary_suffix, self.json_suffix)
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A regular file whose size and mtime stood still for the settle time."""
 

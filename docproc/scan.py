@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from docproc.compose import make_pool
 from docproc.config import Settings
 from docproc.errors import ConfigError
-from docproc.extract import ExtractorPool
+from docproc.intake import Intake, TickReport
 from docproc.ledger import Ledger, Row, file_uri
 from docproc.models import Candidate
-from docproc.pipeline import Intake, TickReport
 from docproc.sources.local import LocalSource
 
 Progress = Callable[[int, int], None]
@@ -36,17 +36,6 @@ class ScanResult:
 
     rows: list[Row]
     still_changing: int
-
-
-def make_pool(settings: Settings) -> ExtractorPool:
-    extract = settings.extract
-    return ExtractorPool(
-        workers=extract.workers,
-        limits=extract.limits,
-        text_dir=settings.text_dir,
-        recycle_after=extract.recycle_after,
-        memory_limit_mb=extract.memory_limit_mb or None,
-    )
 
 
 def scan(

@@ -134,11 +134,13 @@ def test_example_config_is_valid_and_documents_every_key(
     (tmp_path / "inbox").mkdir()
     settings = config.load(write(tmp_path, text.replace('"/srv/documents/inbox"', '"inbox"')))
     assert settings.watches
-    for key in ("state_dir", "rescan_interval", "settle_seconds", "sidecar_suffixes", "mode",
+    for key in ("state_dir", "rescan_interval", "settle_seconds", "summary_suffix", "mode",
                 "poll_interval", "recursive", "include", "exclude", "hidden", "workers",
                 "timeout_seconds", "max_file_mb", "max_chars", "max_expansion_ratio",
                 "max_archive_mb", "recycle_after", "memory_limit_mb", "max_attempts", "level",
-                "format"):  # fmt: skip
+                "format", "provider", "model", "prompt", "max_tokens", "summary_sentences",
+                "max_highlights", "max_requests", "max_mb", "max_wait", "max_in_flight",
+                "poll_interval", "json_suffix", "output_dir", "delete_with_source"):  # fmt: skip
         assert f"{key} =" in text, key
 
 

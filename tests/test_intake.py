@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from docproc.extract import ExtractorPool
+from docproc.intake import Intake
 from docproc.ledger import Ledger
 from docproc.models import ExtractLimits, Mode, WatchSpec
-from docproc.pipeline import Intake
 from docproc.sources.local import LocalSource
 from docproc.textstore import TextStore
 

@@ -1,0 +1,197 @@
+"""The daemon's life: start-up -> tick loop -> graceful shutdown.
+
+Signal handlers only set flags. SIGTERM or SIGINT: finish the state change
+in hand and exit 0 within seconds (batches in flight stay at the provider and
+in the ledger; the next start picks them up); a second one exits at once.
+SIGHUP: reload the configuration (watched folders added or removed,
+thresholds) without losing queued work; a bad file is logged and ignored.
+
+``once``: take what is there, flush batches without waiting for thresholds,
+apply every result, write every sidecar, and exit when nothing is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from docproc import logconfig
+from docproc.compose import make_pool, make_provider
+from docproc.config import DEFAULT_MODELS, Settings, load
+from docproc.dispatch import Dispatcher
+from docproc.errors import ConfigError, SourceError
+from docproc.intake import Intake
+from docproc.ledger import Ledger, file_uri
+from docproc.ledger_work import WorkLedger
+from docproc.models import TaskSpec, WatchSpec
+from docproc.pipeline import Pipeline
+from docproc.publish import Publisher
+from docproc.sources.local import LocalSource
+from docproc.textstore import TextStore
+
+log = structlog.get_logger()
+TICK_WAIT_S = 0.5
+MAX_FAILED_TICKS = 30
+
+
+@dataclass(frozen=True)
+class Options:
+    """How ``docproc run`` was asked to run."""
+
+    config: Path | None = None
+    state_dir: Path | None = None
+    provider: str | None = None
+    once: bool = False
+
+
+class Daemon:
+    """Owns the ledger connection and every component, on the main thread."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.stopping = False
+        self.reload_requested = False
+        self._watches: dict[Path, tuple[int, WatchSpec]] = {}
+
+    def run(self) -> int:
+        """Run until stopped (or, with ``once``, until the work is done); the exit code."""
+        settings = self._load()
+        logconfig.configure(settings.log.level, settings.log.format)
+        previous = self._install_signals()
+        try:
+            self._start(settings)
+            return self._loop()
+        finally:
+            self._shutdown()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    # -- signals ------------------------------------------------------------
+
+    def _install_signals(self) -> dict[int, signal.Handlers | int | None]:
+        previous = {}
+        for signum, handler in (
+            (signal.SIGTERM, self._on_stop),
+            (signal.SIGINT, self._on_stop),
+            (signal.SIGHUP, self._on_reload),
+        ):
+            previous[signum] = signal.signal(signum, handler)
+        return previous  # type: ignore[return-value]
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            os._exit(1)  # second signal: no more waiting
+        self.stopping = True
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_requested = True
+
+    # -- start-up -----------------------------------------------------------
+
+    def _load(self) -> Settings:
+        return load(self.options.config, state_dir=self.options.state_dir)
+
+    def _start(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ledger = Ledger(settings.ledger_path, actor="daemon")
+        work = WorkLedger(self.ledger)
+        store = TextStore(settings.text_dir)
+        self.intake = Intake(
+            self.ledger, make_pool(settings), max_attempts=settings.extract.max_attempts
+        )
+        recovered = self.intake.recover()
+        provider = make_provider(settings, self.options.provider)
+        task = settings.task if not self.options.provider else _task_for(settings, provider.name)
+        dispatcher = Dispatcher(
+            work, provider, store, task=task, limits=settings.batch,
+            poll_interval=settings.poll_interval, max_attempts=settings.max_attempts,
+        )  # fmt: skip
+        publisher = Publisher(work, task_id=dispatcher.task_id, settings=settings.sidecars)
+        self.pipeline = Pipeline(self.intake, dispatcher, publisher)
+        for spec in settings.watches:
+            self._add_watch(spec)
+        log.info("daemon.ready", state_dir=str(settings.state_dir), provider=provider.name,
+                 roots=len(self._watches), recovered_extractions=recovered,
+                 open_batches=dispatcher.in_flight)  # fmt: skip
+
+    def _add_watch(self, spec: WatchSpec) -> None:
+        source = LocalSource(spec, rescan_interval=self.settings.rescan_interval)
+        try:
+            source.start()
+        except SourceError as exc:
+            log.error("source.unavailable", root=str(spec.path), error=str(exc))
+            return
+        root_id = self.ledger.ensure_root(file_uri(spec.path), kind="local", mode=source.mode.value)
+        self.intake.add_source(root_id, source)
+        self._watches[spec.path] = (root_id, spec)
+
+    def _remove_watch(self, path: Path) -> None:
+        root_id, _ = self._watches.pop(path)
+        source = self.intake.remove_source(root_id)
+        if source is not None:
+            source.close()
+
+    # -- the loop -----------------------------------------------------------
+
+    def _loop(self) -> int:
+        failures = 0
+        while not self.stopping:
+            if self.reload_requested:
+                self._reload()
+            try:
+                self.pipeline.tick(time.monotonic(), wait=TICK_WAIT_S, flush_all=self.options.once)
+                failures = 0
+            except Exception:  # the loop's boundary: log, back off, carry on
+                failures += 1
+                log.exception("daemon.tick_failed", consecutive=failures)
+                if failures >= MAX_FAILED_TICKS:
+                    return 1
+                time.sleep(min(5.0, 0.2 * failures))
+            if self.options.once and self.pipeline.idle():
+                log.info("daemon.once_done")
+                break
+        return 0
+
+    def _reload(self) -> None:
+        self.reload_requested = False
+        try:
+            new = self._load()
+        except ConfigError as exc:
+            log.error("daemon.reload_failed", error=str(exc))
+            return
+        wanted = {spec.path: spec for spec in new.watches}
+        for path, (_, spec) in list(self._watches.items()):
+            if wanted.get(path) != spec:
+                self._remove_watch(path)
+        self.settings = new
+        for path, spec in wanted.items():
+            if path not in self._watches:
+                self._add_watch(spec)
+        self.pipeline.dispatcher.configure(new.batch, new.poll_interval)
+        self.pipeline.roots_changed()
+        if new.task != self.pipeline.dispatcher.task:
+            log.warning("daemon.task_changed", detail="a new [task] takes effect at restart")
+        log.info("daemon.reloaded", roots=len(self._watches))
+
+    def _shutdown(self) -> None:
+        log.info("daemon.stopping")
+        if hasattr(self, "pipeline"):
+            self.pipeline.close()
+        elif hasattr(self, "intake"):
+            self.intake.close()
+        if hasattr(self, "ledger"):
+            self.ledger.close()
+        log.info("daemon.stopped")
+
+
+def _task_for(settings: Settings, provider: str) -> TaskSpec:
+    """The configured task, moved to another provider by ``--provider``."""
+    if provider == settings.task.provider:
+        return settings.task
+    return replace(settings.task, provider=provider, model=DEFAULT_MODELS.get(provider, ""))

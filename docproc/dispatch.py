@@ -1,0 +1,268 @@
+"""Dispatch: extracted versions -> jobs -> batches -> provider -> results in the ledger.
+
+The main loop owns the ledger; every provider call (create, poll, streaming
+results) runs on one background thread so the loop never blocks on the
+network. Crash safety comes from the order of writes:
+
+1. the batch and its custom_ids are recorded (``planned``) before create;
+2. the provider's id is recorded right after (``submitted``);
+3. a create whose outcome is unknown (an error, a crash) is reconciled with
+   ``provider.find_batch`` before anything is submitted again;
+4. results are applied in chunks, each one transaction; a result for a job
+   that is no longer waiting for it is ignored, so nothing is applied twice.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from docproc.batching import plan_batches
+from docproc.errors import ProviderRejected
+from docproc.highlights import locate
+from docproc.ledger_work import BatchItem, WorkLedger
+from docproc.models import BatchLimits, JobRequest, ProviderResult, TaskSpec
+from docproc.providers.base import Provider, make_custom_id
+from docproc.textstore import TextStore
+
+log = structlog.get_logger()
+CHUNK = 500
+RECONCILE_SLACK = timedelta(minutes=5)
+APPLY_BUDGET_S = 0.5
+_DONE = object()
+
+
+@dataclass
+class _Batch:
+    """What the loop knows of one open batch between ticks."""
+
+    batch_id: int
+    provider_batch_id: str | None
+    state: str  # planned | submitted | ended
+    created_at: datetime
+    next_poll: float = 0.0
+    call: Future[Any] | None = None
+    streaming: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class Dispatcher:
+    """Moves jobs through the provider; one instance per daemon."""
+
+    def __init__(
+        self,
+        work: WorkLedger,
+        provider: Provider,
+        store: TextStore,
+        *,
+        task: TaskSpec,
+        limits: BatchLimits,
+        poll_interval: float,
+        max_attempts: int,
+    ) -> None:
+        self.work, self.provider, self.store = work, provider, store
+        self.task, self.limits = task, limits
+        self.task_id = work.register_task(task)
+        self.poll_interval, self.max_attempts = poll_interval, max_attempts
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="provider")
+        self._results: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=8)
+        self._open: dict[int, _Batch] = {}
+        self.recover()
+
+    # -- public ----------------------------------------------------------
+
+    def recover(self) -> None:
+        """Pick up every batch the ledger holds open (after a restart)."""
+        for row in self.work.open_batches():
+            created = datetime.fromisoformat(row["created_at"])
+            self._open[row["id"]] = _Batch(
+                row["id"], row["provider_batch_id"], row["state"], created
+            )
+
+    def configure(self, limits: BatchLimits, poll_interval: float) -> None:
+        """New thresholds (SIGHUP); queued work is kept."""
+        self.limits, self.poll_interval = limits, poll_interval
+
+    def queue_jobs(self, root_ids: Sequence[int]) -> int:
+        return self.work.create_jobs(self.task_id, root_ids)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._open)
+
+    def pending_jobs(self) -> int:
+        """Jobs of the current task not yet answered (queued, in backoff or in a batch)."""
+        return self.work.pending_jobs(self.task_id)
+
+    def tick(self, now: float, *, flush_all: bool = False) -> None:
+        """Plan and submit batches, advance open ones, apply results within a time budget."""
+        self._plan(now, flush_all)
+        for batch in list(self._open.values()):
+            self._advance(batch, now)
+        self._apply_results(now)
+
+    def close(self) -> None:
+        """Stop provider work; batches in flight stay at the provider and in the ledger."""
+        for batch in self._open.values():
+            batch.stop.set()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # -- planning and submitting -------------------------------------------
+
+    def _plan(self, now: float, flush_all: bool) -> None:
+        ready = self.work.ready_jobs(self.task_id)
+        if not ready:
+            return
+        wall = self.work.clock()
+        plan = plan_batches(ready, self.limits, wall, self.in_flight, flush_all=flush_all)
+        sizes = {job.job_id: job.request_bytes for job in ready}
+        for job_ids in plan.batches:
+            items = self.work.batch_items(job_ids)
+            pairs = [(item, make_custom_id(item.job_id, item.attempt)) for item in items]
+            nbytes = sum(sizes[item.job_id] for item in items)
+            batch_id = self.work.create_batch(self.provider.name, pairs, nbytes)
+            batch = _Batch(batch_id, None, "planned", datetime.now(UTC), next_poll=now)
+            self._open[batch_id] = batch
+            self._start(batch, self._submit, pairs)
+        for job_id in plan.oversized:
+            self.work.fail_job(job_id, "document is too large for one batch request")
+
+    def _submit(self, pairs: Sequence[tuple[BatchItem, str]]) -> str:
+        """On the provider thread: build each request from the stored text and create the batch."""
+        task = self.task
+
+        def requests() -> Iterator[dict[str, Any]]:
+            for item, custom_id in pairs:
+                text = self.store.get(item.text_sha256)
+                yield self.provider.build_request(
+                    JobRequest(custom_id, item.job_id, text, item.title), task
+                )
+
+        return self.provider.submit(requests())
+
+    def _start(self, batch: _Batch, fn: Callable[..., Any], *args: Any) -> None:
+        batch.call = self._executor.submit(fn, *args)
+
+    # -- advancing open batches --------------------------------------------
+
+    def _advance(self, batch: _Batch, now: float) -> None:
+        if batch.call is not None:
+            if not batch.call.done():
+                return
+            call, batch.call = batch.call, None
+            self._finished(batch, call, now)
+            return
+        if batch.streaming or now < batch.next_poll:
+            return
+        if batch.state == "planned":
+            rows = self.work.batch_custom_ids(batch.batch_id)
+            self._start(batch, self._reconcile_or_submit, batch.created_at, rows)
+        elif batch.state == "submitted":
+            self._start(batch, self.provider.poll, batch.provider_batch_id)
+        elif batch.state == "ended":
+            self._stream(batch)
+
+    def _finished(self, batch: _Batch, call: Future[Any], now: float) -> None:
+        batch.next_poll = now + self.poll_interval
+        try:
+            value = call.result()
+        except ProviderRejected as exc:
+            log.warning("batch.rejected", batch_id=batch.batch_id, reason=str(exc))
+            self.work.batch_not_created(batch.batch_id, str(exc), self.max_attempts)
+            del self._open[batch.batch_id]
+            return
+        except Exception as exc:  # noqa: BLE001 - any provider failure: try again later
+            log.warning("batch.call_failed", batch_id=batch.batch_id, state=batch.state,
+                        error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            if batch.state == "planned":
+                self.work.batch_note(batch.batch_id, f"create outcome unknown: {exc}")
+            return
+        self._on_value(batch, value)
+
+    def _on_value(self, batch: _Batch, value: Any) -> None:
+        if batch.state == "planned":
+            batch.provider_batch_id, batch.state = str(value), "submitted"
+            self.work.batch_submitted(batch.batch_id, str(value))
+            log.info("batch.submitted", batch_id=batch.batch_id, provider_batch_id=str(value))
+        elif batch.state == "submitted" and value.ended:
+            batch.state = "ended"
+            self.work.batch_ended(batch.batch_id)
+            self._stream(batch)
+
+    def _reconcile_or_submit(
+        self, created_at: datetime, rows: Sequence[tuple[str, int, str, str]]
+    ) -> str:
+        """On the provider thread, after a create whose outcome is unknown: adopt the
+        batch the provider already holds for these requests, or create it now."""
+        found = self.provider.find_batch([row[0] for row in rows], created_at - RECONCILE_SLACK)
+        if found is not None:
+            log.info("batch.reconciled", provider_batch_id=found)
+            return found
+        return self._submit([(BatchItem(job, 0, sha, title), cid) for cid, job, sha, title in rows])
+
+    # -- results -----------------------------------------------------------
+
+    def _stream(self, batch: _Batch) -> None:
+        texts = {cid: sha for cid, _, sha, _ in self.work.batch_custom_ids(batch.batch_id)}
+        batch.streaming = True
+        threading.Thread(
+            target=self._pump, args=(batch, texts), name=f"results-{batch.batch_id}", daemon=True
+        ).start()
+
+    def _pump(self, batch: _Batch, texts: dict[str, str]) -> None:
+        """On a results thread: stream, locate highlights, hand chunks to the loop."""
+        chunk: list[tuple[ProviderResult, int]] = []
+        try:
+            for result in self.provider.results(str(batch.provider_batch_id)):
+                chunk.append(self._located(result, texts.get(result.custom_id)))
+                if len(chunk) >= CHUNK:
+                    self._put(batch, chunk)
+                    chunk = []
+            self._put(batch, chunk)
+            self._put(batch, _DONE)
+        except Exception as exc:  # noqa: BLE001 - reported to the loop, retried later
+            self._put(batch, exc)
+
+    def _located(self, result: ProviderResult, text_sha: str | None) -> tuple[ProviderResult, int]:
+        if not result.highlights or text_sha is None:
+            return result, 0
+        located, dropped = locate(self.store.get(text_sha), result.highlights)
+        return replace(result, highlights=located), dropped
+
+    def _put(self, batch: _Batch, item: object) -> None:
+        while not batch.stop.is_set():
+            try:
+                self._results.put((batch.batch_id, item), timeout=0.2)
+            except queue.Full:
+                continue
+            return
+
+    def _apply_results(self, now: float) -> None:
+        deadline = self.work.clock() + APPLY_BUDGET_S
+        while self.work.clock() < deadline:
+            try:
+                batch_id, item = self._results.get_nowait()
+            except queue.Empty:
+                return
+            self._apply_item(batch_id, item, now)
+
+    def _apply_item(self, batch_id: int, item: object, now: float) -> None:
+        batch = self._open.get(batch_id)
+        if isinstance(item, list):
+            self.work.apply_results(item, max_attempts=self.max_attempts)
+        elif item is _DONE:
+            self.work.batch_applied(batch_id)
+            self._open.pop(batch_id, None)
+            if batch is not None and batch.provider_batch_id:
+                self._executor.submit(self.provider.delete, batch.provider_batch_id)
+            log.info("batch.applied", batch_id=batch_id)
+        elif isinstance(item, Exception) and batch is not None:
+            log.warning("batch.results_failed", batch_id=batch_id, error=str(item))
+            batch.streaming, batch.next_poll = False, now + self.poll_interval

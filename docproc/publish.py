@@ -1,0 +1,125 @@
+"""Publish: answered jobs -> sidecars next to each source -> the ledger.
+
+For every live file whose current job is done and whose sidecars are not yet
+written: render both sidecars, record the sha256 of each (``writing``) in the
+ledger, write them atomically, then record them ``written``. A file at a
+target path that docproc did not write is never overwritten: the ledger
+records a conflict instead. The same bytes at another path are written from
+the stored result, with no provider call, and the ledger says ``reused``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from docproc.errors import SidecarConflict, SidecarError
+from docproc.ledger import file_uri, uri_path
+from docproc.ledger_work import WorkLedger, stored_highlights
+from docproc.models import SidecarSettings, Usage
+from docproc.sidecars import (
+    SidecarContent,
+    plan_paths,
+    remove_stale_temps,
+    render_json,
+    render_markdown,
+    write_atomic,
+)
+
+log = structlog.get_logger()
+PER_TICK = 500
+
+
+class Publisher:
+    """Writes the sidecars of answered jobs, a bounded number per tick."""
+
+    def __init__(self, work: WorkLedger, *, task_id: str, settings: SidecarSettings) -> None:
+        self.work, self.task_id, self.settings = work, task_id, settings
+
+    def tick(self, limit: int = PER_TICK) -> int:
+        """Publish up to ``limit`` files; returns how many were handled."""
+        rows = self.work.to_publish(self.task_id, limit)
+        for row in rows:
+            self._publish(row)
+        return len(rows)
+
+    def has_work(self) -> bool:
+        return bool(self.work.to_publish(self.task_id, 1))
+
+    def _publish(self, row: dict[str, Any]) -> None:
+        source, root = uri_path(row["uri"]), uri_path(row["root_uri"])
+        file_id, job_id = row["file_id"], row["job_id"]
+        base = self.settings.output_dir or root
+        try:
+            paths = plan_paths(
+                source, root, summary_suffix=self.settings.summary_suffix,
+                json_suffix=self.settings.json_suffix, output_dir=self.settings.output_dir,
+            )  # fmt: skip
+        except SidecarError as exc:
+            self._problem(row, row["uri"], "error", str(exc))
+            return
+        reused = self.work.written_elsewhere(job_id, file_id)
+        content = _content(row, reused=reused)
+        writes = [(paths.markdown, render_markdown(content)), (paths.json, render_json(content))]
+        if row["interrupted"]:  # a previous attempt died mid-write: clear its temp files
+            for path, _ in writes:
+                remove_stale_temps(path)
+        targets = [(file_uri(path), hashlib.sha256(data).hexdigest()) for path, data in writes]
+        self.work.sidecars_intent(file_id, job_id, targets)
+        if self._write_all(row, writes, targets, base):
+            self.work.sidecars_written(file_id, job_id, reused=reused)
+
+    def _write_all(
+        self,
+        row: dict[str, Any],
+        writes: Sequence[tuple[Any, bytes]],
+        targets: Sequence[tuple[str, str]],
+        base: Any,
+    ) -> bool:
+        mirror = self.settings.output_dir is not None
+        for (path, data), (uri, _) in zip(writes, targets, strict=True):
+            try:
+                write_atomic(path, data, expected_existing=self.work.sidecar_hashes(uri),
+                             within=base, make_parents=mirror)  # fmt: skip
+            except SidecarConflict as exc:
+                self._problem(row, uri, "conflict", str(exc))
+                return False
+            except (SidecarError, OSError) as exc:
+                self._problem(row, uri, "error", str(exc))
+                return False
+        return True
+
+    def _problem(self, row: dict[str, Any], uri: str, state: str, reason: str) -> None:
+        log.warning(f"sidecars.{state}", path=row["path"], reason=reason)
+        self.work.sidecar_problem(row["file_id"], row["job_id"], uri, state, reason)
+
+
+def _content(row: dict[str, Any], *, reused: bool) -> SidecarContent:
+    usage = Usage(
+        input_tokens=row["input_tokens"] or 0,
+        output_tokens=row["output_tokens"] or 0,
+        cache_creation_input_tokens=row["cache_creation_input_tokens"] or 0,
+        cache_read_input_tokens=row["cache_read_input_tokens"] or 0,
+    )
+    return SidecarContent(
+        source=row["path"],
+        sha256=row["sha256"],
+        summary=row["summary"] or "",
+        highlights=stored_highlights(row["highlights"]),
+        provider=row["provider"],
+        model=row["model"] or "",
+        batch_id=row["provider_batch_id"] or "",
+        custom_id=row["custom_id"],
+        usage=usage,
+        cost_usd=0.0 if row["provider"] == "local" else None,
+        file_id=row["file_id"],
+        version_id=row["version_id"],
+        job_id=row["job_id"],
+        # The result's time, not the clock: re-rendering after a crash gives the same bytes.
+        written_at=row["completed_at"],
+        reused=reused,
+        dropped_highlights=row["dropped_highlights"] or 0,
+    )

@@ -1,0 +1,110 @@
+"""Running ``docproc run`` as a real subprocess, and watching its ledger, for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FAST = """
+[intake]
+settle_seconds = 0.3
+rescan_interval = 30
+[batch]
+max_wait = 0.5
+poll_interval = 0.2
+"""
+
+
+def write_config(tmp: Path, folders: list[Path], extra: str = "") -> Path:
+    """A config watching ``folders`` with thresholds small enough for tests."""
+    watches = "".join(f'[[watch]]\npath = "{folder}"\nmode = "events"\n' for folder in folders)
+    path = tmp / "docproc.toml"
+    path.write_text(f'state_dir = "{tmp / "state"}"\n{FAST}{extra}\n{watches}')
+    return path
+
+
+class DaemonProcess:
+    """``docproc run`` in its own process group, logs to a file."""
+
+    def __init__(self, config: Path, *args: str) -> None:
+        self.config = config
+        self.state = config.parent / "state"
+        self.log = config.parent / "daemon.log"
+        self._log_from = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "docproc", "run", "--config", str(config), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def kill9(self) -> None:
+        """A crash: the daemon and its workers die at once."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        return self.proc.returncode
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return query(self.state / "ledger.db", sql, args)
+
+    def states(self) -> dict[str, str]:
+        return {Path(p).name: s for p, s in self.query("SELECT path, state FROM file_status")}
+
+    def until(self, condition: Callable[[], bool], seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if condition():
+                    return
+            except sqlite3.Error:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"condition not reached in {seconds} s:\n{self.tail()}")
+
+    def output(self) -> str:
+        """What this process (not earlier ones on the same log) has logged."""
+        with self.log.open("rb") as log:
+            log.seek(self._log_from)
+            return log.read().decode(errors="replace")
+
+    def wait_ready(self, seconds: float = 60.0) -> None:
+        """Until start-up (recovery included) is done and the loop runs."""
+        self.until(lambda: "daemon.ready" in self.output(), seconds)
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
+
+
+def query(ledger: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """A read-only query, as any auditor would run it."""
+    if not ledger.exists():
+        return []
+    db = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
