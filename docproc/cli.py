@@ -21,6 +21,7 @@ from docproc import __version__, logconfig
 from docproc.config import Settings, load, state_dir_only
 from docproc.errors import ConfigError, DocprocError
 from docproc.ledger import Ledger
+from docproc.ledger_work import WorkLedger
 from docproc.output import as_json, render, table
 from docproc.textstore import TextStore
 
@@ -177,11 +178,14 @@ def status(as_json_: bool) -> None:
     """Files per state, and each root's mode and last scan."""
     with opts().reader() as ledger:
         counts, roots = ledger.state_counts(), ledger.roots()
+        work = WorkLedger(ledger).counts()
     if as_json_:
-        click.echo(as_json({"files": counts, "roots": roots}))
+        click.echo(as_json({"files": counts, "roots": roots, "work": work}))
         return
     click.echo(table([{"state": k, "files": v} for k, v in sorted(counts.items())],
                      ("state", "files")))  # fmt: skip
+    click.echo()
+    click.echo(table([{"what": k, "count": v} for k, v in sorted(work.items())], ("what", "count")))
     click.echo()
     click.echo(table(roots, ("id", "uri", "kind", "mode", "last_scan_at"), width=80))
 
@@ -296,6 +300,31 @@ def ledger_verify() -> None:
         return
     click.echo(f"BROKEN at event {result.broken_at}: {result.reason}", err=True)
     sys.exit(1)
+
+
+@ledger.command("retry")
+@click.argument("refs", nargs=-1)
+@common_options
+@handle_errors
+def ledger_retry(refs: tuple[str, ...]) -> None:
+    """Send quarantined files (all, or these PATHs/IDs) to the provider again.
+
+    Safe while the daemon runs: the change is one short transaction.
+    """
+    path = state_dir_only(opts().config, state_dir=opts().state_dir) / "ledger.db"
+    if not path.exists():
+        raise DocprocError(f"no ledger at {path}: nothing has been recorded yet")
+    with Ledger(path, actor="cli") as writer:
+        job_ids = [_job_of(writer, ref) for ref in refs]
+        count = WorkLedger(writer).requeue_failed(job_ids or None)
+    click.echo(f"requeued {count} job(s)")
+
+
+def _job_of(reader: Ledger, ref: str) -> int:
+    row = _find(reader, ref)
+    if row["job_id"] is None:
+        raise DocprocError(f"{row['path']} has no job to retry (state: {row['state']})")
+    return int(row["job_id"])
 
 
 @ledger.command("path")

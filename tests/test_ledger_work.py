@@ -1,0 +1,191 @@
+"""Jobs, batches and results in a real ledger: every outcome, backoff, quarantine, retry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from docproc.ledger import Ledger
+from docproc.ledger_work import BatchItem, WorkLedger
+from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec
+
+TASK = TaskSpec()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def work(tmp_path: Path, clock: Clock) -> Iterator[WorkLedger]:
+    ledger = Ledger(tmp_path / "ledger.db")
+    yield WorkLedger(ledger, clock=clock)
+    ledger.close()
+
+
+def extracted_files(work: WorkLedger, count: int) -> int:
+    """``count`` extracted versions under one root; returns the root id."""
+    root = work.ledger.ensure_root("file:///docs", kind="local", mode="events")
+    for i in range(count):
+        sha = f"{i:064x}"
+        work.ledger.record_version(root, Path(f"/docs/f{i}.txt"), size=10, mtime_ns=1, sha256=sha)
+        work.ledger.record_extraction(Extraction(sha, "native:text", "t" * 64, 100))
+    return root
+
+
+def submit(work: WorkLedger, task: str) -> tuple[int, list[str]]:
+    items = work.batch_items([job.job_id for job in work.ready_jobs(task)])
+    pairs = [(item, f"j{item.job_id}-a{item.attempt}") for item in items]
+    batch_id = work.create_batch("local", pairs, 1000)
+    work.batch_submitted(batch_id, f"localbatch_{batch_id}")
+    return batch_id, [cid for _, cid in pairs]
+
+
+def result(custom_id: str, kind: ResultKind, error_type: str = "") -> tuple[ProviderResult, int]:
+    return ProviderResult(custom_id, kind, summary="S.", error_type=error_type), 0
+
+
+def job_states(work: WorkLedger) -> dict[int, str]:
+    return dict(work.conn.execute("SELECT id, state FROM jobs"))
+
+
+def test_jobs_are_queued_once_per_version_and_task(work: WorkLedger) -> None:
+    root = extracted_files(work, 3)
+    task = work.register_task(TASK)
+    assert work.create_jobs(task, [root]) == 3
+    assert work.create_jobs(task, [root]) == 0
+    assert work.create_jobs(task, []) == 0
+    assert [j.job_id for j in work.ready_jobs(task)] == [1, 2, 3]
+
+
+def test_each_outcome_moves_its_job(work: WorkLedger) -> None:
+    root = extracted_files(work, 4)
+    task = work.register_task(TASK)
+    work.create_jobs(task, [root])
+    _, ids = submit(work, task)
+    applied = work.apply_results(
+        [
+            result(ids[0], ResultKind.SUCCEEDED),
+            result(ids[1], ResultKind.ERRORED, "invalid_request_error"),
+            result(ids[2], ResultKind.EXPIRED),
+            result(ids[3], ResultKind.ERRORED, "overloaded_error"),
+        ],
+        max_attempts=3,
+    )
+    assert (applied.done, applied.failed, applied.requeued) == (1, 1, 2)
+    assert job_states(work) == {1: "done", 2: "failed", 3: "queued", 4: "queued"}
+    assert work.ready_jobs(task) == []  # both requeued jobs wait for their backoff
+
+
+def test_retry_after_backoff_then_quarantine_after_max_attempts(
+    work: WorkLedger, clock: Clock
+) -> None:
+    root = extracted_files(work, 1)
+    task = work.register_task(TASK)
+    work.create_jobs(task, [root])
+    for attempt in (1, 2):
+        _, ids = submit(work, task)
+        assert ids == [f"j1-a{attempt}"]
+        work.apply_results([result(ids[0], ResultKind.EXPIRED)], max_attempts=2)
+        clock.now += 3600
+    (state, error) = work.conn.execute("SELECT state, error FROM jobs").fetchone()
+    assert state == "failed"
+    assert error == "gave up after 2 attempts: request expired"
+    assert work.requeue_failed() == 1
+    assert [j.job_id for j in work.ready_jobs(task)] == [1]
+
+
+def test_duplicate_and_unknown_results_are_ignored(work: WorkLedger) -> None:
+    root = extracted_files(work, 1)
+    task = work.register_task(TASK)
+    work.create_jobs(task, [root])
+    _, ids = submit(work, task)
+    work.apply_results([result(ids[0], ResultKind.SUCCEEDED)], max_attempts=3)
+    again = work.apply_results(
+        [result(ids[0], ResultKind.ERRORED, "invalid_request_error"),
+         result("j99-a1", ResultKind.SUCCEEDED)],
+        max_attempts=3,
+    )  # fmt: skip
+    assert again.ignored == 2
+    assert job_states(work) == {1: "done"}
+
+
+def test_requests_without_a_result_are_requeued_when_the_batch_is_applied(
+    work: WorkLedger,
+) -> None:
+    root = extracted_files(work, 2)
+    task = work.register_task(TASK)
+    work.create_jobs(task, [root])
+    batch_id, ids = submit(work, task)
+    work.apply_results([result(ids[0], ResultKind.SUCCEEDED)], max_attempts=3)
+    work.batch_applied(batch_id)
+    assert job_states(work) == {1: "done", 2: "queued"}
+    states = dict(work.conn.execute("SELECT custom_id, state FROM requests"))
+    assert states == {ids[0]: "succeeded", ids[1]: "missing"}
+
+
+def test_a_batch_that_was_never_created_requeues_its_jobs(work: WorkLedger) -> None:
+    root = extracted_files(work, 2)
+    task = work.register_task(TASK)
+    work.create_jobs(task, [root])
+    items = work.batch_items([j.job_id for j in work.ready_jobs(task)])
+    batch_id = work.create_batch("local", [(i, f"j{i.job_id}-a1") for i in items], 10)
+    assert set(job_states(work).values()) == {"submitting"}
+    work.batch_not_created(batch_id, "request_too_large", max_attempts=3)
+    assert set(job_states(work).values()) == {"queued"}
+    assert work.open_batches() == []
+
+
+def test_every_transition_is_in_the_verified_chain(work: WorkLedger) -> None:
+    root = extracted_files(work, 2)
+    task = work.register_task(TASK)
+    work.create_jobs(task, [root])
+    batch_id, ids = submit(work, task)
+    work.batch_ended(batch_id)
+    work.apply_results([result(i, ResultKind.SUCCEEDED) for i in ids], max_attempts=3)
+    work.batch_applied(batch_id)
+    kinds = [e["kind"] for e in work.ledger.events()]
+    for kind in ("task.registered", "job.queued", "batch.planned", "batch.submitted",
+                 "batch.ended", "job.done", "batch.applied"):  # fmt: skip
+        assert kind in kinds
+    assert work.ledger.verify().ok
+
+
+def test_batch_item_carries_attempt_and_title(work: WorkLedger) -> None:
+    root = extracted_files(work, 1)
+    task = work.register_task(TASK)
+    work.create_jobs(task, [root])
+    assert work.batch_items([1]) == [BatchItem(1, 1, "t" * 64, "f0.txt")]
+
+
+def test_cli_retry_requeues_quarantined_jobs(tmp_path: Path) -> None:
+    from tests.clitools import docproc
+
+    state = tmp_path / "state"
+    with Ledger(state / "ledger.db") as ledger:
+        work = WorkLedger(ledger)
+        root = extracted_files(work, 2)
+        task = work.register_task(TASK)
+        work.create_jobs(task, [root])
+        _, ids = submit(work, task)
+        work.apply_results(
+            [result(i, ResultKind.ERRORED, "invalid_request_error") for i in ids], max_attempts=3
+        )
+    status = docproc("status", "--json", state=state)
+    assert '"jobs_failed": 2' in status.stdout
+    one = docproc("ledger", "retry", "/docs/f0.txt", state=state)
+    assert (one.returncode, one.stdout.strip()) == (0, "requeued 1 job(s)")
+    rest = docproc("ledger", "retry", state=state)
+    assert rest.stdout.strip() == "requeued 1 job(s)"
+    assert docproc("ledger", "verify", state=state).returncode == 0
