@@ -71,6 +71,34 @@ timeout_seconds = 30
         ("[log]\nlevel = 'loud'\n[[watch]]\npath = 'docs'", "log.level", "must be"),
         ("state_dir = 3\n[[watch]]\npath = 'docs'", "state_dir", "string"),
         ("", "watch", "at least one"),
+        ("[[watch]]\npath = 'docs'\n[task]\nprovider = 'gpt'", "task.provider", "must be one of"),
+        (
+            "[[watch]]\npath = 'docs'\n[task]\nmax_highlights = 2",
+            "task.max_highlights",
+            "at least 3",
+        ),
+        (
+            "[[watch]]\npath = 'docs'\n[batch]\nmax_requests = 100001",
+            "batch.max_requests",
+            "at most 100000",
+        ),
+        ("[[watch]]\npath = 'docs'\n[batch]\nmax_mb = 300", "batch.max_mb", "at most 256"),
+        ("[[watch]]\npath = 'docs'\n[batch]\nmax_wait = -1", "batch.max_wait", "at least 0"),
+        (
+            "[[watch]]\npath = 'docs'\n[sidecars]\nsummary_suffix = 'md'",
+            "sidecars.summary_suffix",
+            "start with '.'",
+        ),
+        (
+            "[[watch]]\npath = 'docs'\n[sidecars]\njson_suffix = '.summary.md'",
+            "sidecars.json_suffix",
+            "must differ",
+        ),
+        (
+            "[[watch]]\npath = 'docs'\n[sidecars]\noutput_dir = 'nope'",
+            "sidecars.output_dir",
+            "does not exist",
+        ),
     ],
 )
 def test_bad_config_names_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
@@ -79,6 +107,18 @@ def test_bad_config_names_key_and_reason(tmp_path: Path, text: str, key: str, re
         config.load(write(tmp_path, text))
     assert info.value.key == key
     assert reason in info.value.reason
+
+
+def test_task_fingerprint_changes_with_the_prompt(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    one = config.load(write(tmp_path, "[[watch]]\npath = 'docs'"))
+    two = config.load(write(tmp_path, "[[watch]]\npath = 'docs'\n[task]\nprompt = 'Be brief.'"))
+    assert one.task.fingerprint != two.task.fingerprint
+    assert (
+        one.task.fingerprint
+        == config.load(write(tmp_path, "[[watch]]\npath = 'docs'")).task.fingerprint
+    )
+    assert [w.ignore_suffixes for w in one.watches] == [(".summary.md", ".docproc.json")]
 
 
 def test_secret_value_never_in_error(tmp_path: Path) -> None:
