@@ -124,7 +124,9 @@ class Dispatcher:
         plan = plan_batches(ready, self.limits, wall, self.in_flight, flush_all=flush_all)
         sizes = {job.job_id: job.request_bytes for job in ready}
         for job_ids in plan.batches:
-            items = self.work.batch_items(job_ids)
+            items = self._with_text(self.work.batch_items(job_ids))
+            if not items:
+                continue
             pairs = [(item, make_custom_id(item.job_id, item.attempt)) for item in items]
             nbytes = sum(sizes[item.job_id] for item in items)
             batch_id = self.work.create_batch(self.provider.name, pairs, nbytes)
@@ -133,6 +135,14 @@ class Dispatcher:
             self._start(batch, self._submit, pairs)
         for job_id in plan.oversized:
             self.work.fail_job(job_id, "document is too large for one batch request")
+
+    def _with_text(self, items: list[BatchItem]) -> list[BatchItem]:
+        """Items whose extracted text is still stored; the others go back to extraction."""
+        lost = [item.job_id for item in items if not self.store.has(item.text_sha256)]
+        if lost:
+            log.warning("dispatch.text_lost", jobs=len(lost))
+            self.work.text_lost(lost)
+        return [item for item in items if item.job_id not in set(lost)]
 
     def _submit(self, pairs: Sequence[tuple[BatchItem, str]]) -> str:
         """On the provider thread: build each request from the stored text and create the batch."""

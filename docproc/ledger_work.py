@@ -109,11 +109,24 @@ class WorkLedger:
     def ready_jobs(self, task: str) -> list[ReadyJob]:
         """Queued jobs whose backoff (if any) is over, oldest first."""
         rows = self.conn.execute(
-            "SELECT id, request_bytes, ready_at FROM jobs"
-            " WHERE task = ? AND state = 'queued' AND ready_at <= ? ORDER BY ready_at, id",
+            "SELECT j.id, j.request_bytes, j.ready_at FROM jobs j"
+            " JOIN versions v ON v.id = j.version_id AND v.state = 'extracted'"
+            " WHERE j.task = ? AND j.state = 'queued' AND j.ready_at <= ?"
+            " ORDER BY j.ready_at, j.id",
             (task, self._clock()),
         )
         return [ReadyJob(job_id, size, ready_at) for job_id, size, ready_at in rows]
+
+    def text_lost(self, job_ids: Sequence[int]) -> None:
+        """The stored text of these jobs' versions is gone: extract them again first."""
+        with self.ledger.transaction() as conn:
+            for job_id in job_ids:
+                conn.execute(
+                    "UPDATE versions SET state = 'pending' WHERE id ="
+                    " (SELECT version_id FROM jobs WHERE id = ?)",
+                    (job_id,),
+                )
+                self.ledger.event(conn, "job.text_lost", f"job:{job_id}")
 
     def pending_jobs(self, task: str) -> int:
         row = self.conn.execute(

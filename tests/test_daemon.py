@@ -161,3 +161,20 @@ def test_default_run_watches_inbox_with_local_provider(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "inbox" / "hello.txt.summary.md").exists()
     assert (env_state / "ledger.db").exists()
+
+
+def test_lost_extracted_text_is_extracted_again_not_stuck(inbox: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.clitools import docproc
+
+    for i in range(5):
+        (inbox / f"t{i}.txt").write_text(f"Text {i}. {TEXT}")
+    config = write_config(tmp_path, [inbox])
+    scan = docproc("--config", config, "scan", "--settle", "0", inbox, state=tmp_path / "state")
+    assert scan.returncode == 0, scan.stderr
+    shutil.rmtree(tmp_path / "state" / "text")
+    daemon = DaemonProcess(config, "--once")
+    assert daemon.wait(timeout=120) == 0, daemon.tail()
+    assert set(daemon.states().values()) == {"written"}
+    assert "dispatch.text_lost" in daemon.output()
