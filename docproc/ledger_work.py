@@ -395,6 +395,24 @@ class WorkLedger:
             )
         )
 
+    def orphaned_sidecars(self, limit: int) -> list[Row]:
+        """Sidecars written for files that have since been deleted."""
+        return list(
+            self.ledger.db.query(
+                "SELECT s.id, s.uri, s.sha256, s.file_id, r.uri AS root_uri FROM sidecars s"
+                " JOIN files f ON f.id = s.file_id JOIN roots r ON r.id = f.root_id"
+                " WHERE f.state = 'deleted' AND s.state = 'written' ORDER BY s.id LIMIT ?",
+                [limit],
+            )
+        )
+
+    def sidecar_removed(self, sidecar_id: int, file_id: int, *, kept: bool) -> None:
+        """The source is gone: its sidecar was removed, or kept because someone changed it."""
+        state = "kept" if kept else "removed"
+        with self.ledger.transaction() as conn:
+            conn.execute("UPDATE sidecars SET state = ? WHERE id = ?", (state, sidecar_id))
+            self.ledger.event(conn, f"sidecar.{state}", f"file:{file_id}", sidecar_id=sidecar_id)
+
     def written_elsewhere(self, job_id: int, file_id: int) -> bool:
         """Whether this job's result was already written for another file (same bytes)."""
         row = self.conn.execute(

@@ -23,6 +23,7 @@ from docproc.models import SidecarSettings, Usage
 from docproc.sidecars import (
     SidecarContent,
     plan_paths,
+    remove_sidecars,
     remove_stale_temps,
     render_json,
     render_markdown,
@@ -44,7 +45,22 @@ class Publisher:
         rows = self.work.to_publish(self.task_id, limit)
         for row in rows:
             self._publish(row)
+        if self.settings.delete_with_source:
+            self._remove_orphans(limit)
         return len(rows)
+
+    def _remove_orphans(self, limit: int) -> None:
+        """Sources deleted: remove their sidecars, unless someone changed them since."""
+        for row in self.work.orphaned_sidecars(limit):
+            path = uri_path(row["uri"])
+            within = self.settings.output_dir or uri_path(row["root_uri"])
+            try:
+                result = remove_sidecars([path], {row["sha256"]}, within=within)
+            except (SidecarError, OSError) as exc:  # left in place, and not tried again
+                log.warning("sidecars.remove_failed", path=str(path), reason=str(exc))
+                self.work.sidecar_removed(row["id"], row["file_id"], kept=True)
+                continue
+            self.work.sidecar_removed(row["id"], row["file_id"], kept=bool(result.kept))
 
     def has_work(self) -> bool:
         return bool(self.work.to_publish(self.task_id, 1))

@@ -178,3 +178,45 @@ def test_lost_extracted_text_is_extracted_again_not_stuck(inbox: Path, tmp_path:
     assert daemon.wait(timeout=120) == 0, daemon.tail()
     assert set(daemon.states().values()) == {"written"}
     assert "dispatch.text_lost" in daemon.output()
+
+
+@pytest.mark.parametrize("delete_with_source", [False, True])
+def test_deleted_source_sidecars_stay_unless_configured(
+    inbox: Path, tmp_path: Path, delete_with_source: bool
+) -> None:
+    extra = f"[sidecars]\ndelete_with_source = {str(delete_with_source).lower()}\n"
+    (inbox / "gone.txt").write_text(TEXT)
+    (inbox / "edited.txt").write_text(TEXT.replace("Tuesday", "Monday"))
+    daemon = DaemonProcess(write_config(tmp_path, [inbox], extra))
+    try:
+        daemon.until(lambda: set(daemon.states().values()) == {"written"})
+        edited_md = sidecars(inbox / "edited.txt")[0]
+        edited_md.write_text(edited_md.read_text() + "\nMy own remark.\n")
+        (inbox / "gone.txt").unlink()
+        (inbox / "edited.txt").unlink()
+        daemon.until(lambda: set(daemon.states().values()) == {"deleted"})
+        if delete_with_source:
+            daemon.until(lambda: not sidecars(inbox / "gone.txt")[0].exists())
+    finally:
+        assert daemon.stop() == 0
+    assert all(p.exists() != delete_with_source for p in sidecars(inbox / "gone.txt"))
+    assert edited_md.exists()  # changed by a person: never removed
+    assert not [row for row in daemon.query("SELECT path FROM files") if ".summary" in row[0]]
+
+
+def test_output_dir_mirrors_sidecars_for_read_only_sources(inbox: Path, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (inbox / "deep" / "er").mkdir(parents=True)
+    (inbox / "deep" / "er" / "doc.txt").write_text(TEXT)
+    inbox.chmod(0o555)  # the sources are read-only for docproc's purposes
+    extra = f'[sidecars]\noutput_dir = "{mirror}"\n'
+    daemon = DaemonProcess(write_config(tmp_path, [inbox], extra))
+    try:
+        daemon.until(lambda: daemon.states().get("doc.txt") == "written")
+    finally:
+        assert daemon.stop() == 0
+        inbox.chmod(0o755)
+    assert (mirror / "deep" / "er" / "doc.txt.docproc.json").exists()
+    assert (mirror / "deep" / "er" / "doc.txt.summary.md").exists()
+    assert not list(inbox.rglob("*.docproc.json"))
