@@ -33,6 +33,11 @@ from docproc.models import (
 DEFAULT_INBOX = Path("inbox")
 PROVIDERS = ("local",)
 DEFAULT_MODELS = {"local": "local-extractive-1"}
+# How long a ready document may wait for its batch, by default. Remote batch
+# APIs reward big batches (defaults sized for Anthropic: 15 min); the local
+# provider is free and instant, so waiting buys nothing there.
+DEFAULT_MAX_WAIT = {"local": 2.0}
+REMOTE_MAX_WAIT = 900.0
 DEFAULT_PROMPT = (
     "Summarise the document below for someone deciding whether to read it. "
     "Then pick the passages that matter most, quoting them exactly as written."
@@ -204,7 +209,7 @@ def _from_table(
     task, max_attempts = _task(top.table("task"), extract)
     batch_table = top.table("batch")
     poll = batch_table.number("poll_interval", 1.0, minimum=0.1)
-    batch = _batch(batch_table)
+    batch = _batch(batch_table, DEFAULT_MAX_WAIT.get(task.provider, REMOTE_MAX_WAIT))
     log = _log(top.table("log"))
     top.finish()
     return Settings(
@@ -245,12 +250,12 @@ def _task(t: _Table, extract: ExtractSettings) -> tuple[TaskSpec, int]:
     return spec, max_attempts
 
 
-def _batch(t: _Table) -> BatchLimits:
+def _batch(t: _Table, default_wait: float) -> BatchLimits:
     hard = BatchLimits()
     limits = BatchLimits(
         max_requests=t.integer("max_requests", 10_000),
         max_bytes=t.integer("max_mb", 200) * 1_000_000,
-        max_wait=t.number("max_wait", 900.0),
+        max_wait=t.number("max_wait", default_wait),
         max_in_flight=t.integer("max_in_flight", 4),
     )
     t.finish()

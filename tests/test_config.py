@@ -194,3 +194,11 @@ def test_secret_from_env_then_credentials_dir(
     assert config.secret("DOCPROC_TEST_KEY") == "from-credential"
     monkeypatch.setenv("DOCPROC_TEST_KEY", "from-env")
     assert config.secret("DOCPROC_TEST_KEY") == "from-env"
+
+
+def test_max_wait_default_follows_the_provider(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    assert config.load(write(tmp_path, "[[watch]]\npath = 'docs'")).batch.max_wait == 2.0
+    explicit = config.load(write(tmp_path, "[[watch]]\npath = 'docs'\n[batch]\nmax_wait = 60"))
+    assert explicit.batch.max_wait == 60.0
+    assert config.REMOTE_MAX_WAIT == 900.0
