@@ -101,12 +101,15 @@ class Dispatcher:
         """Jobs of the current task not yet answered (queued, in backoff or in a batch)."""
         return self.work.pending_jobs(self.task_id)
 
-    def tick(self, now: float, *, flush_all: bool = False) -> None:
-        """Plan and submit batches, advance open ones, apply results within a time budget."""
+    def tick(self, now: float, *, flush_all: bool = False) -> int:
+        """Plan and submit batches, advance open ones, apply results within a time budget.
+
+        Returns how many jobs were answered successfully in this tick.
+        """
         self._plan(now, flush_all)
         for batch in list(self._open.values()):
             self._advance(batch, now)
-        self._apply_results(now)
+        return self._apply_results(now)
 
     def close(self) -> None:
         """Stop provider work; batches in flight stay at the provider and in the ledger."""
@@ -254,20 +257,22 @@ class Dispatcher:
                 continue
             return
 
-    def _apply_results(self, now: float) -> None:
+    def _apply_results(self, now: float) -> int:
+        done = 0
         deadline = self.work.clock() + APPLY_BUDGET_S
         while self.work.clock() < deadline:
             try:
                 batch_id, item = self._results.get_nowait()
             except queue.Empty:
-                return
-            self._apply_item(batch_id, item, now)
+                break
+            done += self._apply_item(batch_id, item, now)
+        return done
 
-    def _apply_item(self, batch_id: int, item: object, now: float) -> None:
+    def _apply_item(self, batch_id: int, item: object, now: float) -> int:
         batch = self._open.get(batch_id)
         if isinstance(item, list):
-            self.work.apply_results(item, max_attempts=self.max_attempts)
-        elif item is _DONE:
+            return self.work.apply_results(item, max_attempts=self.max_attempts).done
+        if item is _DONE:
             self.work.batch_applied(batch_id)
             self._open.pop(batch_id, None)
             if batch is not None and batch.provider_batch_id:
@@ -276,3 +281,4 @@ class Dispatcher:
         elif isinstance(item, Exception) and batch is not None:
             log.warning("batch.results_failed", batch_id=batch_id, error=str(item))
             batch.streaming, batch.next_poll = False, now + self.poll_interval
+        return 0

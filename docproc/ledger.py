@@ -97,6 +97,7 @@ class Ledger:
         self.actor = actor
         self.readonly = readonly
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._head: str | None = None  # see transaction()
         self.db = Database(_connect(path, readonly))
         if not readonly:
             migrations.apply(self.db)
@@ -122,17 +123,22 @@ class Ledger:
         """One ``BEGIN IMMEDIATE`` transaction: all of it commits, or none."""
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
+        self._head = None  # the chain's last hash, valid while we hold the write lock
         try:
             yield conn
         except BaseException:
+            self._head = None
             conn.rollback()
             raise
+        self._head = None
         conn.commit()
 
     def event(self, conn: sqlite3.Connection, name: str, subject: str, **detail: Any) -> None:
         """Append one event to the hash chain, inside the caller's transaction."""
-        row = conn.execute("SELECT hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
-        prev = row[0] if row else GENESIS
+        prev = self._head
+        if prev is None:
+            row = conn.execute("SELECT hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+            prev = row[0] if row else GENESIS
         at, text = self.now(), json.dumps(detail, sort_keys=True, separators=(",", ":"))
         digest = event_hash(prev, at, self.actor, name, subject, text)
         conn.execute(
@@ -140,6 +146,7 @@ class Ledger:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (at, self.actor, name, subject, text, prev, digest),
         )
+        self._head = digest
 
     # -- roots ------------------------------------------------------------
 

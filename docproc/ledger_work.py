@@ -370,8 +370,9 @@ class WorkLedger:
 
     # -- sidecars ---------------------------------------------------------
 
-    def to_publish(self, task: str, limit: int) -> list[Row]:
-        """Live files whose current job is done and whose sidecars are not yet written."""
+    def to_publish(self, task: str, limit: int, after_file_id: int = 0) -> list[Row]:
+        """Live files (id above ``after_file_id``) whose current job is done and whose
+        sidecars are not yet written, in file id order."""
         return list(
             self.ledger.db.query(
                 "SELECT f.id AS file_id, f.uri, f.path, r.uri AS root_uri, v.id AS version_id,"
@@ -386,12 +387,12 @@ class WorkLedger:
                 " JOIN jobs j ON j.version_id = v.id AND j.task = ? AND j.state = 'done'"
                 " JOIN requests q ON q.id = j.result_request_id"
                 " JOIN batches b ON b.id = q.batch_id"
-                " WHERE f.state = 'present' AND NOT EXISTS (SELECT 1 FROM sidecars s"
+                " WHERE f.id > ? AND f.state = 'present' AND NOT EXISTS (SELECT 1 FROM sidecars s"
                 "   WHERE s.file_id = f.id AND s.job_id = j.id"
                 "   AND (s.state IN ('written', 'conflict')"
                 "   OR (s.state = 'error' AND s.created_at > ?)))"
                 " ORDER BY f.id LIMIT ?",
-                [task, _iso(self._clock() - ERROR_PAUSE_S), limit],
+                [task, after_file_id, _iso(self._clock() - ERROR_PAUSE_S), limit],
             )
         )
 

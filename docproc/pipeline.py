@@ -43,8 +43,9 @@ class Pipeline:
         if self._jobs_due or extracted or report.taken:
             self.dispatcher.queue_jobs(list(self.intake.sources))
             self._jobs_due = False
-        self.dispatcher.tick(now, flush_all=flush_all)
-        published = self.publisher.tick()
+        if self.dispatcher.tick(now, flush_all=flush_all) or report.taken:
+            self.publisher.wake()
+        published = self.publisher.tick(now)
         return Progress(extracted, published)
 
     def idle(self) -> bool:

@@ -32,6 +32,7 @@ from docproc.sidecars import (
 
 log = structlog.get_logger()
 PER_TICK = 500
+REPASS_S = 60.0
 
 
 class Publisher:
@@ -39,15 +40,40 @@ class Publisher:
 
     def __init__(self, work: WorkLedger, *, task_id: str, settings: SidecarSettings) -> None:
         self.work, self.task_id, self.settings = work, task_id, settings
+        # A pass walks the files in id order, ``PER_TICK`` at a time, from a
+        # cursor; a new pass starts only when woken (new results or new files)
+        # or every REPASS_S (failed writes are retried after a pause), so an
+        # idle daemon does not scan its ledger on every tick.
+        self._cursor = 0
+        self._awake = True
+        self._next_pass = 0.0
 
-    def tick(self, limit: int = PER_TICK) -> int:
+    def wake(self) -> None:
+        """Something may need publishing: results arrived or files were taken."""
+        self._awake = True
+
+    def tick(self, now: float, limit: int = PER_TICK) -> int:
         """Publish up to ``limit`` files; returns how many were handled."""
-        rows = self.work.to_publish(self.task_id, limit)
-        for row in rows:
-            self._publish(row)
+        if now >= self._next_pass:
+            self._awake, self._next_pass = True, now + REPASS_S
+        handled = self._step(limit) if self._awake else 0
         if self.settings.delete_with_source:
             self._remove_orphans(limit)
+        return handled
+
+    def _step(self, limit: int) -> int:
+        started_at = self._cursor
+        rows = self.work.to_publish(self.task_id, limit, after_file_id=started_at)
+        for row in rows:
+            self._publish(row)
+        if len(rows) == limit:
+            self._cursor = rows[-1]["file_id"]
+        else:  # end of the files: done, unless this pass began mid-way (go round once more)
+            self._cursor, self._awake = 0, started_at != 0
         return len(rows)
+
+    def has_work(self) -> bool:
+        return self._awake or bool(self.work.to_publish(self.task_id, 1))
 
     def _remove_orphans(self, limit: int) -> None:
         """Sources deleted: remove their sidecars, unless someone changed them since."""
@@ -61,9 +87,6 @@ class Publisher:
                 self.work.sidecar_removed(row["id"], row["file_id"], kept=True)
                 continue
             self.work.sidecar_removed(row["id"], row["file_id"], kept=bool(result.kept))
-
-    def has_work(self) -> bool:
-        return bool(self.work.to_publish(self.task_id, 1))
 
     def _publish(self, row: dict[str, Any]) -> None:
         source, root = uri_path(row["uri"]), uri_path(row["root_uri"])
