@@ -35,6 +35,7 @@ from docproc.textstore import TextStore
 log = structlog.get_logger()
 CHUNK = 500
 RECONCILE_SLACK = timedelta(minutes=5)
+BUSY_WAIT_S = 0.05
 APPLY_BUDGET_S = 0.5
 _DONE = object()
 
@@ -74,6 +75,7 @@ class Dispatcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="provider")
         self._results: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=8)
         self._open: dict[int, _Batch] = {}
+        self._flush_in = float("inf")  # seconds until the oldest unplanned job is due
         self.recover()
 
     # -- public ----------------------------------------------------------
@@ -96,6 +98,18 @@ class Dispatcher:
     @property
     def in_flight(self) -> int:
         return len(self._open)
+
+    def idle_for(self, now: float) -> float:
+        """How long the loop may wait before this stage has something to do (0: now)."""
+        if not self._results.empty():
+            return 0.0
+        waits = [self._flush_in]
+        for batch in self._open.values():
+            if batch.call is not None or batch.streaming:  # a thread is on it: look again soon
+                waits.append(0.0 if batch.call is not None and batch.call.done() else BUSY_WAIT_S)
+            else:
+                waits.append(batch.next_poll - now)
+        return max(0.0, min(waits))
 
     def pending_jobs(self) -> int:
         """Jobs of the current task not yet answered (queued, in backoff or in a batch)."""
@@ -121,10 +135,15 @@ class Dispatcher:
 
     def _plan(self, now: float, flush_all: bool) -> None:
         ready = self.work.ready_jobs(self.task_id)
+        self._flush_in = float("inf")
         if not ready:
             return
         wall = self.work.clock()
         plan = plan_batches(ready, self.limits, wall, self.in_flight, flush_all=flush_all)
+        planned = {job_id for batch in plan.batches for job_id in batch} | set(plan.oversized)
+        waiting = [job.ready_at for job in ready if job.job_id not in planned]
+        if waiting:
+            self._flush_in = max(0.0, min(waiting) + self.limits.max_wait - wall)
         sizes = {job.job_id: job.request_bytes for job in ready}
         for job_ids in plan.batches:
             items = self._with_text(self.work.batch_items(job_ids))

@@ -38,7 +38,13 @@ class Pipeline:
         self._jobs_due = True
 
     def tick(self, now: float, *, wait: float, flush_all: bool = False) -> Progress:
-        report = self.intake.tick(now, wait=wait)
+        """One pass over the stages.
+
+        ``wait`` is the longest the tick may block waiting for extraction
+        results; it is cut short when a later stage has work ready, so a
+        document never waits a full tick between stages.
+        """
+        report = self.intake.tick(now, wait=self._wait(now, wait))
         extracted = sum(isinstance(o, Extraction) for o in report.outcomes)
         if self._jobs_due or extracted or report.taken:
             self.dispatcher.queue_jobs(list(self.intake.sources))
@@ -47,6 +53,11 @@ class Pipeline:
             self.publisher.wake()
         published = self.publisher.tick(now)
         return Progress(extracted, published)
+
+    def _wait(self, now: float, longest: float) -> float:
+        if self.publisher.awake:
+            return 0.0
+        return min(longest, self.dispatcher.idle_for(now))
 
     def idle(self) -> bool:
         """Nothing settling, extracting, queued, in flight or waiting to be written."""

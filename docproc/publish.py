@@ -72,6 +72,11 @@ class Publisher:
             self._cursor, self._awake = 0, started_at != 0
         return len(rows)
 
+    @property
+    def awake(self) -> bool:
+        """A pass is under way: more files may be ready to publish right now."""
+        return self._awake
+
     def has_work(self) -> bool:
         return self._awake or bool(self.work.to_publish(self.task_id, 1))
 
