@@ -430,25 +430,33 @@ class WorkLedger:
         return {sha for (sha,) in rows if sha}
 
     def sidecars_intent(
-        self, file_id: int, job_id: int, targets: Sequence[tuple[str, str]]
+        self, intents: Sequence[tuple[int, int, Sequence[tuple[str, str]]]]
     ) -> None:
-        """Before writing: (uri, sha256) of each sidecar about to be written."""
+        """Before writing: for each (file, job), the (uri, sha256) of the sidecars to write."""
+        now = self.ledger.now()
+        rows = [
+            (file_id, job_id, uri, sha, now)
+            for file_id, job_id, targets in intents
+            for uri, sha in targets
+        ]
         with self.ledger.transaction() as conn:
             conn.executemany(
                 "INSERT INTO sidecars (file_id, job_id, uri, sha256, state, created_at)"
                 " VALUES (?, ?, ?, ?, 'writing', ?)",
-                [(file_id, job_id, uri, sha, self.ledger.now()) for uri, sha in targets],
+                rows,
             )
 
-    def sidecars_written(self, file_id: int, job_id: int, *, reused: bool) -> None:
+    def sidecars_written(self, written: Sequence[tuple[int, int, bool]]) -> None:
+        """After the writes: each (file, job, reused) has its sidecars in place."""
         with self.ledger.transaction() as conn:
-            conn.execute(
-                "UPDATE sidecars SET state = 'written', written_at = ? WHERE file_id = ?"
-                " AND job_id = ? AND state = 'writing'",
-                (self.ledger.now(), file_id, job_id),
-            )
-            self.ledger.event(conn, "sidecars.written", f"file:{file_id}", job_id=job_id,
-                              reused=reused)  # fmt: skip
+            for file_id, job_id, reused in written:
+                conn.execute(
+                    "UPDATE sidecars SET state = 'written', written_at = ? WHERE file_id = ?"
+                    " AND job_id = ? AND state = 'writing'",
+                    (self.ledger.now(), file_id, job_id),
+                )
+                self.ledger.event(conn, "sidecars.written", f"file:{file_id}", job_id=job_id,
+                                  reused=reused)  # fmt: skip
 
     def sidecar_problem(self, file_id: int, job_id: int, uri: str, state: str, reason: str) -> None:
         """A sidecar could not be written: ``state`` is ``conflict`` (someone else's file) or

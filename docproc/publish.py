@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -22,17 +24,43 @@ from docproc.ledger_work import WorkLedger, stored_highlights
 from docproc.models import SidecarSettings, Usage
 from docproc.sidecars import (
     SidecarContent,
+    Staged,
+    commit,
+    discard,
     plan_paths,
     remove_sidecars,
     remove_stale_temps,
     render_json,
     render_markdown,
-    write_atomic,
+    stage,
 )
 
 log = structlog.get_logger()
 PER_TICK = 500
 REPASS_S = 60.0
+
+
+@dataclass
+class _Item:
+    """One file's sidecars on their way through a chunk."""
+
+    row: dict[str, Any]
+    reused: bool
+    writes: list[tuple[Path, bytes]]
+    root: Path
+    staged: list[Staged] = field(default_factory=list)
+
+    @property
+    def file_id(self) -> int:
+        return int(self.row["file_id"])
+
+    @property
+    def job_id(self) -> int:
+        return int(self.row["job_id"])
+
+    @property
+    def targets(self) -> list[tuple[str, str]]:
+        return [(file_uri(path), hashlib.sha256(data).hexdigest()) for path, data in self.writes]
 
 
 class Publisher:
@@ -64,8 +92,7 @@ class Publisher:
     def _step(self, limit: int) -> int:
         started_at = self._cursor
         rows = self.work.to_publish(self.task_id, limit, after_file_id=started_at)
-        for row in rows:
-            self._publish(row)
+        self._publish(rows)
         if len(rows) == limit:
             self._cursor = rows[-1]["file_id"]
         else:  # end of the files: done, unless this pass began mid-way (go round once more)
@@ -93,48 +120,75 @@ class Publisher:
                 continue
             self.work.sidecar_removed(row["id"], row["file_id"], kept=bool(result.kept))
 
-    def _publish(self, row: dict[str, Any]) -> None:
-        source, root = uri_path(row["uri"]), uri_path(row["root_uri"])
-        file_id, job_id = row["file_id"], row["job_id"]
-        base = self.settings.output_dir or root
-        try:
-            paths = plan_paths(
-                source, root, summary_suffix=self.settings.summary_suffix,
-                json_suffix=self.settings.json_suffix, output_dir=self.settings.output_dir,
-            )  # fmt: skip
-        except SidecarError as exc:
-            self._problem(row, row["uri"], "error", str(exc))
-            return
-        reused = self.work.written_elsewhere(job_id, file_id)
-        content = _content(row, reused=reused)
-        writes = [(paths.markdown, render_markdown(content)), (paths.json, render_json(content))]
-        if row["interrupted"]:  # a previous attempt died mid-write: clear its temp files
-            for path, _ in writes:
-                remove_stale_temps(path)
-        targets = [(file_uri(path), hashlib.sha256(data).hexdigest()) for path, data in writes]
-        self.work.sidecars_intent(file_id, job_id, targets)
-        if self._write_all(row, writes, targets, base):
-            self.work.sidecars_written(file_id, job_id, reused=reused)
+    def _publish(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Render, record intents, stage, make durable in one sync, put in place, record.
 
-    def _write_all(
-        self,
-        row: dict[str, Any],
-        writes: Sequence[tuple[Any, bytes]],
-        targets: Sequence[tuple[str, str]],
-        base: Any,
-    ) -> bool:
-        mirror = self.settings.output_dir is not None
-        for (path, data), (uri, _) in zip(writes, targets, strict=True):
+        Each step covers the whole chunk: one transaction for the intents, one
+        filesystem sync for all the temp files, one transaction for the results.
+        """
+        items = self._prepare(rows)
+        self.work.sidecars_intent([(i.file_id, i.job_id, i.targets) for i in items])
+        staged = [i for i in items if self._stage(i)]
+        outcomes = iter(commit([s for i in staged for s in i.staged]))
+        written = []
+        for item in staged:
+            failures = [o for o in (next(outcomes) for _ in item.staged) if o is not None]
+            if failures:
+                self._problem(
+                    item.row, file_uri(Path(failures[0].path)), "conflict", str(failures[0])
+                )
+            else:
+                written.append((item.file_id, item.job_id, item.reused))
+        self.work.sidecars_written(written)
+
+    def _prepare(self, rows: Sequence[dict[str, Any]]) -> list[_Item]:
+        items: list[_Item] = []
+        jobs_here: set[int] = set()
+        for row in rows:
             try:
-                write_atomic(path, data, expected_existing=self.work.sidecar_hashes(uri),
-                             within=base, make_parents=mirror)  # fmt: skip
+                paths = plan_paths(
+                    uri_path(row["uri"]), uri_path(row["root_uri"]),
+                    summary_suffix=self.settings.summary_suffix,
+                    json_suffix=self.settings.json_suffix, output_dir=self.settings.output_dir,
+                )  # fmt: skip
+            except SidecarError as exc:
+                self._problem(row, row["uri"], "error", str(exc))
+                continue
+            job_id = row["job_id"]
+            reused = job_id in jobs_here or self.work.written_elsewhere(job_id, row["file_id"])
+            jobs_here.add(job_id)
+            content = _content(row, reused=reused)
+            writes = [
+                (paths.markdown, render_markdown(content)),
+                (paths.json, render_json(content)),
+            ]
+            items.append(_Item(row, reused, writes, uri_path(row["root_uri"])))
+        return items
+
+    def _stage(self, item: _Item) -> bool:
+        if item.row["interrupted"]:  # a previous attempt died mid-write: clear its temp files
+            for path, _ in item.writes:
+                remove_stale_temps(path)
+        base = self.settings.output_dir or item.root
+        for (path, data), (uri, _) in zip(item.writes, item.targets, strict=True):
+            try:
+                staged = stage(
+                    path, data, expected_existing=self.work.sidecar_hashes(uri),
+                    within=base, make_parents=self.settings.output_dir is not None,
+                )  # fmt: skip
             except SidecarConflict as exc:
-                self._problem(row, uri, "conflict", str(exc))
-                return False
+                return self._unstage(item, uri, "conflict", str(exc))
             except (SidecarError, OSError) as exc:
-                self._problem(row, uri, "error", str(exc))
-                return False
+                return self._unstage(item, uri, "error", str(exc))
+            if staged is not None:
+                item.staged.append(staged)
         return True
+
+    def _unstage(self, item: _Item, uri: str, state: str, reason: str) -> bool:
+        discard(item.staged)
+        item.staged.clear()
+        self._problem(item.row, uri, state, reason)
+        return False
 
     def _problem(self, row: dict[str, Any], uri: str, state: str, reason: str) -> None:
         log.warning(f"sidecars.{state}", path=row["path"], reason=reason)

@@ -559,3 +559,23 @@ def test_remove_sidecars_only_removes_what_docproc_wrote(tmp_path: Path) -> None
     assert result.removed == [ours]
     assert result.kept == [edited, link]
     assert _listing(tmp_path) == ["b.summary.md", "d.summary.md"]
+
+
+def test_staged_batch_commits_with_the_same_guarantees(tmp_path: Path) -> None:
+    from docproc.errors import SidecarConflict as Conflict
+    from docproc.sidecars import commit, stage
+
+    ours, theirs, same = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    same.write_bytes(b"unchanged")
+    a = stage(ours, b"new a", expected_existing=set(), within=tmp_path)
+    b = stage(theirs, b"new b", expected_existing=set(), within=tmp_path)
+    assert stage(same, b"unchanged", expected_existing=set(), within=tmp_path) is None
+    assert a is not None and b is not None
+    assert not ours.exists()  # nothing is in place before commit
+    theirs.write_text("a person's file, created meanwhile")
+    outcomes = commit([a, b])
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], Conflict)
+    assert ours.read_bytes() == b"new a"
+    assert theirs.read_text() == "a person's file, created meanwhile"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json", "c.json"]
