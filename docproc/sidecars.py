@@ -82,6 +82,7 @@ import stat
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -545,20 +546,34 @@ def commit(staged: Sequence[Staged]) -> list[SidecarConflict | None]:
         For each staged sidecar, ``None`` (in place) or the conflict that stopped it.
     """
     _sync_filesystems(staged)
-    outcomes: list[SidecarConflict | None] = []
-    for item in staged:
-        with _open_dir(item.target.parent, item.within) as dir_fd:
-            try:
-                if item.found is None:
-                    placed = _link_new(dir_fd, item.tmp, item.target.name)
-                else:
-                    placed = _replace_ours(dir_fd, item.tmp, item.target.name, item.found)
-            finally:
-                _unlink_quietly(dir_fd, item.tmp)
-        outcomes.append(None if placed else SidecarConflict(
-            str(item.target), None, "the file changed while docproc wrote it"))  # fmt: skip
+    placed: dict[int, bool] = {}
+    for (directory, within), members in _by_directory(staged).items():
+        with _open_dir(directory, within) as dir_fd:
+            for index, item in members:
+                placed[index] = _place(dir_fd, item)
     _sync_filesystems(staged)
-    return outcomes
+    return [None if placed[i] else SidecarConflict(
+        str(item.target), None, "the file changed while docproc wrote it")
+        for i, item in enumerate(staged)]  # fmt: skip
+
+
+def _by_directory(
+    staged: Sequence[Staged],
+) -> dict[tuple[Path, Path | None], list[tuple[int, Staged]]]:
+    groups: dict[tuple[Path, Path | None], list[tuple[int, Staged]]] = {}
+    for index, item in enumerate(staged):
+        groups.setdefault((item.target.parent, item.within), []).append((index, item))
+    return groups
+
+
+def _place(dir_fd: int, item: Staged) -> bool:
+    """Link or rename one staged temp file into place; the temp file is always removed."""
+    try:
+        if item.found is None:
+            return _link_new(dir_fd, item.tmp, item.target.name)
+        return _replace_ours(dir_fd, item.tmp, item.target.name, item.found)
+    finally:
+        _unlink_quietly(dir_fd, item.tmp)
 
 
 def discard(staged: Sequence[Staged]) -> None:
@@ -571,8 +586,8 @@ def discard(staged: Sequence[Staged]) -> None:
 def _sync_filesystems(staged: Sequence[Staged]) -> None:
     """One syncfs(2) per filesystem holding a staged sidecar (os.sync() where absent)."""
     seen: set[int] = set()
-    for item in staged:
-        fd = os.open(item.target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    for directory in {item.target.parent for item in staged}:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             device = os.fstat(fd).st_dev
             if device not in seen:
@@ -615,11 +630,21 @@ def _open_dir(directory: Path, within: Path | None) -> Iterator[int]:
     try:
         if within is not None:
             real = _fd_path(fd) or os.path.realpath(directory)
-            if not _inside(real, os.path.realpath(within)):
+            if not _inside(real, _realpath(str(within))):
                 raise SidecarError(f"refusing to write outside {within}: {directory} is {real}")
         yield fd
     finally:
         os.close(fd)
+
+
+@lru_cache(maxsize=256)
+def _realpath(base: str) -> str:
+    """The real path of a base directory (a watched root), resolved once.
+
+    Safe to cache: a root swapped for a symlink afterwards makes the opened
+    directory's real path differ from this one, and the write is refused.
+    """
+    return os.path.realpath(base)
 
 
 def _fd_path(fd: int) -> str | None:
