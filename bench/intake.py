@@ -39,12 +39,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from procstats import ProcessSampler  # this folder is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -56,7 +57,6 @@ UNSTRUCTURED_PROCESSES = 2
 RECALL_FLOOR = 0.95
 WORD = re.compile(r"\w+")
 MB = 1024 * 1024
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # -- corpus -------------------------------------------------------------------------------
@@ -113,105 +113,6 @@ def make_tree(folder: Path, n: int, per_folder: int = 1000) -> int:
 # -- process memory sampling ------------------------------------------------------------------
 
 
-def _ppids() -> dict[int, int]:
-    """pid -> parent pid for every process visible in /proc."""
-    out: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        out[int(name)] = int(fields[1])
-    return out
-
-
-def descendants(root: int) -> dict[int, int]:
-    """Descendants of ``root`` mapped to their depth (children 1, grandchildren 2, ...)."""
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    for pid, ppid in _ppids().items():
-        children[ppid].append(pid)
-    depth, todo = {}, [(root, 0)]
-    while todo:
-        pid, level = todo.pop()
-        for child in children.get(pid, []):
-            depth[child] = level + 1
-            todo.append((child, level + 1))
-    return depth
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time ``pid`` has used so far, 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def vmhwm_kb(pid: int) -> int:
-    """Peak resident set size (VmHWM) of ``pid`` in KiB, 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-class RssSampler(threading.Thread):
-    """Samples VmHWM of a process and its descendants until stopped.
-
-    Direct children of a ``docproc scan`` are multiprocessing's helpers (the
-    forkserver, the resource tracker); the extraction workers are forked by
-    the forkserver, so they are grandchildren.
-    """
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.main_kb = 0
-        self.helper_kb = 0
-        self.worker_kb = 0
-        self.workers_seen: set[int] = set()
-        self.cpu: dict[int, float] = {}  # pid -> CPU seconds, as last seen
-        self.depth: dict[int, int] = {pid: 0}
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            self.sample()
-            self._stop_event.wait(SAMPLE_SECONDS)
-
-    def sample(self) -> None:
-        self.main_kb = max(self.main_kb, vmhwm_kb(self.pid))
-        self.cpu[self.pid] = max(self.cpu.get(self.pid, 0.0), cpu_seconds(self.pid))
-        for pid, depth in descendants(self.pid).items():
-            kb = vmhwm_kb(pid)
-            self.depth[pid] = depth
-            self.cpu[pid] = max(self.cpu.get(pid, 0.0), cpu_seconds(pid))
-            if depth == 1:
-                self.helper_kb = max(self.helper_kb, kb)
-            else:
-                self.worker_kb = max(self.worker_kb, kb)
-                self.workers_seen.add(pid)
-
-    def cpu_by_role(self) -> tuple[float, float]:
-        """CPU seconds of the main process and of all workers (a process's last 50 ms
-        before it exits are not seen, so the worker figure is a slight undercount)."""
-        workers = sum(s for pid, s in self.cpu.items() if self.depth.get(pid, 0) >= 2)
-        return self.cpu.get(self.pid, 0.0), workers
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
-
-
 # -- docproc ------------------------------------------------------------------------------------
 
 
@@ -235,19 +136,21 @@ def docproc_scan(target: Path, state_dir: Path, log: Path) -> ScanRun:
     with open(log, "w") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        sampler = RssSampler(proc.pid)
+        sampler = ProcessSampler(proc.pid, SAMPLE_SECONDS)
         sampler.start()
         returncode = proc.wait()
         seconds = time.perf_counter() - start
         sampler.stop()
-    main_cpu, workers_cpu = sampler.cpu_by_role()
+    # Direct children of a scan are multiprocessing's helpers (forkserver, resource
+    # tracker); the extraction workers are forked by the forkserver: grandchildren.
+    main_cpu, workers_cpu = sampler.cpu_sum(0, 0), sampler.cpu_sum(2)
     return ScanRun(
         seconds=seconds,
         returncode=returncode,
-        main_rss_mb=sampler.main_kb / 1024,
-        workers_rss_mb=sampler.worker_kb / 1024,
-        helpers_rss_mb=sampler.helper_kb / 1024,
-        workers_started=len(sampler.workers_seen),
+        main_rss_mb=sampler.max_kb(0, 0) / 1024,
+        workers_rss_mb=sampler.max_kb(2) / 1024,
+        helpers_rss_mb=sampler.max_kb(1, 1) / 1024,
+        workers_started=len(sampler.pids(2)),
         main_cpu_s=main_cpu,
         workers_cpu_s=workers_cpu,
         output=log.read_text(errors="replace")[-2000:],

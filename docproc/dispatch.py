@@ -36,6 +36,7 @@ log = structlog.get_logger()
 CHUNK = 500
 RECONCILE_SLACK = timedelta(minutes=5)
 BUSY_WAIT_S = 0.05
+REPLAN_S = 5.0
 APPLY_BUDGET_S = 0.5
 _DONE = object()
 
@@ -75,7 +76,7 @@ class Dispatcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="provider")
         self._results: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=8)
         self._open: dict[int, _Batch] = {}
-        self._flush_in = float("inf")  # seconds until the oldest unplanned job is due
+        self._plan_at = 0.0  # when planning is next worth a look (monotonic)
         self.recover()
 
     # -- public ----------------------------------------------------------
@@ -91,9 +92,13 @@ class Dispatcher:
     def configure(self, limits: BatchLimits, poll_interval: float) -> None:
         """New thresholds (SIGHUP); queued work is kept."""
         self.limits, self.poll_interval = limits, poll_interval
+        self._plan_at = 0.0
 
     def queue_jobs(self, root_ids: Sequence[int]) -> int:
-        return self.work.create_jobs(self.task_id, root_ids)
+        queued = self.work.create_jobs(self.task_id, root_ids)
+        if queued:
+            self._plan_at = 0.0
+        return queued
 
     @property
     def in_flight(self) -> int:
@@ -103,7 +108,7 @@ class Dispatcher:
         """How long the loop may wait before this stage has something to do (0: now)."""
         if not self._results.empty():
             return 0.0
-        waits = [self._flush_in]
+        waits = [self._plan_at - now]
         for batch in self._open.values():
             if batch.call is not None or batch.streaming:  # a thread is on it: look again soon
                 waits.append(0.0 if batch.call is not None and batch.call.done() else BUSY_WAIT_S)
@@ -134,16 +139,19 @@ class Dispatcher:
     # -- planning and submitting -------------------------------------------
 
     def _plan(self, now: float, flush_all: bool) -> None:
+        if now < self._plan_at:
+            return
+        self._plan_at = now + REPLAN_S  # also catches jobs whose backoff ends
         ready = self.work.ready_jobs(self.task_id)
-        self._flush_in = float("inf")
         if not ready:
             return
         wall = self.work.clock()
         plan = plan_batches(ready, self.limits, wall, self.in_flight, flush_all=flush_all)
         planned = {job_id for batch in plan.batches for job_id in batch} | set(plan.oversized)
         waiting = [job.ready_at for job in ready if job.job_id not in planned]
-        if waiting:
-            self._flush_in = max(0.0, min(waiting) + self.limits.max_wait - wall)
+        if waiting:  # look again when the oldest of them is due
+            due_in = max(0.0, min(waiting) + self.limits.max_wait - wall)
+            self._plan_at = min(self._plan_at, now + due_in)
         sizes = {job.job_id: job.request_bytes for job in ready}
         for job_ids in plan.batches:
             items = self._with_text(self.work.batch_items(job_ids))
@@ -160,11 +168,11 @@ class Dispatcher:
 
     def _with_text(self, items: list[BatchItem]) -> list[BatchItem]:
         """Items whose extracted text is still stored; the others go back to extraction."""
-        lost = [item.job_id for item in items if not self.store.has(item.text_sha256)]
+        lost = {item.job_id for item in items if not self.store.has(item.text_sha256)}
         if lost:
             log.warning("dispatch.text_lost", jobs=len(lost))
-            self.work.text_lost(lost)
-        return [item for item in items if item.job_id not in set(lost)]
+            self.work.text_lost(sorted(lost))
+        return [item for item in items if item.job_id not in lost]
 
     def _submit(self, pairs: Sequence[tuple[BatchItem, str]]) -> str:
         """On the provider thread: build each request from the stored text and create the batch."""
@@ -209,6 +217,7 @@ class Dispatcher:
             log.warning("batch.rejected", batch_id=batch.batch_id, reason=str(exc))
             self.work.batch_not_created(batch.batch_id, str(exc), self.max_attempts)
             del self._open[batch.batch_id]
+            self._plan_at = 0.0
             return
         except Exception as exc:  # noqa: BLE001 - any provider failure: try again later
             log.warning("batch.call_failed", batch_id=batch.batch_id, state=batch.state,
@@ -294,6 +303,7 @@ class Dispatcher:
         if item is _DONE:
             self.work.batch_applied(batch_id)
             self._open.pop(batch_id, None)
+            self._plan_at = 0.0  # a slot is free, and missing results were requeued
             if batch is not None and batch.provider_batch_id:
                 self._executor.submit(self.provider.delete, batch.provider_batch_id)
             log.info("batch.applied", batch_id=batch_id)
