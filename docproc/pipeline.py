@@ -10,20 +10,10 @@ the tick can stop anywhere and the next process resumes from the ledger.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from docproc.dispatch import Dispatcher
 from docproc.intake import Intake
 from docproc.models import Extraction
 from docproc.publish import Publisher
-
-
-@dataclass
-class Progress:
-    """What one tick moved, for logs and status lines."""
-
-    extracted: int = 0
-    published: int = 0
 
 
 class Pipeline:
@@ -37,7 +27,7 @@ class Pipeline:
         """Watched roots were added or removed: look for work under them again."""
         self._jobs_due = True
 
-    def tick(self, now: float, *, wait: float, flush_all: bool = False) -> Progress:
+    def tick(self, now: float, *, wait: float, flush_all: bool = False) -> None:
         """One pass over the stages.
 
         ``wait`` is the longest the tick may block waiting for extraction
@@ -51,8 +41,7 @@ class Pipeline:
             self._jobs_due = False
         if self.dispatcher.tick(now, flush_all=flush_all) or report.taken:
             self.publisher.wake()
-        published = self.publisher.tick(now)
-        return Progress(extracted, published)
+        self.publisher.tick(now)
 
     def _wait(self, now: float, longest: float) -> float:
         if self.publisher.awake:

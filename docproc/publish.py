@@ -49,6 +49,10 @@ class _Item:
     writes: list[tuple[Path, bytes]]
     root: Path
     staged: list[Staged] = field(default_factory=list)
+    targets: list[tuple[str, str]] = field(init=False)  # (uri, sha256) of each write
+
+    def __post_init__(self) -> None:
+        self.targets = [(file_uri(p), hashlib.sha256(data).hexdigest()) for p, data in self.writes]
 
     @property
     def file_id(self) -> int:
@@ -57,10 +61,6 @@ class _Item:
     @property
     def job_id(self) -> int:
         return int(self.row["job_id"])
-
-    @property
-    def targets(self) -> list[tuple[str, str]]:
-        return [(file_uri(path), hashlib.sha256(data).hexdigest()) for path, data in self.writes]
 
 
 class Publisher:
