@@ -202,8 +202,8 @@ class Dispatcher:
         if batch.streaming or now < batch.next_poll:
             return
         if batch.state == "planned":
-            rows = self.work.batch_custom_ids(batch.batch_id)
-            self._start(batch, self._reconcile_or_submit, batch.created_at, rows)
+            pairs = self.work.batch_requests(batch.batch_id)
+            self._start(batch, self._reconcile_or_submit, batch.created_at, pairs)
         elif batch.state == "submitted":
             self._start(batch, self.provider.poll, batch.provider_batch_id)
         elif batch.state == "ended":
@@ -238,20 +238,21 @@ class Dispatcher:
             self._stream(batch)
 
     def _reconcile_or_submit(
-        self, created_at: datetime, rows: Sequence[tuple[str, int, str, str]]
+        self, created_at: datetime, pairs: Sequence[tuple[BatchItem, str]]
     ) -> str:
         """On the provider thread, after a create whose outcome is unknown: adopt the
         batch the provider already holds for these requests, or create it now."""
-        found = self.provider.find_batch([row[0] for row in rows], created_at - RECONCILE_SLACK)
+        custom_ids = [custom_id for _, custom_id in pairs]
+        found = self.provider.find_batch(custom_ids, created_at - RECONCILE_SLACK)
         if found is not None:
             log.info("batch.reconciled", provider_batch_id=found)
             return found
-        return self._submit([(BatchItem(job, 0, sha, title), cid) for cid, job, sha, title in rows])
+        return self._submit(pairs)
 
     # -- results -----------------------------------------------------------
 
     def _stream(self, batch: _Batch) -> None:
-        texts = {cid: sha for cid, _, sha, _ in self.work.batch_custom_ids(batch.batch_id)}
+        texts = {cid: item.text_sha256 for item, cid in self.work.batch_requests(batch.batch_id)}
         batch.streaming = True
         threading.Thread(
             target=self._pump, args=(batch, texts), name=f"results-{batch.batch_id}", daemon=True

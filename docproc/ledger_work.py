@@ -142,14 +142,12 @@ class WorkLedger:
         for chunk in _chunks(list(job_ids), 500):
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
-                "SELECT j.id, j.attempts + 1, v.text_sha256,"  # noqa: S608 (placeholders only)
-                " (SELECT MIN(f.path) FROM files f WHERE f.version_id = v.id)"
+                f"SELECT j.id, j.attempts + 1, {_ITEM_COLUMNS}"  # noqa: S608 (placeholders only)
                 f" FROM jobs j JOIN versions v ON v.id = j.version_id WHERE j.id IN ({marks})",
                 chunk,
             )
-            for job_id, attempt, text_sha, path in rows:
-                title = (path or "").rsplit("/", 1)[-1]
-                found[job_id] = BatchItem(job_id, attempt, text_sha, title)
+            for row in rows:
+                found[row[0]] = _item(*row)
         return [found[job_id] for job_id in job_ids if job_id in found]
 
     # -- batches ----------------------------------------------------------
@@ -250,16 +248,15 @@ class WorkLedger:
             )
         )
 
-    def batch_custom_ids(self, batch_id: int) -> list[tuple[str, int, str, str]]:
-        """(custom_id, job_id, text_sha256, title) of every request of a batch."""
+    def batch_requests(self, batch_id: int) -> list[tuple[BatchItem, str]]:
+        """Every request of a batch, in submission order, with its custom_id."""
         rows = self.conn.execute(
-            "SELECT r.custom_id, r.job_id, v.text_sha256,"
-            " (SELECT MIN(f.path) FROM files f WHERE f.version_id = v.id)"
+            f"SELECT r.job_id, r.attempt, {_ITEM_COLUMNS}, r.custom_id"  # noqa: S608 (constant)
             " FROM requests r JOIN jobs j ON j.id = r.job_id JOIN versions v ON v.id = j.version_id"
             " WHERE r.batch_id = ? ORDER BY r.id",
             (batch_id,),
         )
-        return [(cid, job, sha, (path or "").rsplit("/", 1)[-1]) for cid, job, sha, path in rows]
+        return [(_item(*row[:4]), row[4]) for row in rows]
 
     # -- results ----------------------------------------------------------
 
@@ -479,6 +476,14 @@ class WorkLedger:
             "SELECT COUNT(*) FROM batches WHERE state IN ('planned', 'submitted', 'ended')"
         ).fetchone()[0]
         return {**{f"jobs_{k}": v for k, v in jobs.items()}, "batches_in_flight": in_flight}
+
+
+# What a BatchItem needs besides job and attempt: the text, and a title for the prompt.
+_ITEM_COLUMNS = "v.text_sha256, (SELECT MIN(f.path) FROM files f WHERE f.version_id = v.id)"
+
+
+def _item(job_id: int, attempt: int, text_sha256: str, path: str | None) -> BatchItem:
+    return BatchItem(job_id, attempt, text_sha256, (path or "").rsplit("/", 1)[-1])
 
 
 def stored_highlights(text: str | None) -> tuple[Highlight, ...]:

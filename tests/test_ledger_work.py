@@ -189,3 +189,14 @@ def test_cli_retry_requeues_quarantined_jobs(tmp_path: Path) -> None:
     rest = docproc("ledger", "retry", state=state)
     assert rest.stdout.strip() == "requeued 1 job(s)"
     assert docproc("ledger", "verify", state=state).returncode == 0
+
+
+def test_batch_requests_give_back_items_and_custom_ids_in_order(work: WorkLedger) -> None:
+    root = extracted_files(work, 2)
+    task = work.register_task(TASK)
+    work.create_jobs(task, [root])
+    batch_id, ids = submit(work, task)
+    assert work.batch_requests(batch_id) == [
+        (BatchItem(1, 1, "t" * 64, "f0.txt"), ids[0]),
+        (BatchItem(2, 1, "t" * 64, "f1.txt"), ids[1]),
+    ]
