@@ -36,7 +36,8 @@ def events_so_far(ledger: Path) -> int:
         return 0
 
 
-def kill_mid_scan(folder: Path, state: Path, after_events: int) -> None:
+def kill_mid_scan(folder: Path, state: Path, after_events: int) -> bool:
+    """kill -9 the scan once the ledger holds ``after_events``; True if it was still running."""
     env = {**os.environ, "DOCPROC_STATE_DIR": str(state)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "docproc", "scan", str(folder)],
@@ -50,15 +51,17 @@ def kill_mid_scan(folder: Path, state: Path, after_events: int) -> None:
         if events_so_far(state / "ledger.db") >= after_events:
             break
         time.sleep(0.01)
+    running = proc.poll() is None
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
+    return running
 
 
 def test_kill_9_then_restart_records_every_file_exactly_once(tmp_path: Path) -> None:
     folder, state = tmp_path / "inbox", tmp_path / "state"
     make_corpus(folder)
-    for threshold in (5, 150, 400):
-        kill_mid_scan(folder, state, threshold)
+    killed_running = [kill_mid_scan(folder, state, n) for n in (5, 150, 400)]
+    assert all(killed_running), "each kill must interrupt a running scan"
     final = docproc("scan", folder, state=state)
     assert final.returncode == 0, final.stderr
     db = sqlite3.connect(state / "ledger.db")
