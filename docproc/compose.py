@@ -6,9 +6,10 @@ arguments, once, for ``docproc scan`` and ``docproc run`` alike.
 
 from __future__ import annotations
 
-from docproc.config import Settings
+from docproc.config import PROVIDERS, Settings, anthropic_key
 from docproc.errors import ConfigError
 from docproc.extract import ExtractorPool
+from docproc.providers.anthropic import AnthropicProvider
 from docproc.providers.base import Provider
 from docproc.providers.local import LocalProvider
 
@@ -29,4 +30,12 @@ def make_provider(settings: Settings, name: str | None = None) -> Provider:
     chosen = name or settings.task.provider
     if chosen == "local":
         return LocalProvider(settings.provider_dir / "local")
-    raise ConfigError("task.provider", f"unknown provider {chosen!r} (known: local)")
+    if chosen == "anthropic":
+        return AnthropicProvider(
+            anthropic_key(),
+            base_url=settings.anthropic.base_url,
+            spool_dir=settings.provider_dir / "anthropic",
+            timeout=settings.anthropic.timeout,
+        )
+    known = ", ".join(PROVIDERS)
+    raise ConfigError("task.provider", f"unknown provider {chosen!r} (known: {known})")

@@ -15,11 +15,13 @@ then in systemd's ``$CREDENTIALS_DIRECTORY``.
 from __future__ import annotations
 
 import os
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from docproc.costs import DEFAULT_PRICES, Budget, ModelPrice, PriceTable
 from docproc.errors import ConfigError
 from docproc.models import (
     BatchLimits,
@@ -31,8 +33,14 @@ from docproc.models import (
 )
 
 DEFAULT_INBOX = Path("inbox")
-PROVIDERS = ("local",)
-DEFAULT_MODELS = {"local": "local-extractive-1"}
+PROVIDERS = ("local", "anthropic")
+DEFAULT_MODELS = {"local": "local-extractive-1", "anthropic": "claude-sonnet-4-5"}
+# How often a submitted batch is polled: the local provider answers at once;
+# remote batch endpoints share a rate limit (Tier 1: 50 requests a minute).
+DEFAULT_POLL_INTERVAL = {"local": 1.0}
+REMOTE_POLL_INTERVAL = 30.0
+ANTHROPIC_KEY = "ANTHROPIC_API_KEY"
+DEFAULT_ANTHROPIC_URL = "https://api.anthropic.com"
 # How long a ready document may wait for its batch, by default. Remote batch
 # APIs reward big batches (defaults sized for Anthropic: 15 min); the local
 # provider is free and instant, so waiting buys nothing there.
@@ -42,7 +50,8 @@ DEFAULT_PROMPT = (
     "Summarise the document below for someone deciding whether to read it. "
     "Then pick the passages that matter most, quoting them exactly as written."
 )
-_SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token")
+_SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token", "access_key")
+PROMPT_FIELDS = frozenset({"summary_sentences", "max_highlights"})
 _T = TypeVar("_T")
 
 
@@ -64,6 +73,14 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AnthropicSettings:
+    """Where and how the Message Batches API is reached (the key is a secret, not here)."""
+
+    base_url: str = DEFAULT_ANTHROPIC_URL
+    timeout: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything docproc was configured with, validated."""
 
@@ -78,6 +95,9 @@ class Settings:
     max_attempts: int = 3  # per job, before it is quarantined
     sidecars: SidecarSettings = field(default_factory=SidecarSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    anthropic: AnthropicSettings = field(default_factory=AnthropicSettings)
+    prices: PriceTable = field(default_factory=PriceTable)
+    budget: Budget = field(default_factory=Budget)
     source: Path | None = None  # the file these settings came from, if any
 
     @property
@@ -208,10 +228,20 @@ def _from_table(
     extract = _extract(top.table("extract"))
     task, max_attempts = _task(top.table("task"), extract)
     batch_table = top.table("batch")
-    poll = batch_table.number("poll_interval", 1.0, minimum=0.1)
+    default_poll = DEFAULT_POLL_INTERVAL.get(task.provider, REMOTE_POLL_INTERVAL)
+    poll = batch_table.number("poll_interval", default_poll, minimum=0.1)
     batch = _batch(batch_table, DEFAULT_MAX_WAIT.get(task.provider, REMOTE_MAX_WAIT))
     log = _log(top.table("log"))
+    anthropic = _anthropic(top.table("anthropic"))
+    prices = _prices(top.table("costs"))
+    budget = _budget(top.table("budget"))
     top.finish()
+    if task.model not in prices.prices and (budget.capped or task.provider != "local"):
+        raise ConfigError(
+            "task.model",
+            f'has no price: add [costs.models."{task.model}"] with input and output'
+            " (US dollars per million tokens, list price)",
+        )
     return Settings(
         state_dir=_state_dir(state_dir, file_state_dir, base),
         watches=watches,
@@ -224,6 +254,9 @@ def _from_table(
         max_attempts=max_attempts,
         sidecars=sidecars,
         log=log,
+        anthropic=anthropic,
+        prices=prices,
+        budget=budget,
         source=source,
     )
 
@@ -242,12 +275,77 @@ def _task(t: _Table, extract: ExtractSettings) -> tuple[TaskSpec, int]:
         summary_sentences=t.integer("summary_sentences", 3),
         max_highlights=t.integer("max_highlights", 10, minimum=3),
         extractor=f"max_chars={extract.limits.max_chars}",
+        max_input_chars=t.integer("max_input_chars", 400_000, minimum=1000),
     )
+    _check_prompt(t.key("prompt"), spec.prompt)
     max_attempts = t.integer("max_attempts", 3)
     t.finish()
     if not spec.model:
         raise ConfigError(t.key("model"), f"is required for provider {provider!r}")
     return spec, max_attempts
+
+
+def _check_prompt(key: str, prompt: str) -> None:
+    """A prompt template may use {summary_sentences} and {max_highlights}; '{{' is a brace."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None}
+    except ValueError as exc:
+        raise ConfigError(key, f"is not a valid template: {exc} (write {{{{ for a brace)") from None
+    unknown = fields - PROMPT_FIELDS
+    if unknown:
+        known = ", ".join("{" + name + "}" for name in sorted(PROMPT_FIELDS))
+        raise ConfigError(key, f"unknown placeholder {sorted(unknown)[0]!r} (known: {known})")
+
+
+def _anthropic(t: _Table) -> AnthropicSettings:
+    default = os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_ANTHROPIC_URL
+    settings = AnthropicSettings(
+        base_url=t.get("base_url", str, default),
+        timeout=t.number("timeout", 600.0, minimum=1.0),
+    )
+    t.finish()
+    if not settings.base_url.startswith(("http://", "https://")):
+        raise ConfigError(t.key("base_url"), f"must be an http(s) URL (got {settings.base_url!r})")
+    return settings
+
+
+def _prices(t: _Table) -> PriceTable:
+    models = t.table("models")
+    prices = dict(DEFAULT_PRICES)
+    for name in list(models.data):
+        entry = models.table(name)
+        prices[name] = ModelPrice(entry.number("input", 0.0), entry.number("output", 0.0))
+        entry.finish()
+    table = PriceTable(
+        prices=prices,
+        batch_discount=t.number("batch_discount", 0.5),
+        cache_write=t.number("cache_write_multiplier", 2.0),
+        cache_read=t.number("cache_read_multiplier", 0.1),
+    )
+    t.finish()
+    return table
+
+
+def _budget(t: _Table) -> Budget:
+    budget = Budget(t.number("daily_usd", 0.0), t.number("monthly_usd", 0.0))
+    t.finish()
+    return budget
+
+
+def anthropic_key() -> str:
+    """The Anthropic API key, from the environment or a systemd credential.
+
+    Raises:
+        ConfigError: there is none.
+    """
+    key = secret(ANTHROPIC_KEY)
+    if not key:
+        raise ConfigError(
+            "task.provider",
+            f"provider 'anthropic' needs an API key: set {ANTHROPIC_KEY} in the environment,"
+            f" or give systemd a credential named {ANTHROPIC_KEY} (LoadCredential=)",
+        )
+    return key
 
 
 def _batch(t: _Table, default_wait: float) -> BatchLimits:

@@ -100,7 +100,7 @@ class Daemon:
     def _start(self, settings: Settings) -> None:
         self.settings = settings
         self.ledger = Ledger(settings.ledger_path, actor="daemon")
-        work = WorkLedger(self.ledger)
+        work = WorkLedger(self.ledger, prices=settings.prices)
         store = TextStore(settings.text_dir)
         self.intake = Intake(
             self.ledger, make_pool(settings), max_attempts=settings.extract.max_attempts
@@ -111,6 +111,7 @@ class Daemon:
         dispatcher = Dispatcher(
             work, provider, store, task=task, limits=settings.batch,
             poll_interval=settings.poll_interval, max_attempts=settings.max_attempts,
+            prices=settings.prices, budget=settings.budget,
         )  # fmt: skip
         publisher = Publisher(work, task_id=dispatcher.task_id, settings=settings.sidecars)
         self.pipeline = Pipeline(self.intake, dispatcher, publisher)
@@ -173,7 +174,7 @@ class Daemon:
         for path, spec in wanted.items():
             if path not in self._watches:
                 self._add_watch(spec)
-        self.pipeline.dispatcher.configure(new.batch, new.poll_interval)
+        self.pipeline.dispatcher.configure(new.batch, new.poll_interval, new.budget)
         self.pipeline.roots_changed()
         if new.task != self.pipeline.dispatcher.task:
             log.warning("daemon.task_changed", detail="a new [task] takes effect at restart")

@@ -25,11 +25,12 @@ from typing import Any
 import structlog
 
 from docproc.batching import plan_batches
-from docproc.errors import ProviderRejected
+from docproc.costs import Budget, PriceTable
+from docproc.errors import ProviderRejected, ProviderRetryable
 from docproc.highlights import locate
 from docproc.ledger_work import BatchItem, WorkLedger
 from docproc.models import BatchLimits, JobRequest, ProviderResult, TaskSpec
-from docproc.providers.base import Provider, make_custom_id
+from docproc.providers.base import Provider, make_custom_id, request_size
 from docproc.textstore import TextStore
 
 log = structlog.get_logger()
@@ -38,6 +39,8 @@ RECONCILE_SLACK = timedelta(minutes=5)
 BUSY_WAIT_S = 0.05
 REPLAN_S = 5.0
 APPLY_BUDGET_S = 0.5
+BACKOFF_CAP_S = 900.0
+CUSTOM_ID_SLACK = 24  # a real custom_id is longer than the one the overhead is measured with
 _DONE = object()
 
 
@@ -53,6 +56,8 @@ class _Batch:
     call: Future[Any] | None = None
     streaming: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
+    maybe_created: bool = False  # a create was sent and its outcome is unknown
+    failures: int = 0  # provider calls failed in a row (backoff)
 
 
 class Dispatcher:
@@ -68,11 +73,17 @@ class Dispatcher:
         limits: BatchLimits,
         poll_interval: float,
         max_attempts: int,
+        prices: PriceTable | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.work, self.provider, self.store = work, provider, store
         self.task, self.limits = task, limits
         self.task_id = work.register_task(task)
         self.poll_interval, self.max_attempts = poll_interval, max_attempts
+        self.prices, self.budget = prices or PriceTable(), budget or Budget()
+        self.paused: str | None = None  # why submission is paused (the budget), if it is
+        empty = JobRequest(make_custom_id(0, 0), 0, "", "")
+        self._overhead = request_size(provider.build_request(empty, task)) + CUSTOM_ID_SLACK
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="provider")
         self._results: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=8)
         self._open: dict[int, _Batch] = {}
@@ -86,16 +97,22 @@ class Dispatcher:
         for row in self.work.open_batches():
             created = datetime.fromisoformat(row["created_at"])
             self._open[row["id"]] = _Batch(
-                row["id"], row["provider_batch_id"], row["state"], created
-            )
+                row["id"], row["provider_batch_id"], row["state"], created,
+                maybe_created=row["state"] == "planned",  # a crash may have hit mid-create
+            )  # fmt: skip
 
-    def configure(self, limits: BatchLimits, poll_interval: float) -> None:
+    def configure(
+        self, limits: BatchLimits, poll_interval: float, budget: Budget | None = None
+    ) -> None:
         """New thresholds (SIGHUP); queued work is kept."""
         self.limits, self.poll_interval = limits, poll_interval
+        self.budget = budget or self.budget
         self._plan_at = 0.0
 
     def queue_jobs(self, root_ids: Sequence[int]) -> int:
-        queued = self.work.create_jobs(self.task_id, root_ids)
+        queued = self.work.create_jobs(
+            self.task_id, root_ids, overhead=self._overhead, max_chars=self.task.max_input_chars
+        )
         if queued:
             self._plan_at = 0.0
         return queued
@@ -154,17 +171,41 @@ class Dispatcher:
             self._plan_at = min(self._plan_at, now + due_in)
         sizes = {job.job_id: job.request_bytes for job in ready}
         for job_ids in plan.batches:
+            nbytes = sum(sizes[job_id] for job_id in job_ids)
+            estimate = self.prices.estimate(
+                self.task.model, nbytes, len(job_ids), self.task.max_tokens
+            )
+            if not self._affordable(estimate):
+                break
             items = self._with_text(self.work.batch_items(job_ids))
             if not items:
                 continue
             pairs = [(item, make_custom_id(item.job_id, item.attempt)) for item in items]
             nbytes = sum(sizes[item.job_id] for item in items)
-            batch_id = self.work.create_batch(self.provider.name, pairs, nbytes)
+            batch_id = self.work.create_batch(
+                self.provider.name, pairs, nbytes, model=self.task.model,
+                estimated_cost=estimate, max_chars=self.task.max_input_chars,
+            )  # fmt: skip
             batch = _Batch(batch_id, None, "planned", datetime.now(UTC), next_poll=now)
             self._open[batch_id] = batch
             self._start(batch, self._submit, pairs)
         for job_id in plan.oversized:
             self.work.fail_job(job_id, "document is too large for one batch request")
+
+    def _affordable(self, estimate: float) -> bool:
+        """Whether the budget allows a batch estimated at ``estimate``; records a pause."""
+        reason = None
+        if self.budget.capped:
+            day, month = _period_starts(self.work.clock())
+            reason = self.budget.refusal(self.work.spent(day), self.work.spent(month), estimate)
+        if reason != self.paused:
+            self.paused = reason
+            self.work.submission_paused(reason)
+            if reason:
+                log.warning("dispatch.paused", reason=reason)
+            else:
+                log.info("dispatch.resumed")
+        return reason is None
 
     def _with_text(self, items: list[BatchItem]) -> list[BatchItem]:
         """Items whose extracted text is still stored; the others go back to extraction."""
@@ -181,9 +222,8 @@ class Dispatcher:
         def requests() -> Iterator[dict[str, Any]]:
             for item, custom_id in pairs:
                 text = self.store.get(item.text_sha256)
-                yield self.provider.build_request(
-                    JobRequest(custom_id, item.job_id, text, item.title), task
-                )
+                job = JobRequest(custom_id, item.job_id, text, item.title, item.max_tokens)
+                yield self.provider.build_request(job, task)
 
         return self.provider.submit(requests())
 
@@ -203,7 +243,11 @@ class Dispatcher:
             return
         if batch.state == "planned":
             pairs = self.work.batch_requests(batch.batch_id)
-            self._start(batch, self._reconcile_or_submit, batch.created_at, pairs)
+            if batch.maybe_created:
+                known = self.work.provider_batch_ids()
+                self._start(batch, self._reconcile_or_submit, batch.created_at, pairs, known)
+            else:
+                self._start(batch, self._submit, pairs)
         elif batch.state == "submitted":
             self._start(batch, self.provider.poll, batch.provider_batch_id)
         elif batch.state == "ended":
@@ -214,18 +258,41 @@ class Dispatcher:
         try:
             value = call.result()
         except ProviderRejected as exc:
-            log.warning("batch.rejected", batch_id=batch.batch_id, reason=str(exc))
-            self.work.batch_not_created(batch.batch_id, str(exc), self.max_attempts)
-            del self._open[batch.batch_id]
-            self._plan_at = 0.0
+            self._rejected(batch, exc)
             return
-        except Exception as exc:  # noqa: BLE001 - any provider failure: try again later
-            log.warning("batch.call_failed", batch_id=batch.batch_id, state=batch.state,
-                        error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+        except ProviderRetryable as exc:
+            self._failed(batch, now, exc, exc.retry_after)
+            if batch.state == "planned" and not batch.maybe_created:
+                self.work.batch_note(batch.batch_id, f"not created yet: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - any other failure: outcome unknown, retry later
+            self._failed(batch, now, exc, None)
             if batch.state == "planned":
+                batch.maybe_created = True
                 self.work.batch_note(batch.batch_id, f"create outcome unknown: {exc}")
             return
+        batch.failures = 0
         self._on_value(batch, value)
+
+    def _rejected(self, batch: _Batch, exc: ProviderRejected) -> None:
+        """The provider refused: a create was certainly not made; a known batch is gone."""
+        log.warning("batch.rejected", batch_id=batch.batch_id, state=batch.state, reason=str(exc))
+        if batch.state == "planned":
+            self.work.batch_not_created(batch.batch_id, str(exc), self.max_attempts)
+        else:
+            self.work.batch_lost(batch.batch_id, str(exc))
+        del self._open[batch.batch_id]
+        self._plan_at = 0.0
+
+    def _failed(self, batch: _Batch, now: float, exc: Exception, retry_after: float | None) -> None:
+        """Back off before the next call for this batch: the server's hint, else exponential."""
+        batch.failures += 1
+        delay = retry_after
+        if delay is None:
+            delay = min(BACKOFF_CAP_S, self.poll_interval * 2 ** min(batch.failures, 16))
+        batch.next_poll = now + max(delay, self.poll_interval)
+        log.warning("batch.call_failed", batch_id=batch.batch_id, state=batch.state,
+                    error=f"{type(exc).__name__}: {exc}", retry_in_s=round(delay, 1))  # fmt: skip
 
     def _on_value(self, batch: _Batch, value: Any) -> None:
         if batch.state == "planned":
@@ -238,12 +305,18 @@ class Dispatcher:
             self._stream(batch)
 
     def _reconcile_or_submit(
-        self, created_at: datetime, pairs: Sequence[tuple[BatchItem, str]]
+        self, created_at: datetime, pairs: Sequence[tuple[BatchItem, str]], known: set[str]
     ) -> str:
         """On the provider thread, after a create whose outcome is unknown: adopt the
-        batch the provider already holds for these requests, or create it now."""
+        batch the provider already holds for these requests, or create it now.
+
+        A failure to look (even a refusal) is retryable: the batch may exist.
+        """
         custom_ids = [custom_id for _, custom_id in pairs]
-        found = self.provider.find_batch(custom_ids, created_at - RECONCILE_SLACK)
+        try:
+            found = self.provider.find_batch(custom_ids, created_at - RECONCILE_SLACK, known)
+        except ProviderRejected as exc:
+            raise ProviderRetryable(f"cannot reconcile yet: {exc}") from exc
         if found is not None:
             log.info("batch.reconciled", provider_batch_id=found)
             return found
@@ -308,7 +381,19 @@ class Dispatcher:
             if batch is not None and batch.provider_batch_id:
                 self._executor.submit(self.provider.delete, batch.provider_batch_id)
             log.info("batch.applied", batch_id=batch_id)
+        elif isinstance(item, ProviderRejected) and batch is not None:
+            batch.streaming = False
+            self._rejected(batch, item)
         elif isinstance(item, Exception) and batch is not None:
-            log.warning("batch.results_failed", batch_id=batch_id, error=str(item))
-            batch.streaming, batch.next_poll = False, now + self.poll_interval
+            batch.streaming = False
+            retry_after = item.retry_after if isinstance(item, ProviderRetryable) else None
+            self._failed(batch, now, item, retry_after)
         return 0
+
+
+def _period_starts(epoch: float) -> tuple[str, str]:
+    """ISO times of the start of the current UTC day and month."""
+    day = datetime.fromtimestamp(epoch, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day.isoformat(timespec="microseconds"), day.replace(day=1).isoformat(
+        timespec="microseconds"
+    )

@@ -378,10 +378,10 @@ class Ledger:
         conn.execute(
             "UPDATE versions SET state = 'extracted', extractor = ?, text_sha256 = ?, chars = ?,"
             " truncated_from = ?, failure_kind = NULL, error = NULL, retry_at = NULL,"
-            " attempts = ?, extracted_at = ?, extract_seconds = ? WHERE id = ?",
+            " attempts = ?, extracted_at = ?, extract_seconds = ?, json_bytes = ? WHERE id = ?",
             (
                 done.extractor, done.text_sha256, done.chars, done.truncated_from,
-                attempts, self.now(), done.seconds, version_id,
+                attempts, self.now(), done.seconds, done.json_bytes, version_id,
             ),
         )  # fmt: skip
         self.event(

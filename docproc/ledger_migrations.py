@@ -235,3 +235,20 @@ def m003_batches_requests_sidecars(db: Database) -> None:
 def m004_sidecars_by_job(db: Database) -> None:
     """Find a job's sidecars without scanning them all (was quadratic in files)."""
     db.execute("CREATE INDEX sidecars_job ON sidecars(job_id, state)")
+
+
+@migrations()
+def m005_costs_and_output_retries(db: Database) -> None:
+    """Cost per request, budget reservations, exact request sizes, cuts and output retries."""
+    db.executescript(
+        """
+        ALTER TABLE versions ADD COLUMN json_bytes INTEGER;
+        ALTER TABLE jobs ADD COLUMN max_tokens INTEGER;
+        ALTER TABLE jobs ADD COLUMN output_retries INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE requests ADD COLUMN cost_usd REAL;
+        ALTER TABLE requests ADD COLUMN text_cut_from INTEGER;
+        ALTER TABLE batches ADD COLUMN estimated_cost_usd REAL;
+        ALTER TABLE batches ADD COLUMN model TEXT;
+        CREATE INDEX requests_completed ON requests(completed_at);
+        """
+    )

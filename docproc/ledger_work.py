@@ -24,13 +24,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from docproc.costs import PriceTable
 from docproc.ledger import Ledger, Row
-from docproc.models import Highlight, ProviderResult, ReadyJob, ResultKind, TaskSpec
+from docproc.models import (
+    Highlight,
+    OutputProblem,
+    ProviderResult,
+    ReadyJob,
+    ResultKind,
+    TaskSpec,
+)
 
 RETRY_BASE_S = 60.0
 ERROR_PAUSE_S = 300.0  # a sidecar write that failed (disk full...) is tried again after this
 RETRY_CAP_S = 3600.0
 REQUEST_OVERHEAD_BYTES = 4096
+CUT_MARKER_BYTES = 200
+MAX_TOKENS_GROWTH = 2  # a response cut off at max_tokens is retried once with this much more room
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +51,8 @@ class BatchItem:
     attempt: int
     text_sha256: str
     title: str
+    max_tokens: int | None = None  # the job's own max_tokens, after a cut-off answer
+    chars: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +68,17 @@ class Applied:
 class WorkLedger:
     """Job, batch and sidecar transitions on top of a :class:`Ledger`."""
 
-    def __init__(self, ledger: Ledger, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        clock: Callable[[], float] = time.time,
+        prices: PriceTable | None = None,
+    ) -> None:
         self.ledger = ledger
         self.conn = ledger.db.conn
         self._clock = clock
+        self.prices = prices or PriceTable()
 
     def clock(self) -> float:
         """Wall-clock seconds, the time base of ``ready_at`` and backoff."""
@@ -82,13 +101,27 @@ class WorkLedger:
                               provider=spec.provider, model=spec.model)  # fmt: skip
         return fingerprint
 
-    def create_jobs(self, task: str, root_ids: Sequence[int]) -> int:
-        """Queue a job for every extracted version held by a live file under ``root_ids``."""
+    def create_jobs(
+        self,
+        task: str,
+        root_ids: Sequence[int],
+        *,
+        overhead: int = REQUEST_OVERHEAD_BYTES,
+        max_chars: int | None = None,
+    ) -> int:
+        """Queue a job for every extracted version held by a live file under ``root_ids``.
+
+        Each job's request size is computed from the text's JSON size (measured
+        at extraction) plus ``overhead`` (the request without text or title),
+        so the planner fills batches close to the provider's byte limit.
+        """
         if not root_ids:
             return 0
         marks = ",".join("?" * len(root_ids))
         sql = (
-            "SELECT v.id, v.chars FROM versions v WHERE v.state = 'extracted'"  # noqa: S608
+            "SELECT v.id, v.chars, v.json_bytes, (SELECT MAX(LENGTH(CAST(f.path AS BLOB)))"  # noqa: S608
+            " FROM files f WHERE f.version_id = v.id) FROM versions v"
+            " WHERE v.state = 'extracted'"
             " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.version_id = v.id AND j.task = ?)"
             " AND EXISTS (SELECT 1 FROM files f WHERE f.version_id = v.id"
             f" AND f.state = 'present' AND f.root_id IN ({marks}))"
@@ -96,11 +129,12 @@ class WorkLedger:
         with self.ledger.transaction() as conn:
             rows = conn.execute(sql, (task, *root_ids)).fetchall()
             now, ready_at = self.ledger.now(), self._clock()
-            for version_id, chars in rows:
+            for version_id, chars, json_bytes, path_bytes in rows:
+                size = overhead + (path_bytes or 0) + _text_bytes(chars or 0, json_bytes, max_chars)
                 cur = conn.execute(
                     "INSERT INTO jobs (version_id, task, state, created_at, updated_at,"
                     " ready_at, request_bytes) VALUES (?, ?, 'queued', ?, ?, ?, ?)",
-                    (version_id, task, now, now, ready_at, _estimate_bytes(chars or 0)),
+                    (version_id, task, now, now, ready_at, size),
                 )
                 self.ledger.event(conn, "job.queued", f"job:{cur.lastrowid}",
                                   version_id=version_id, task=task)  # fmt: skip
@@ -142,7 +176,7 @@ class WorkLedger:
         for chunk in _chunks(list(job_ids), 500):
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
-                f"SELECT j.id, j.attempts + 1, {_ITEM_COLUMNS}"  # noqa: S608 (placeholders only)
+                f"SELECT j.id, j.attempts + 1, {_ITEM_COLUMNS}, j.max_tokens, v.chars"  # noqa: S608
                 f" FROM jobs j JOIN versions v ON v.id = j.version_id WHERE j.id IN ({marks})",
                 chunk,
             )
@@ -153,26 +187,44 @@ class WorkLedger:
     # -- batches ----------------------------------------------------------
 
     def create_batch(
-        self, provider: str, items: Sequence[tuple[BatchItem, str]], request_bytes: int
+        self,
+        provider: str,
+        items: Sequence[tuple[BatchItem, str]],
+        request_bytes: int,
+        *,
+        model: str = "",
+        estimated_cost: float = 0.0,
+        max_chars: int | None = None,
     ) -> int:
-        """Record a batch and its requests *before* the provider's create call."""
+        """Record a batch and its requests *before* the provider's create call.
+
+        ``estimated_cost`` is reserved against the budget until the results
+        arrive; a request whose text is longer than ``max_chars`` records the cut.
+        """
         with self.ledger.transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO batches (provider, request_count, request_bytes, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (provider, len(items), request_bytes, self.ledger.now()),
-            )
+                "INSERT INTO batches (provider, request_count, request_bytes, created_at, model,"
+                " estimated_cost_usd) VALUES (?, ?, ?, ?, ?, ?)",
+                (provider, len(items), request_bytes, self.ledger.now(), model or None,
+                 estimated_cost),
+            )  # fmt: skip
             batch_id = int(cur.lastrowid or 0)
             conn.executemany(
-                "INSERT INTO requests (batch_id, job_id, custom_id, attempt) VALUES (?, ?, ?, ?)",
-                [(batch_id, item.job_id, cid, item.attempt) for item, cid in items],
-            )
+                "INSERT INTO requests (batch_id, job_id, custom_id, attempt, text_cut_from)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (batch_id, item.job_id, cid, item.attempt,
+                     item.chars if max_chars is not None and item.chars > max_chars else None)
+                    for item, cid in items
+                ],
+            )  # fmt: skip
             conn.executemany(
                 "UPDATE jobs SET state = 'submitting', attempts = ?, updated_at = ? WHERE id = ?",
                 [(item.attempt, self.ledger.now(), item.job_id) for item, _ in items],
             )
             self.ledger.event(conn, "batch.planned", f"batch:{batch_id}", provider=provider,
-                              requests=len(items), bytes=request_bytes)  # fmt: skip
+                              requests=len(items), bytes=request_bytes,
+                              estimated_cost_usd=round(estimated_cost, 6))  # fmt: skip
         return batch_id
 
     def batch_submitted(self, batch_id: int, provider_batch_id: str) -> None:
@@ -240,6 +292,62 @@ class WorkLedger:
                 self._retry_or_fail(conn, job_id, attempts, "no result for this request", 10**6)
             self.ledger.event(conn, "batch.applied", f"batch:{batch_id}", missing=len(missing))
 
+    def batch_lost(self, batch_id: int, reason: str) -> int:
+        """The provider no longer knows a submitted batch: requeue what it held."""
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "UPDATE batches SET state = 'lost', error = ?, applied_at = ? WHERE id = ?",
+                (reason, self.ledger.now(), batch_id),
+            )
+            pending = conn.execute(
+                "SELECT r.job_id, j.attempts FROM requests r JOIN jobs j ON j.id = r.job_id"
+                " WHERE r.batch_id = ? AND r.state = 'pending'"
+                " AND j.state IN ('submitted', 'submitting')",
+                (batch_id,),
+            ).fetchall()
+            conn.execute(
+                "UPDATE requests SET state = 'missing' WHERE batch_id = ? AND state = 'pending'",
+                (batch_id,),
+            )
+            for job_id, attempts in pending:
+                self._retry_or_fail(conn, job_id, attempts, f"batch lost: {reason}", 10**6)
+            self.ledger.event(conn, "batch.lost", f"batch:{batch_id}", reason=reason,
+                              requeued=len(pending))  # fmt: skip
+        return len(pending)
+
+    def submission_paused(self, reason: str | None) -> None:
+        """Record that submission paused (with why) or resumed; ``docproc status`` reads it."""
+        with self.ledger.transaction() as conn:
+            if reason:
+                self.ledger.event(conn, "submission.paused", "dispatch", reason=reason)
+            else:
+                self.ledger.event(conn, "submission.resumed", "dispatch")
+
+    def provider_batch_ids(self) -> set[str]:
+        """Every provider batch id the ledger holds (reconciliation must not adopt these)."""
+        rows = self.conn.execute(
+            "SELECT provider_batch_id FROM batches WHERE provider_batch_id IS NOT NULL"
+        )
+        return {row[0] for row in rows}
+
+    def find_batch(self, ident: str) -> Row | None:
+        """A batch by ledger id or provider id."""
+        column = "id" if ident.isdigit() else "provider_batch_id"
+        rows = list(self.ledger.db.query(f"SELECT * FROM batches WHERE {column} = ?", [ident]))  # noqa: S608
+        return rows[0] if rows else None
+
+    def spent(self, since: str) -> float:
+        """Dollars billed for results recorded since ``since`` (ISO time) plus the
+        estimates reserved by batches still in flight."""
+        billed = self.conn.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM requests WHERE completed_at >= ?", (since,)
+        ).fetchone()[0]
+        reserved = self.conn.execute(
+            "SELECT COALESCE(SUM(estimated_cost_usd), 0) FROM batches"
+            " WHERE state IN ('planned', 'submitted', 'ended')"
+        ).fetchone()[0]
+        return float(billed) + float(reserved)
+
     def open_batches(self) -> list[Row]:
         """Batches planned, submitted or ended whose results are not yet applied."""
         return list(
@@ -251,12 +359,12 @@ class WorkLedger:
     def batch_requests(self, batch_id: int) -> list[tuple[BatchItem, str]]:
         """Every request of a batch, in submission order, with its custom_id."""
         rows = self.conn.execute(
-            f"SELECT r.job_id, r.attempt, {_ITEM_COLUMNS}, r.custom_id"  # noqa: S608 (constant)
-            " FROM requests r JOIN jobs j ON j.id = r.job_id JOIN versions v ON v.id = j.version_id"
-            " WHERE r.batch_id = ? ORDER BY r.id",
+            f"SELECT r.job_id, r.attempt, {_ITEM_COLUMNS}, j.max_tokens, v.chars,"  # noqa: S608
+            " r.custom_id FROM requests r JOIN jobs j ON j.id = r.job_id"
+            " JOIN versions v ON v.id = j.version_id WHERE r.batch_id = ? ORDER BY r.id",
             (batch_id,),
         )
-        return [(_item(*row[:4]), row[4]) for row in rows]
+        return [(_item(*row[:6]), row[6]) for row in rows]
 
     # -- results ----------------------------------------------------------
 
@@ -282,12 +390,16 @@ class WorkLedger:
             " JOIN jobs j ON j.id = r.job_id WHERE r.custom_id = ?",
             (result.custom_id,),
         ).fetchone()
-        if row is None or row[1] != "pending" or row[3] not in ("submitted", "submitting"):
+        if row is not None and row[1] != "pending":
+            return "ignored"  # delivered again (results streamed anew after a failure)
+        if row is None or row[3] not in ("submitted", "submitting"):
             self.ledger.event(conn, "result.ignored", f"request:{result.custom_id}",
                               kind=result.kind.value)  # fmt: skip
             return "ignored"
         request_id, _, job_id, _, attempts = row
         self._store_result(conn, request_id, result, dropped)
+        if result.error_type in _OUTPUT_PROBLEMS:
+            return self._output_problem(conn, job_id, attempts, result, max_attempts)
         if result.kind is ResultKind.SUCCEEDED:
             conn.execute(
                 "UPDATE jobs SET state = 'done', result_request_id = ?, error = NULL,"
@@ -302,22 +414,49 @@ class WorkLedger:
             return self._fail(conn, job_id, reason)
         return self._retry_or_fail(conn, job_id, attempts, reason, max_attempts)
 
+    def _output_problem(
+        self,
+        conn: sqlite3.Connection,
+        job_id: int,
+        attempts: int,
+        result: ProviderResult,
+        max_attempts: int,
+    ) -> str:
+        """A billed answer without a usable summary: retried once where that can help."""
+        reason = f"{result.error_type}: {result.error_message}"
+        retried, max_tokens = conn.execute(
+            "SELECT output_retries, max_tokens FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if result.error_type not in _RETRY_ONCE or retried >= 1 or attempts >= max_attempts:
+            return self._fail(conn, job_id, reason)
+        grow = result.error_type == OutputProblem.MAX_TOKENS.value
+        conn.execute(
+            "UPDATE jobs SET state = 'queued', error = ?, ready_at = ?, updated_at = ?,"
+            " output_retries = output_retries + 1, max_tokens = ? WHERE id = ?",
+            (reason, self._clock(), self.ledger.now(),
+             _grown(max_tokens, result) if grow else max_tokens, job_id),
+        )  # fmt: skip
+        self.ledger.event(conn, "job.requeued", f"job:{job_id}", reason=reason, delay_s=0,
+                          more_tokens=grow)  # fmt: skip
+        return "requeued"
+
     def _store_result(
         self, conn: sqlite3.Connection, request_id: int, result: ProviderResult, dropped: int
     ) -> None:
         usage = result.usage
+        cost = self.prices.cost(result.model, usage) if result.model else None
         conn.execute(
             "UPDATE requests SET state = ?, summary = ?, highlights = ?, dropped_highlights = ?,"
             " model = ?, stop_reason = ?, input_tokens = ?, output_tokens = ?,"
             " cache_creation_input_tokens = ?, cache_read_input_tokens = ?, error_type = ?,"
-            " error = ?, completed_at = ? WHERE id = ?",
+            " error = ?, completed_at = ?, cost_usd = ? WHERE id = ?",
             (
                 result.kind.value, result.summary or None,
                 json.dumps([asdict(h) for h in result.highlights]) if result.highlights else None,
                 dropped, result.model or None, result.stop_reason or None,
                 usage.input_tokens, usage.output_tokens, usage.cache_creation_input_tokens,
                 usage.cache_read_input_tokens, result.error_type or None,
-                result.error_message or None, self.ledger.now(), request_id,
+                result.error_message or None, self.ledger.now(), cost, request_id,
             ),
         )  # fmt: skip
 
@@ -482,8 +621,35 @@ class WorkLedger:
 _ITEM_COLUMNS = "v.text_sha256, (SELECT MIN(f.path) FROM files f WHERE f.version_id = v.id)"
 
 
-def _item(job_id: int, attempt: int, text_sha256: str, path: str | None) -> BatchItem:
-    return BatchItem(job_id, attempt, text_sha256, (path or "").rsplit("/", 1)[-1])
+def _item(
+    job_id: int,
+    attempt: int,
+    text_sha256: str,
+    path: str | None,
+    max_tokens: int | None = None,
+    chars: int | None = None,
+) -> BatchItem:
+    title = (path or "").rsplit("/", 1)[-1]
+    return BatchItem(job_id, attempt, text_sha256, title, max_tokens, chars or 0)
+
+
+_OUTPUT_PROBLEMS = frozenset(problem.value for problem in OutputProblem)
+_RETRY_ONCE = frozenset({OutputProblem.MAX_TOKENS.value, OutputProblem.INVALID.value})
+
+
+def _grown(max_tokens: int | None, result: ProviderResult) -> int:
+    """More room for an answer cut off at ``max_tokens``: its output tokens times the growth."""
+    used = max(result.usage.output_tokens, max_tokens or 0, 1)
+    return used * MAX_TOKENS_GROWTH
+
+
+def _text_bytes(chars: int, json_bytes: int | None, max_chars: int | None) -> int:
+    """The bytes a text adds to a request: exact when measured and not cut, else a bound."""
+    if max_chars is not None and chars > max_chars:
+        return max_chars * 6 + CUT_MARKER_BYTES  # every character escaped, at worst
+    if json_bytes is not None:
+        return json_bytes
+    return chars * 6  # measured before docproc recorded it: the worst case
 
 
 def stored_highlights(text: str | None) -> tuple[Highlight, ...]:
@@ -500,11 +666,6 @@ def _reason(result: ProviderResult) -> str:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")
-
-
-def _estimate_bytes(chars: int) -> int:
-    """A generous request size: JSON escaping and multi-byte characters included."""
-    return REQUEST_OVERHEAD_BYTES + chars * 2
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:

@@ -107,6 +107,7 @@ class Extraction:
     chars: int
     truncated_from: int | None = None  # original character count when cut to max_chars
     seconds: float = 0.0
+    json_bytes: int | None = None  # UTF-8 bytes of the text as a JSON string (no quotes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +143,27 @@ class TaskSpec:
     max_highlights: int = 10
     schema: str = "summary+highlights/1"
     extractor: str = ""  # the extraction settings that shape the text (e.g. max_chars)
+    max_input_chars: int = 400_000  # the context budget: longer text is cut, with a marker
 
     @property
     def fingerprint(self) -> str:
-        """A short, stable hash of every field."""
-        fields = [getattr(self, name) for name in self.__slots__]
+        """A short, stable hash of every field.
+
+        A field added after the first release counts only when it differs from
+        its default, so upgrading docproc never re-keys (and re-bills) the
+        documents already summarised.
+        """
+        fields = [
+            getattr(self, name)
+            for name in self.__slots__
+            if name not in _ADDED_FIELDS or getattr(self, name) != _ADDED_FIELDS[name]
+        ]
         payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# TaskSpec fields added after release 0.1, with the default a missing one had.
+_ADDED_FIELDS: dict[str, object] = {"max_input_chars": 400_000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +195,7 @@ class JobRequest:
     job_id: int
     text: str
     title: str  # the source's file name, for the prompt
+    max_tokens: int | None = None  # this job's override of the task's max_tokens
 
 
 class ResultKind(StrEnum):
@@ -187,6 +203,16 @@ class ResultKind(StrEnum):
     ERRORED = "errored"
     CANCELED = "canceled"
     EXPIRED = "expired"
+
+
+class OutputProblem(StrEnum):
+    """Why a billed (succeeded) response gave no usable summary: the ``error_type``
+    of an ``ERRORED`` result whose usage still counts."""
+
+    MAX_TOKENS = "max_tokens"  # the answer was cut off: retried once with more room
+    INVALID = "invalid_output"  # the tool input broke the schema: retried once
+    REFUSAL = "refusal"  # the model declined: retrying cannot help
+    CONTEXT = "context_window"  # the document does not fit: lower max_input_chars
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,7 +166,7 @@ def test_batch_item_carries_attempt_and_title(work: WorkLedger) -> None:
     root = extracted_files(work, 1)
     task = work.register_task(TASK)
     work.create_jobs(task, [root])
-    assert work.batch_items([1]) == [BatchItem(1, 1, "t" * 64, "f0.txt")]
+    assert work.batch_items([1]) == [BatchItem(1, 1, "t" * 64, "f0.txt", chars=100)]
 
 
 def test_cli_retry_requeues_quarantined_jobs(tmp_path: Path) -> None:
@@ -197,6 +197,6 @@ def test_batch_requests_give_back_items_and_custom_ids_in_order(work: WorkLedger
     work.create_jobs(task, [root])
     batch_id, ids = submit(work, task)
     assert work.batch_requests(batch_id) == [
-        (BatchItem(1, 1, "t" * 64, "f0.txt"), ids[0]),
-        (BatchItem(2, 1, "t" * 64, "f1.txt"), ids[1]),
+        (BatchItem(1, 1, "t" * 64, "f0.txt", chars=100), ids[0]),
+        (BatchItem(2, 1, "t" * 64, "f1.txt", chars=100), ids[1]),
     ]

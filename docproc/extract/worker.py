@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import stat
 import time
@@ -132,6 +133,7 @@ def _run(
         chars=len(content),
         truncated_from=truncated,
         seconds=time.monotonic() - started,
+        json_bytes=len(json.dumps(content, ensure_ascii=False).encode("utf-8", "replace")) - 2,
     )
 
 

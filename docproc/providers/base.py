@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -102,11 +102,14 @@ class Provider(Protocol):
         """
         ...
 
-    def find_batch(self, custom_ids: Sequence[str], created_after: datetime) -> str | None:
+    def find_batch(
+        self, custom_ids: Sequence[str], created_after: datetime, exclude: Set[str] = frozenset()
+    ) -> str | None:
         """Return the id of a batch created after ``created_after`` holding these requests.
 
         Used after a create whose outcome is unknown. ``created_after`` must be
-        timezone-aware. Returns None when no such batch exists.
+        timezone-aware; ``exclude`` names batches already accounted for (the
+        ledger's). Returns None when no such batch exists.
         """
         ...
 

@@ -31,7 +31,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +41,7 @@ import structlog
 from docproc.errors import ProviderRejected, ProviderRetryable
 from docproc.models import BatchStatus, JobRequest, ProviderResult, ResultKind, TaskSpec, Usage
 from docproc.providers.base import ProviderLimits, encode_request, is_valid_custom_id
+from docproc.providers.messages import cut_text
 from docproc.providers.summarize import summarize
 
 MODEL = "local-extractive-1"
@@ -79,13 +80,14 @@ class LocalProvider:
 
     def build_request(self, job: JobRequest, task: TaskSpec) -> dict[str, Any]:
         """Return ``{"custom_id", "params": {model, max_tokens, ..., title, text}}``."""
+        text, _ = cut_text(job.text, task.max_input_chars)
         params = {
             "model": task.model,
-            "max_tokens": task.max_tokens,
+            "max_tokens": job.max_tokens or task.max_tokens,
             "summary_sentences": task.summary_sentences,
             "max_highlights": task.max_highlights,
             "title": job.title,
-            "text": job.text,
+            "text": text,
         }
         return {"custom_id": job.custom_id, "params": params}
 
@@ -154,7 +156,9 @@ class LocalProvider:
         self._marker(batch_id).unlink(missing_ok=True)
         _fsync_dir(self.spool_dir)
 
-    def find_batch(self, custom_ids: Sequence[str], created_after: datetime) -> str | None:
+    def find_batch(
+        self, custom_ids: Sequence[str], created_after: datetime, exclude: Set[str] = frozenset()
+    ) -> str | None:
         """Return the newest spooled batch created after ``created_after`` whose
         first request has ``custom_ids[0]``, or None.
 
@@ -172,6 +176,8 @@ class LocalProvider:
         found: list[tuple[float, str]] = []
         for path in self.spool_dir.glob("localbatch_*.jsonl"):
             head = _read_head(path)
+            if path.stem in exclude:
+                continue
             if head is not None and head[0] >= after and head[1] == custom_ids[0]:
                 found.append((head[0], path.stem))
         return max(found)[1] if found else None
