@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from docproc import __version__, logconfig
+from docproc.compose import make_provider
 from docproc.config import Settings, load, state_dir_only
+from docproc.costs import period_starts
 from docproc.errors import ConfigError, DocprocError
 from docproc.ledger import Ledger
 from docproc.ledger_work import WorkLedger
@@ -28,6 +32,14 @@ from docproc.textstore import TextStore
 F = TypeVar("F", bound=Callable[..., Any])
 FILE_COLUMNS = ("id", "path", "state", "sha256", "extractor", "chars", "error")
 EVENT_COLUMNS = ("id", "at", "actor", "kind", "subject", "detail")
+BATCH_COLUMNS = (
+    "id", "provider_batch_id", "state", "request_count", "succeeded", "failed", "age",
+    "estimated_cost_usd", "cost_usd",
+)  # fmt: skip
+COST_COLUMNS = (
+    "requests", "input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens",
+    "cost_usd",
+)  # fmt: skip
 
 
 @dataclass
@@ -178,10 +190,23 @@ def status(as_json_: bool) -> None:
     """Files per state, and each root's mode and last scan."""
     with opts().reader() as ledger:
         counts, roots = ledger.state_counts(), ledger.roots()
-        work = WorkLedger(ledger).counts()
+        reader = WorkLedger(ledger)
+        work, paused = reader.counts(), reader.pause_reason()
+        day, month = period_starts(time.time())
+        spend = {"today_usd": round(reader.billed(day), 4),
+                 "month_usd": round(reader.billed(month), 4),
+                 "reserved_usd": round(reader.reserved(), 4)}  # fmt: skip
     if as_json_:
-        click.echo(as_json({"files": counts, "roots": roots, "work": work}))
+        click.echo(as_json({"files": counts, "roots": roots, "work": work, "spend": spend,
+                            "submission_paused": paused}))  # fmt: skip
         return
+    if paused:
+        click.echo(f"SUBMISSION PAUSED: {paused}")
+        click.echo("(extraction goes on; raise the cap in [budget] and reload, or wait)\n")
+    click.echo(
+        f"spend: ${spend['today_usd']:.2f} today, ${spend['month_usd']:.2f} this month"
+        f" (UTC), ${spend['reserved_usd']:.2f} reserved by batches in flight\n"
+    )
     click.echo(table([{"state": k, "files": v} for k, v in sorted(counts.items())],
                      ("state", "files")))  # fmt: skip
     click.echo()
@@ -325,6 +350,75 @@ def _job_of(reader: Ledger, ref: str) -> int:
     if row["job_id"] is None:
         raise DocprocError(f"{row['path']} has no job to retry (state: {row['state']})")
     return int(row["job_id"])
+
+
+@ledger.command("batches")
+@click.option("--limit", type=int, default=50, show_default=True, help="Most recent N (0: all).")
+@output_options
+@common_options
+@handle_errors
+def ledger_batches(limit: int, fmt: str) -> None:
+    """Batches, newest first: state, request counts, age, estimated and billed cost."""
+    with opts().reader() as reader:
+        rows = WorkLedger(reader).batches(limit or None)
+    now = time.time()
+    for row in rows:
+        row["age"] = _age(now, row["created_at"])
+    click.echo(render(rows, BATCH_COLUMNS, fmt))
+
+
+@ledger.command("costs")
+@click.option(
+    "--by", type=click.Choice(["day", "model", "root", "batch"]), default="day",
+    show_default=True, help="How to group the requests.",
+)  # fmt: skip
+@output_options
+@common_options
+@handle_errors
+def ledger_costs(by: str, fmt: str) -> None:
+    """Tokens and dollars billed, per day, model, root or batch (batch prices applied)."""
+    key = "batch_id" if by == "batch" else by
+    with opts().reader() as reader:
+        rows = WorkLedger(reader).costs(key)
+    click.echo(render(rows, (key, *COST_COLUMNS), fmt))
+
+
+def _age(now: float, created_at: str | None) -> str:
+    """How long ago, e.g. ``3h12m``."""
+    if not created_at:
+        return ""
+    seconds = max(0, int(now - datetime.fromisoformat(created_at).timestamp()))
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds % 60:02d}s"
+
+
+@main.command()
+@click.argument("batch")
+@common_options
+@handle_errors
+def cancel(batch: str) -> None:
+    """Ask the provider to cancel BATCH (a ledger id or the provider's batch id).
+
+    The batch still ends at the provider; the daemon then applies what
+    finished and requeues the canceled requests with backoff.
+    """
+    settings = opts().settings(watches_required=False)
+    path = settings.ledger_path
+    if not path.exists():
+        raise DocprocError(f"no ledger at {path}: nothing has been recorded yet")
+    with Ledger(path, actor="cli") as writer:
+        work = WorkLedger(writer)
+        row = work.find_batch(batch)
+        if row is None:
+            raise DocprocError(f"no batch {batch!r} in the ledger (see docproc ledger batches)")
+        if row["state"] not in ("submitted",) or not row["provider_batch_id"]:
+            raise DocprocError(
+                f"batch {row['id']} is {row['state']}: only a submitted batch can be canceled"
+            )
+        provider = make_provider(settings, row["provider"])
+        provider.cancel(row["provider_batch_id"])
+        work.cancel_requested(int(row["id"]))
+    click.echo(f"cancel requested for batch {row['id']} ({row['provider_batch_id']})")
 
 
 @ledger.command("path")

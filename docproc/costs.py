@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from docproc.models import Usage
 
@@ -98,3 +99,10 @@ class Budget:
                     f" next batch would cross the cap of ${cap:.2f}"
                 )
         return None
+
+
+def period_starts(epoch: float) -> tuple[str, str]:
+    """ISO times (as the ledger writes them) of the start of the UTC day and month."""
+    day = datetime.fromtimestamp(epoch, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    return day.isoformat(timespec="microseconds"), month.isoformat(timespec="microseconds")

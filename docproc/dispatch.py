@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 
 from docproc.batching import plan_batches
-from docproc.costs import Budget, PriceTable
+from docproc.costs import Budget, PriceTable, period_starts
 from docproc.errors import ProviderRejected, ProviderRetryable
 from docproc.highlights import locate
 from docproc.ledger_work import BatchItem, WorkLedger
@@ -81,7 +81,9 @@ class Dispatcher:
         self.task_id = work.register_task(task)
         self.poll_interval, self.max_attempts = poll_interval, max_attempts
         self.prices, self.budget = prices or PriceTable(), budget or Budget()
-        self.paused: str | None = None  # why submission is paused (the budget), if it is
+        self.paused = work.pause_reason()  # why submission is paused (the budget), if it is
+        if self.paused and not self.budget.capped:
+            self._affordable(0.0)  # the cap was lifted while stopped: record the resumption
         empty = JobRequest(make_custom_id(0, 0), 0, "", "")
         self._overhead = request_size(provider.build_request(empty, task)) + CUSTOM_ID_SLACK
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="provider")
@@ -196,7 +198,7 @@ class Dispatcher:
         """Whether the budget allows a batch estimated at ``estimate``; records a pause."""
         reason = None
         if self.budget.capped:
-            day, month = _period_starts(self.work.clock())
+            day, month = period_starts(self.work.clock())
             reason = self.budget.refusal(self.work.spent(day), self.work.spent(month), estimate)
         if reason != self.paused:
             self.paused = reason
@@ -389,11 +391,3 @@ class Dispatcher:
             retry_after = item.retry_after if isinstance(item, ProviderRetryable) else None
             self._failed(batch, now, item, retry_after)
         return 0
-
-
-def _period_starts(epoch: float) -> tuple[str, str]:
-    """ISO times of the start of the current UTC day and month."""
-    day = datetime.fromtimestamp(epoch, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return day.isoformat(timespec="microseconds"), day.replace(day=1).isoformat(
-        timespec="microseconds"
-    )

@@ -250,5 +250,25 @@ def m005_costs_and_output_retries(db: Database) -> None:
         ALTER TABLE batches ADD COLUMN estimated_cost_usd REAL;
         ALTER TABLE batches ADD COLUMN model TEXT;
         CREATE INDEX requests_completed ON requests(completed_at);
+        CREATE VIEW request_costs AS
+        SELECT q.id AS request_id, q.custom_id, q.batch_id, b.provider_batch_id, b.provider,
+               COALESCE(q.model, b.model) AS model, q.state, substr(q.completed_at, 1, 10) AS day,
+               (SELECT r.uri FROM files f JOIN roots r ON r.id = f.root_id
+                WHERE f.version_id = j.version_id ORDER BY f.id LIMIT 1) AS root,
+               q.input_tokens, q.output_tokens, q.cache_creation_input_tokens,
+               q.cache_read_input_tokens, q.cost_usd, q.completed_at
+        FROM requests q JOIN batches b ON b.id = q.batch_id JOIN jobs j ON j.id = q.job_id
+        WHERE q.completed_at IS NOT NULL;
+        CREATE VIEW batch_status AS
+        SELECT b.id, b.provider, b.provider_batch_id, b.model, b.state, b.request_count,
+               b.request_bytes, b.created_at, b.submitted_at, b.ended_at, b.applied_at,
+               b.estimated_cost_usd,
+               (SELECT SUM(q.cost_usd) FROM requests q WHERE q.batch_id = b.id) AS cost_usd,
+               (SELECT COUNT(*) FROM requests q WHERE q.batch_id = b.id
+                AND q.state = 'succeeded') AS succeeded,
+               (SELECT COUNT(*) FROM requests q WHERE q.batch_id = b.id
+                AND q.state IN ('errored', 'canceled', 'expired', 'missing')) AS failed,
+               b.error
+        FROM batches b;
         """
     )

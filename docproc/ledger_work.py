@@ -40,6 +40,7 @@ ERROR_PAUSE_S = 300.0  # a sidecar write that failed (disk full...) is tried aga
 RETRY_CAP_S = 3600.0
 REQUEST_OVERHEAD_BYTES = 4096
 CUT_MARKER_BYTES = 200
+COST_GROUPS = ("day", "model", "root", "batch_id")
 MAX_TOKENS_GROWTH = 2  # a response cut off at max_tokens is retried once with this much more room
 
 
@@ -323,6 +324,11 @@ class WorkLedger:
             else:
                 self.ledger.event(conn, "submission.resumed", "dispatch")
 
+    def cancel_requested(self, batch_id: int) -> None:
+        """Someone asked the provider to cancel this batch (it still ends and is applied)."""
+        with self.ledger.transaction() as conn:
+            self.ledger.event(conn, "batch.cancel_requested", f"batch:{batch_id}")
+
     def provider_batch_ids(self) -> set[str]:
         """Every provider batch id the ledger holds (reconciliation must not adopt these)."""
         rows = self.conn.execute(
@@ -337,16 +343,23 @@ class WorkLedger:
         return rows[0] if rows else None
 
     def spent(self, since: str) -> float:
-        """Dollars billed for results recorded since ``since`` (ISO time) plus the
-        estimates reserved by batches still in flight."""
-        billed = self.conn.execute(
+        """Dollars billed since ``since`` plus those reserved by batches in flight."""
+        return self.billed(since) + self.reserved()
+
+    def billed(self, since: str) -> float:
+        """Dollars billed for results recorded since ``since`` (an ISO time)."""
+        row = self.conn.execute(
             "SELECT COALESCE(SUM(cost_usd), 0) FROM requests WHERE completed_at >= ?", (since,)
-        ).fetchone()[0]
-        reserved = self.conn.execute(
+        ).fetchone()
+        return float(row[0])
+
+    def reserved(self) -> float:
+        """Estimated dollars of the batches still in flight (settled when results arrive)."""
+        row = self.conn.execute(
             "SELECT COALESCE(SUM(estimated_cost_usd), 0) FROM batches"
             " WHERE state IN ('planned', 'submitted', 'ended')"
-        ).fetchone()[0]
-        return float(billed) + float(reserved)
+        ).fetchone()
+        return float(row[0])
 
     def open_batches(self) -> list[Row]:
         """Batches planned, submitted or ended whose results are not yet applied."""
@@ -605,6 +618,42 @@ class WorkLedger:
             )
             self.ledger.event(conn, f"sidecars.{state}", f"file:{file_id}", job_id=job_id,
                               reason=reason)  # fmt: skip
+
+    # -- audit ------------------------------------------------------------
+
+    def batches(self, limit: int | None = None) -> list[Row]:
+        """Batches, newest first, with counts, estimated and billed cost."""
+        sql = "SELECT * FROM batch_status ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return list(self.ledger.db.query(sql))
+
+    def costs(self, by: str) -> list[Row]:
+        """Requests, tokens and dollars grouped by ``day``, ``model``, ``root`` or ``batch_id``.
+
+        Raises:
+            ValueError: ``by`` is not one of those.
+        """
+        if by not in COST_GROUPS:
+            raise ValueError(f"cannot group costs by {by!r} (known: {', '.join(COST_GROUPS)})")
+        return list(
+            self.ledger.db.query(
+                f"SELECT {by}, COUNT(*) AS requests, SUM(input_tokens) AS input_tokens,"  # noqa: S608
+                " SUM(output_tokens) AS output_tokens,"
+                " SUM(cache_creation_input_tokens) AS cache_write_tokens,"
+                " SUM(cache_read_input_tokens) AS cache_read_tokens,"
+                f" ROUND(SUM(cost_usd), 6) AS cost_usd FROM request_costs GROUP BY {by}"
+                f" ORDER BY {by}"
+            )
+        )
+
+    def pause_reason(self) -> str | None:
+        """Why submission is paused, as the daemon last recorded it (None: not paused)."""
+        row = self.conn.execute(
+            "SELECT kind, json_extract(detail, '$.reason') FROM events"
+            " WHERE kind IN ('submission.paused', 'submission.resumed') ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return row[1] if row is not None and row[0] == "submission.paused" else None
 
     # -- status -----------------------------------------------------------
 
