@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from docproc.costs import ModelPrice, PriceTable, period_starts
 from docproc.ledger import Ledger
 from docproc.ledger_work import BatchItem, WorkLedger
-from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec
+from docproc.models import Extraction, OutputProblem, ProviderResult, ResultKind, TaskSpec, Usage
 
 TASK = TaskSpec()
 
@@ -199,4 +200,121 @@ def test_batch_requests_give_back_items_and_custom_ids_in_order(work: WorkLedger
     assert work.batch_requests(batch_id) == [
         (BatchItem(1, 1, "t" * 64, "f0.txt", chars=100), ids[0]),
         (BatchItem(2, 1, "t" * 64, "f1.txt", chars=100), ids[1]),
+    ]
+
+
+# -- issue 4: output problems, costs, lost batches, budget state -------------------
+
+
+def billed(
+    custom_id: str, error_type: str = "", output_tokens: int = 500
+) -> tuple[ProviderResult, int]:
+    usage = Usage(input_tokens=1000, output_tokens=output_tokens, cache_read_input_tokens=2000)
+    kind = ResultKind.ERRORED if error_type else ResultKind.SUCCEEDED
+    return ProviderResult(custom_id, kind, summary="S.", usage=usage, model="m",
+                          error_type=error_type, error_message="why"), 0  # fmt: skip
+
+
+@pytest.fixture
+def priced(tmp_path: Path, clock: Clock) -> Iterator[WorkLedger]:
+    ledger = Ledger(tmp_path / "priced.db")
+    yield WorkLedger(ledger, clock=clock, prices=PriceTable(prices={"m": ModelPrice(2.0, 10.0)}))
+    ledger.close()
+
+
+def test_cut_off_answer_is_retried_once_with_more_tokens_then_quarantined(
+    priced: WorkLedger,
+) -> None:
+    task = priced.register_task(TASK)
+    priced.create_jobs(task, [extracted_files(priced, 1)])
+    _, ids = submit(priced, task)
+    applied = priced.apply_results([billed(ids[0], OutputProblem.MAX_TOKENS.value, 1024)],
+                                   max_attempts=3)  # fmt: skip
+    assert applied.requeued == 1
+    (item,) = priced.batch_items([1])
+    assert item.max_tokens == 2048 and item.attempt == 2  # more room, at once (no backoff)
+    assert [job.job_id for job in priced.ready_jobs(task)] == [1]
+    _, ids = submit(priced, task)
+    priced.apply_results([billed(ids[0], OutputProblem.MAX_TOKENS.value, 2048)], max_attempts=3)
+    assert job_states(priced) == {1: "failed"}
+
+
+@pytest.mark.parametrize("problem", [OutputProblem.REFUSAL, OutputProblem.CONTEXT])
+def test_refusals_and_oversized_documents_are_quarantined_at_once(
+    priced: WorkLedger, problem: OutputProblem
+) -> None:
+    task = priced.register_task(TASK)
+    priced.create_jobs(task, [extracted_files(priced, 1)])
+    _, ids = submit(priced, task)
+    assert priced.apply_results([billed(ids[0], problem.value)], max_attempts=3).failed == 1
+    error = priced.conn.execute("SELECT error FROM jobs").fetchone()[0]
+    assert error.startswith(problem.value)
+
+
+def test_every_billed_request_is_costed_and_grouped(priced: WorkLedger, clock: Clock) -> None:
+    task = priced.register_task(TASK)
+    priced.create_jobs(task, [extracted_files(priced, 3)])
+    items = priced.batch_items([job.job_id for job in priced.ready_jobs(task)])
+    pairs = [(item, f"j{item.job_id}-a{item.attempt}") for item in items]
+    batch_id = priced.create_batch("anthropic", pairs, 9000, model="m", estimated_cost=1.5)
+    priced.batch_submitted(batch_id, "msgbatch_x")
+    day, month = period_starts(clock())
+    assert priced.reserved() == 1.5 and priced.spent(day) == 1.5
+    ids = [cid for _, cid in pairs]
+    priced.apply_results([billed(ids[0]), billed(ids[1], OutputProblem.INVALID.value),
+                          result(ids[2], ResultKind.EXPIRED)], max_attempts=3)  # fmt: skip
+    priced.batch_ended(batch_id)
+    priced.batch_applied(batch_id)
+    one = (1000 * 2 + 2000 * 2 * 0.1 + 500 * 10) / 1e6 / 2  # batch price: half
+    assert priced.billed(day) == pytest.approx(2 * one)  # the invalid answer was billed too
+    assert priced.reserved() == 0 and priced.billed(month) == pytest.approx(2 * one)
+    (by_model,) = priced.costs("model")
+    assert by_model["model"] == "m" and by_model["requests"] == 3
+    assert by_model["cost_usd"] == pytest.approx(2 * one)
+    assert priced.costs("root")[0]["root"] == "file:///docs"
+    (row,) = priced.batches()
+    assert (row["succeeded"], row["failed"], row["estimated_cost_usd"]) == (1, 2, 1.5)
+    assert row["cost_usd"] == pytest.approx(2 * one)
+    with pytest.raises(ValueError, match="cannot group"):
+        priced.costs("path; DROP TABLE jobs")
+
+
+def test_a_lost_batch_requeues_what_it_held(work: WorkLedger) -> None:
+    task = work.register_task(TASK)
+    work.create_jobs(task, [extracted_files(work, 2)])
+    batch_id, ids = submit(work, task)
+    work.apply_results([result(ids[0], ResultKind.SUCCEEDED)], max_attempts=3)
+    assert work.batch_lost(batch_id, "HTTP 404: not_found_error") == 1
+    assert job_states(work) == {1: "done", 2: "queued"}
+    assert work.open_batches() == []
+    assert work.find_batch("localbatch_1")["state"] == "lost"  # type: ignore[index]
+    assert work.find_batch(str(batch_id))["id"] == batch_id  # type: ignore[index]
+    assert work.find_batch("nope") is None
+
+
+def test_pause_reason_follows_the_latest_event(work: WorkLedger) -> None:
+    assert work.pause_reason() is None
+    work.submission_paused("daily budget: over")
+    assert work.pause_reason() == "daily budget: over"
+    work.submission_paused(None)
+    assert work.pause_reason() is None
+
+
+def test_request_sizes_are_exact_for_measured_text_and_bounded_for_cut_text(
+    work: WorkLedger,
+) -> None:
+    root = work.ledger.ensure_root("file:///docs", kind="local", mode="events")
+    for i, (chars, json_bytes) in enumerate([(100, 130), (5000, 5000), (100, None)]):
+        sha = f"{i:064x}"
+        work.ledger.record_version(root, Path(f"/docs/f{i}.txt"), size=10, mtime_ns=1, sha256=sha)
+        work.ledger.record_extraction(Extraction(sha, "native:text", "t" * 64, chars,
+                                                 json_bytes=json_bytes))  # fmt: skip
+    task = work.register_task(TASK)
+    work.create_jobs(task, [root], overhead=1000, max_chars=1000)
+    sizes = [job.request_bytes for job in work.ready_jobs(task)]
+    path_bytes = len("/docs/f0.txt")
+    assert sizes == [
+        1000 + path_bytes + 130,
+        1000 + path_bytes + 6000 + 200,
+        1000 + path_bytes + 600,
     ]
