@@ -170,6 +170,7 @@ class AnthropicProvider:
 
     def delete(self, batch_id: str) -> None:
         """Delete an ended batch; one the API no longer knows is already deleted."""
+        self._created.pop(batch_id, None)  # a 404 now means "already deleted"
         try:
             self._call("DELETE", f"{BATCHES}/{_safe(batch_id)}", "delete", batch_id)
         except NotFound:
@@ -263,8 +264,8 @@ class AnthropicProvider:
         detail = f"{op}: HTTP {status}: {_message(response)}"
         if status in RETRYABLE_STATUS or response.headers.get("x-should-retry") == "true":
             raise ProviderRetryable(detail, retry_after=_retry_after(response))
-        if status == 404 and batch_id is not None:
-            seen = self._created.get(batch_id)
+        if status == 404:
+            seen = self._created.get(batch_id or "")
             if seen is not None and time.monotonic() - seen < self.not_found_grace:
                 raise ProviderRetryable(f"{detail} (just created; retrying)", retry_after=2.0)
             raise NotFound(detail)
