@@ -93,6 +93,7 @@ class Settings:
     batch: BatchLimits = field(default_factory=BatchLimits)
     poll_interval: float = 1.0  # how often submitted batches are polled
     max_attempts: int = 3  # per job, before it is quarantined
+    retry_backoff: float = 60.0  # seconds before a job's first retry; doubles each time
     sidecars: SidecarSettings = field(default_factory=SidecarSettings)
     log: LogSettings = field(default_factory=LogSettings)
     anthropic: AnthropicSettings = field(default_factory=AnthropicSettings)
@@ -226,7 +227,7 @@ def _from_table(
     sidecars = _sidecars(top.table("sidecars"), base)
     watches = _watches(top, base, settle, sidecars.suffixes, required)
     extract = _extract(top.table("extract"))
-    task, max_attempts = _task(top.table("task"), extract)
+    task, max_attempts, backoff = _task(top.table("task"), extract)
     batch_table = top.table("batch")
     default_poll = DEFAULT_POLL_INTERVAL.get(task.provider, REMOTE_POLL_INTERVAL)
     poll = batch_table.number("poll_interval", default_poll, minimum=0.1)
@@ -252,6 +253,7 @@ def _from_table(
         batch=batch,
         poll_interval=poll,
         max_attempts=max_attempts,
+        retry_backoff=backoff,
         sidecars=sidecars,
         log=log,
         anthropic=anthropic,
@@ -261,7 +263,7 @@ def _from_table(
     )
 
 
-def _task(t: _Table, extract: ExtractSettings) -> tuple[TaskSpec, int]:
+def _task(t: _Table, extract: ExtractSettings) -> tuple[TaskSpec, int, float]:
     provider = t.get("provider", str, "local")
     if provider not in PROVIDERS:
         raise ConfigError(
@@ -279,10 +281,11 @@ def _task(t: _Table, extract: ExtractSettings) -> tuple[TaskSpec, int]:
     )
     _check_prompt(t.key("prompt"), spec.prompt)
     max_attempts = t.integer("max_attempts", 3)
+    backoff = t.number("retry_backoff", 60.0, minimum=0.1)
     t.finish()
     if not spec.model:
         raise ConfigError(t.key("model"), f"is required for provider {provider!r}")
-    return spec, max_attempts
+    return spec, max_attempts, backoff
 
 
 def _check_prompt(key: str, prompt: str) -> None:

@@ -246,6 +246,9 @@ class Dispatcher:
         if batch.state == "planned":
             pairs = self.work.batch_requests(batch.batch_id)
             if batch.maybe_created:
+                if any(other.call is not None and other.maybe_created
+                       for other in self._open.values()):  # fmt: skip
+                    return  # one reconciliation at a time, oldest batch first
                 known = self.work.provider_batch_ids()
                 self._start(batch, self._reconcile_or_submit, batch.created_at, pairs, known)
             else:
@@ -298,6 +301,10 @@ class Dispatcher:
 
     def _on_value(self, batch: _Batch, value: Any) -> None:
         if batch.state == "planned":
+            if str(value) in self.work.provider_batch_ids():  # adopted twice: cannot be ours
+                batch.maybe_created = True
+                return
+            batch.maybe_created = False
             batch.provider_batch_id, batch.state = str(value), "submitted"
             self.work.batch_submitted(batch.batch_id, str(value))
             log.info("batch.submitted", batch_id=batch.batch_id, provider_batch_id=str(value))

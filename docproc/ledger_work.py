@@ -75,11 +75,13 @@ class WorkLedger:
         *,
         clock: Callable[[], float] = time.time,
         prices: PriceTable | None = None,
+        retry_base: float = RETRY_BASE_S,
     ) -> None:
         self.ledger = ledger
         self.conn = ledger.db.conn
         self._clock = clock
         self.prices = prices or PriceTable()
+        self.retry_base = retry_base  # seconds before a job's first retry; doubles each time
 
     def clock(self) -> float:
         """Wall-clock seconds, the time base of ``ready_at`` and backoff."""
@@ -491,7 +493,7 @@ class WorkLedger:
     ) -> str:
         if attempts >= max_attempts:
             return self._fail(conn, job_id, f"gave up after {attempts} attempts: {reason}")
-        delay = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** max(0, attempts - 1))
+        delay = min(RETRY_CAP_S, self.retry_base * 2 ** max(0, attempts - 1))
         conn.execute(
             "UPDATE jobs SET state = 'queued', error = ?, ready_at = ?, updated_at = ?"
             " WHERE id = ?",

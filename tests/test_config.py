@@ -83,6 +83,25 @@ timeout_seconds = 30
             "at most 100000",
         ),
         ("[[watch]]\npath = 'docs'\n[batch]\nmax_mb = 300", "batch.max_mb", "at most 256"),
+        ("[[watch]]\npath = 'docs'\n[task]\nprompt = 'Say {who}'", "task.prompt", "placeholder"),
+        ("[[watch]]\npath = 'docs'\n[task]\nprompt = 'Say {'", "task.prompt", "template"),
+        (
+            "[[watch]]\npath = 'docs'\n[task]\nprovider = 'anthropic'\nmodel = 'claude-x'",
+            "task.model",
+            "has no price",
+        ),
+        (
+            "[[watch]]\npath = 'docs'\n[anthropic]\nbase_url = 'ftp://x'",
+            "anthropic.base_url",
+            "http",
+        ),
+        ("[[watch]]\npath = 'docs'\n[anthropic]\napi_key = 'sk'", "anthropic.api_key", "secrets"),
+        ("[[watch]]\npath = 'docs'\n[budget]\ndaily_usd = -1", "budget.daily_usd", "at least 0"),
+        (
+            "[[watch]]\npath = 'docs'\n[costs.models.m]\ninput = 1\nouput = 2",
+            "costs.models.m.ouput",
+            "unknown key",
+        ),
         ("[[watch]]\npath = 'docs'\n[batch]\nmax_wait = -1", "batch.max_wait", "at least 0"),
         (
             "[[watch]]\npath = 'docs'\n[sidecars]\nsummary_suffix = 'md'",
@@ -180,7 +199,10 @@ def test_example_config_is_valid_and_documents_every_key(
                 "max_archive_mb", "recycle_after", "memory_limit_mb", "max_attempts", "level",
                 "format", "provider", "model", "prompt", "max_tokens", "summary_sentences",
                 "max_highlights", "max_requests", "max_mb", "max_wait", "max_in_flight",
-                "poll_interval", "json_suffix", "output_dir", "delete_with_source"):  # fmt: skip
+                "poll_interval", "json_suffix", "output_dir", "delete_with_source",
+                "max_input_chars", "retry_backoff", "base_url", "timeout", "batch_discount",
+                "cache_write_multiplier", "cache_read_multiplier", "input", "output",
+                "daily_usd", "monthly_usd"):  # fmt: skip
         assert f"{key} =" in text, key
 
 
@@ -202,3 +224,51 @@ def test_max_wait_default_follows_the_provider(tmp_path: Path) -> None:
     explicit = config.load(write(tmp_path, "[[watch]]\npath = 'docs'\n[batch]\nmax_wait = 60"))
     assert explicit.batch.max_wait == 60.0
     assert config.REMOTE_MAX_WAIT == 900.0
+
+
+def test_anthropic_settings_prices_budget_and_base_url_from_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "docs").mkdir()
+    text = """
+[task]
+provider = "anthropic"
+model = "claude-next"
+prompt = "In {summary_sentences} sentences, {{braces}} kept."
+[costs.models."claude-next"]
+input = 4
+output = 20
+[budget]
+daily_usd = 5
+"""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/gateway")
+    settings = config.load(write(tmp_path, text + "[[watch]]\npath = 'docs'"))
+    assert settings.anthropic.base_url == "http://127.0.0.1:9/gateway"
+    assert settings.prices.prices["claude-next"].output == 20.0
+    assert settings.prices.knows("claude-sonnet-4-5")  # built-in prices stay
+    assert settings.budget.daily_usd == 5.0 and settings.budget.capped
+    assert settings.poll_interval == config.REMOTE_POLL_INTERVAL
+    assert settings.task.model == "claude-next"
+    explicit = text + "[anthropic]\nbase_url = 'https://gw.example'\n[[watch]]\npath = 'docs'"
+    assert config.load(write(tmp_path, explicit)).anthropic.base_url == "https://gw.example"
+
+
+def test_anthropic_key_comes_only_from_env_or_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(ConfigError, match="LoadCredential") as raised:
+        config.anthropic_key()
+    assert raised.value.key == "task.provider"
+    (tmp_path / "ANTHROPIC_API_KEY").write_text("sk-cred\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert config.anthropic_key() == "sk-cred"
+
+
+def test_new_task_fields_at_their_default_keep_old_fingerprints() -> None:
+    from docproc.models import TaskSpec
+
+    spec = TaskSpec()
+    assert spec.fingerprint == dataclasses.replace(spec, max_input_chars=400_000).fingerprint
+    assert spec.fingerprint != dataclasses.replace(spec, max_input_chars=1000).fingerprint
