@@ -100,9 +100,7 @@ class Daemon:
     def _start(self, settings: Settings) -> None:
         self.settings = settings
         self.ledger = Ledger(settings.ledger_path, actor="daemon")
-        work = WorkLedger(
-            self.ledger, prices=settings.prices, retry_base=settings.retry_backoff
-        )
+        work = WorkLedger(self.ledger, prices=settings.prices, retry_base=settings.retry_backoff)
         store = TextStore(settings.text_dir)
         self.intake = Intake(
             self.ledger, make_pool(settings), max_attempts=settings.extract.max_attempts

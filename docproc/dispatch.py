@@ -97,6 +97,8 @@ class Dispatcher:
     def recover(self) -> None:
         """Pick up every batch the ledger holds open (after a restart)."""
         for row in self.work.open_batches():
+            if row["state"] == "planned":
+                self.work.create_unknown(row["id"], "the daemon stopped during the create call")
             created = datetime.fromisoformat(row["created_at"])
             self._open[row["id"]] = _Batch(
                 row["id"], row["provider_batch_id"], row["state"], created,
@@ -272,9 +274,9 @@ class Dispatcher:
             return
         except Exception as exc:  # noqa: BLE001 - any other failure: outcome unknown, retry later
             self._failed(batch, now, exc, None)
-            if batch.state == "planned":
+            if batch.state == "planned" and not batch.maybe_created:
                 batch.maybe_created = True
-                self.work.batch_note(batch.batch_id, f"create outcome unknown: {exc}")
+                self.work.create_unknown(batch.batch_id, f"{type(exc).__name__}: {exc}")
             return
         batch.failures = 0
         self._on_value(batch, value)

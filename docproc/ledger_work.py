@@ -266,6 +266,15 @@ class WorkLedger:
         with self.ledger.transaction() as conn:
             conn.execute("UPDATE batches SET error = ? WHERE id = ?", (note, batch_id))
 
+    def create_unknown(self, batch_id: int, reason: str) -> None:
+        """A create may or may not have reached the provider: reconcile before resending."""
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "UPDATE batches SET error = ? WHERE id = ?",
+                (f"create outcome unknown: {reason}", batch_id),
+            )
+            self.ledger.event(conn, "batch.create_unknown", f"batch:{batch_id}", reason=reason)
+
     def batch_ended(self, batch_id: int) -> None:
         with self.ledger.transaction() as conn:
             conn.execute(

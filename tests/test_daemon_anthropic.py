@@ -1,0 +1,178 @@
+"""The daemon against the Message Batches test server: 1,000 documents through faults.
+
+The daemon runs as a real subprocess; the server is a real HTTP server on
+127.0.0.1 that validates every request and answers as the API does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.anthropic_server import FakeBatches, Faults, outcome_mix
+from tests.daemonrun import DaemonProcess, write_config
+
+KEY = "sk-ant-test-e2e-4b7d1c"
+WORDS = ("ledger", "batch", "summary", "audit", "folder", "archive", "contract", "invoice",
+         "report", "memo")  # fmt: skip
+
+
+def document(i: int) -> str:
+    """A small document with several distinct sentences (quotable highlights)."""
+    pick = [WORDS[(i * 7 + k) % len(WORDS)] for k in range(6)]
+    return (
+        f"Document {i} concerns the {pick[0]} of unit {i}. The {pick[1]} was filed on day {i % 28}."
+        f" Nobody questioned the {pick[2]} until {i}. Then the {pick[3]} changed hands."
+        f" Finally the {pick[4]} and the {pick[5]} were closed.\n"
+    )
+
+
+def anthropic_config(tmp_path: Path, inbox: Path, server: FakeBatches, extra: str = "") -> Path:
+    return write_config(
+        tmp_path,
+        [inbox],
+        f"""
+[task]
+provider = "anthropic"
+max_attempts = 4
+retry_backoff = 0.3
+[anthropic]
+base_url = "{server.url}"
+timeout = 20
+{extra}""",
+    )
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    return KEY
+
+
+@pytest.fixture
+def server() -> Iterator[FakeBatches]:
+    script = {"create": ["500", "drop_after_create", "429"], "results": ["cut"]}
+    faults = Faults(script=script, rate=0.05, retry_after=0.2,
+                    kinds=("429", "529", "500", "drop", "drop_after_create"))  # fmt: skip
+    with FakeBatches(api_key=KEY, end_after=0.3, faults=faults, seed=7,
+                     outcome=outcome_mix(errored=0.05, expired=0.04, invalid=0.01,
+                                         seed=7)) as fake:  # fmt: skip
+        yield fake
+
+
+def test_a_thousand_documents_through_errors_expiry_and_http_faults(
+    inbox: Path, tmp_path: Path, server: FakeBatches, api_key: str
+) -> None:
+    for i in range(1000):
+        (inbox / f"doc{i:04d}.txt").write_text(document(i))
+    daemon = DaemonProcess(anthropic_config(tmp_path, inbox, server))
+    try:
+        daemon.until(lambda: finished(daemon) == 1000, seconds=240)
+    finally:
+        assert daemon.stop() == 0
+    states = Counter(daemon.states().values())
+    assert states["written"] + states["failed"] == 1000, states
+    assert states["written"] >= 950, states  # ~1% invalid, and retries run out rarely
+    failed = daemon.query("SELECT path, error FROM file_status WHERE state = 'failed'")
+    assert all(error for _, error in failed)
+    assert any("invalid_request_error" in error for _, error in failed)
+    assert server.violations == []
+    injected = server.faults_injected
+    assert injected["drop_after_create"] and injected["cut"] and injected["429"], injected
+    assert "batch.reconciled" in daemon.output()  # the lost create was adopted, not resent
+    requeued = daemon.query("SELECT COUNT(*) FROM events WHERE kind = 'job.requeued'")[0][0]
+    assert requeued >= 50  # ~9% errored or expired, sent again with backoff
+
+    # Nothing paid twice: a custom_id is in two batches only after an unknown create,
+    # and every job has at most one succeeded request; every file one sidecars.written.
+    twice = {cid for cid, n in server.submitted_ids().items() if n > 1}
+    reconciled = reconciled_custom_ids(daemon)
+    assert twice <= reconciled, sorted(twice - reconciled)[:5]
+    assert (
+        daemon.query(
+            "SELECT job_id FROM requests WHERE state = 'succeeded'"
+            " GROUP BY job_id HAVING COUNT(*) > 1"
+        )
+        == []
+    )
+    assert (
+        daemon.query(
+            "SELECT subject FROM events WHERE kind = 'sidecars.written' GROUP BY subject"
+            " HAVING COUNT(*) > 1"
+        )
+        == []
+    )
+    costed = daemon.query("SELECT COUNT(*), SUM(cost_usd) FROM requests WHERE state = 'succeeded'")
+    assert costed[0][0] >= 950 and costed[0][1] > 0
+    sample = json.loads((inbox / "doc0007.txt.docproc.json").read_text())
+    for highlight in sample["highlights"]:
+        assert highlight["quote"] in document(7)  # the invented quote was dropped
+    dropped = daemon.query("SELECT SUM(dropped_highlights) FROM requests")[0][0]
+    assert dropped >= states["written"]  # the server invents one quote per document
+
+
+def finished(daemon: DaemonProcess) -> int:
+    rows = daemon.query("SELECT COUNT(*) FROM file_status WHERE state IN ('written', 'failed')")
+    return int(rows[0][0]) if rows else 0
+
+
+def reconciled_custom_ids(daemon: DaemonProcess) -> set[str]:
+    """custom_ids of batches whose create outcome was once unknown."""
+    rows = daemon.query(
+        "SELECT r.custom_id FROM requests r JOIN batches b ON b.id = r.batch_id"
+        " WHERE b.id IN (SELECT CAST(substr(subject, 7) AS INTEGER) FROM events"
+        " WHERE kind = 'batch.create_unknown')"
+    )
+    return {row[0] for row in rows}
+
+
+def test_kill_9_between_create_and_recording_its_id_pays_nothing_twice(
+    inbox: Path, tmp_path: Path, api_key: str
+) -> None:
+    created, release = threading.Event(), threading.Event()
+    with FakeBatches(api_key=KEY, end_after=0.3) as server:
+        create = server.store.create
+
+        def create_then_hang(planned: Any) -> Any:
+            answer = create(planned)
+            created.set()
+            release.wait(timeout=60)  # the daemon dies before it hears the id
+            return answer
+
+        server.store.create = create_then_hang  # type: ignore[method-assign]
+        for i in range(20):
+            (inbox / f"doc{i}.txt").write_text(document(i))
+        config = anthropic_config(tmp_path, inbox, server)
+        daemon = DaemonProcess(config)
+        try:
+            assert created.wait(timeout=60), daemon.tail()
+            daemon.kill9()
+        finally:
+            release.set()
+            daemon.stop()
+        server.store.create = create  # type: ignore[method-assign]
+        planned = daemon.query("SELECT state, provider_batch_id FROM batches")
+        assert planned and all(state == "planned" and pid is None for state, pid in planned)
+        daemon = DaemonProcess(config)
+        try:
+            daemon.until(lambda: finished(daemon) == 20, seconds=60)
+        finally:
+            assert daemon.stop() == 0
+        assert server.violations == []
+        assert max(server.submitted_ids().values()) == 1  # adopted, not sent again
+        assert len(server.batches) == len(planned)
+        assert "batch.reconciled" in daemon.output()
+        assert Counter(daemon.states().values()) == {"written": 20}
