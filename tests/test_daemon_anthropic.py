@@ -7,6 +7,7 @@ The daemon runs as a real subprocess; the server is a real HTTP server on
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.anthropic_server import FakeBatches, Faults, outcome_mix
+from tests.clitools import docproc
 from tests.daemonrun import DaemonProcess, write_config
 
 KEY = "sk-ant-test-e2e-4b7d1c"
@@ -117,6 +119,8 @@ def test_a_thousand_documents_through_errors_expiry_and_http_faults(
     )
     costed = daemon.query("SELECT COUNT(*), SUM(cost_usd) FROM requests WHERE state = 'succeeded'")
     assert costed[0][0] >= 950 and costed[0][1] > 0
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
+    assert leaked == []  # not in the ledger, logs, spool or sidecars
     sample = json.loads((inbox / "doc0007.txt.docproc.json").read_text())
     for highlight in sample["highlights"]:
         assert highlight["quote"] in document(7)  # the invented quote was dropped
@@ -176,3 +180,74 @@ def test_kill_9_between_create_and_recording_its_id_pays_nothing_twice(
         assert len(server.batches) == len(planned)
         assert "batch.reconciled" in daemon.output()
         assert Counter(daemon.states().values()) == {"written": 20}
+
+
+def test_budget_pauses_submission_not_intake_and_a_raised_cap_resumes(
+    inbox: Path, tmp_path: Path, api_key: str
+) -> None:
+    with FakeBatches(api_key=KEY, end_after=0.2) as server:
+        for i in range(10):
+            (inbox / f"doc{i}.txt").write_text(document(i))
+        config = anthropic_config(tmp_path, inbox, server, "[budget]\ndaily_usd = 0.0001\n")
+        daemon = DaemonProcess(config)
+        try:
+            daemon.until(lambda: "submission.paused" in kinds(daemon))
+            daemon.until(lambda: Counter(daemon.states().values())["queued"] == 10)
+            status = docproc("status", "--config", str(config), state=tmp_path / "state")
+            assert "SUBMISSION PAUSED: daily budget" in status.stdout, status.stdout
+            assert server.batches == {}  # nothing was sent
+            (inbox / "late.txt").write_text(document(99))  # intake goes on
+            daemon.until(lambda: daemon.states().get("late.txt") == "queued")
+            config.write_text(config.read_text().replace("daily_usd = 0.0001", "daily_usd = 50"))
+            daemon.signal(signal.SIGHUP)
+            daemon.until(lambda: Counter(daemon.states().values())["written"] == 11)
+        finally:
+            assert daemon.stop() == 0
+        assert "submission.resumed" in kinds(daemon)
+        status = docproc("status", "--json", "--config", str(config), state=tmp_path / "state")
+        report = json.loads(status.stdout)
+        assert report["submission_paused"] is None and report["spend"]["today_usd"] > 0
+        batches = docproc(
+            "ledger", "batches", "--json", "--config", str(config), state=tmp_path / "state"
+        )
+        rows = json.loads(batches.stdout)
+        assert rows and all(r["state"] == "applied" and r["cost_usd"] > 0 for r in rows)
+        args = ("ledger", "costs", "--by", "model", "--json", "--config", str(config))
+        costs = json.loads(docproc(*args, state=tmp_path / "state").stdout)
+        assert [(c["model"], c["requests"]) for c in costs] == [("claude-sonnet-4-5", 11)]
+
+
+def test_cancel_from_the_command_line(inbox: Path, tmp_path: Path, api_key: str) -> None:
+    with FakeBatches(api_key=KEY, end_after=None) as server:
+        for i in range(5):
+            (inbox / f"doc{i}.txt").write_text(document(i))
+        config = anthropic_config(tmp_path, inbox, server)
+        daemon = DaemonProcess(config)
+        try:
+            daemon.until(lambda: bool(daemon.query(
+                "SELECT 1 FROM batches WHERE state = 'submitted'")))  # fmt: skip
+            missing = docproc(
+                "cancel", "msgbatch_nope", "--config", str(config), state=tmp_path / "state"
+            )
+            assert missing.returncode == 1 and "no batch" in missing.stderr
+            done = docproc("cancel", "1", "--config", str(config), state=tmp_path / "state")
+            assert done.returncode == 0, done.stderr
+            assert "cancel requested for batch 1" in done.stdout
+            daemon.until(lambda: "batch.applied" in kinds(daemon))
+            again = docproc("cancel", "1", "--config", str(config), state=tmp_path / "state")
+            assert again.returncode == 1 and "only a submitted" in again.stderr
+        finally:
+            assert daemon.stop() == 0
+        (record,) = server.batches.values()
+        assert record.cancel_initiated_at is not None
+        requeued = daemon.query(
+            "SELECT COUNT(*) FROM events WHERE kind = 'job.requeued'"
+            " AND detail LIKE '%request canceled%'"
+        )
+        assert requeued[0][0] == 5
+        assert "batch.cancel_requested" in kinds(daemon)
+        assert KEY not in (daemon.output() + done.stdout + done.stderr)
+
+
+def kinds(daemon: DaemonProcess) -> set[str]:
+    return {row[0] for row in daemon.query("SELECT DISTINCT kind FROM events")}
