@@ -26,7 +26,7 @@ import structlog
 
 from docproc.batching import plan_batches
 from docproc.costs import Budget, PriceTable, period_starts
-from docproc.errors import ProviderRejected, ProviderRetryable
+from docproc.errors import ProviderAccountRefused, ProviderRejected, ProviderRetryable
 from docproc.highlights import locate
 from docproc.ledger_work import BatchItem, WorkLedger
 from docproc.models import BatchLimits, JobRequest, ProviderResult, TaskSpec
@@ -40,6 +40,7 @@ BUSY_WAIT_S = 0.05
 REPLAN_S = 5.0
 APPLY_BUDGET_S = 0.5
 BACKOFF_CAP_S = 900.0
+ACCOUNT_PAUSE_S = 300.0  # after the provider refused the account (key, billing)
 CUSTOM_ID_SLACK = 24  # a real custom_id is longer than the one the overhead is measured with
 _DONE = object()
 
@@ -90,6 +91,7 @@ class Dispatcher:
         self._results: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=8)
         self._open: dict[int, _Batch] = {}
         self._plan_at = 0.0  # when planning is next worth a look (monotonic)
+        self._paused_until = 0.0  # no planning before this (the account was refused)
         self.recover()
 
     # -- public ----------------------------------------------------------
@@ -129,7 +131,7 @@ class Dispatcher:
         """How long the loop may wait before this stage has something to do (0: now)."""
         if not self._results.empty():
             return 0.0
-        waits = [self._plan_at - now]
+        waits = [max(self._plan_at, self._paused_until) - now]
         for batch in self._open.values():
             if batch.call is not None or batch.streaming:  # a thread is on it: look again soon
                 waits.append(0.0 if batch.call is not None and batch.call.done() else BUSY_WAIT_S)
@@ -160,7 +162,7 @@ class Dispatcher:
     # -- planning and submitting -------------------------------------------
 
     def _plan(self, now: float, flush_all: bool) -> None:
-        if now < self._plan_at:
+        if now < self._plan_at or now < self._paused_until:
             return
         self._plan_at = now + REPLAN_S  # also catches jobs whose backoff ends
         ready = self.work.ready_jobs(self.task_id)
@@ -202,14 +204,19 @@ class Dispatcher:
         if self.budget.capped:
             day, month = period_starts(self.work.clock())
             reason = self.budget.refusal(self.work.spent(day), self.work.spent(month), estimate)
-        if reason != self.paused:
-            self.paused = reason
-            self.work.submission_paused(reason)
-            if reason:
-                log.warning("dispatch.paused", reason=reason)
-            else:
-                log.info("dispatch.resumed")
+        self._set_paused(reason)
         return reason is None
+
+    def _set_paused(self, reason: str | None) -> None:
+        """Record a change of "why submission is paused" (None: it is not)."""
+        if reason == self.paused:
+            return
+        self.paused = reason
+        self.work.submission_paused(reason)
+        if reason:
+            log.warning("dispatch.paused", reason=reason)
+        else:
+            log.info("dispatch.resumed")
 
     def _with_text(self, items: list[BatchItem]) -> list[BatchItem]:
         """Items whose extracted text is still stored; the others go back to extraction."""
@@ -265,7 +272,7 @@ class Dispatcher:
         try:
             value = call.result()
         except ProviderRejected as exc:
-            self._rejected(batch, exc)
+            self._rejected(batch, exc, now)
             return
         except ProviderRetryable as exc:
             self._failed(batch, now, exc, exc.retry_after)
@@ -281,9 +288,19 @@ class Dispatcher:
         batch.failures = 0
         self._on_value(batch, value)
 
-    def _rejected(self, batch: _Batch, exc: ProviderRejected) -> None:
+    def _rejected(self, batch: _Batch, exc: ProviderRejected, now: float) -> None:
         """The provider refused: a create was certainly not made; a known batch is gone."""
         log.warning("batch.rejected", batch_id=batch.batch_id, state=batch.state, reason=str(exc))
+        if isinstance(exc, ProviderAccountRefused):
+            # Not the documents' fault: nothing is quarantined or lost; pause, look again later.
+            self._set_paused(f"the provider refused the account: {exc}")
+            self._paused_until = now + ACCOUNT_PAUSE_S
+            if batch.state != "planned":
+                self._failed(batch, now, exc, ACCOUNT_PAUSE_S)
+                return
+            self.work.batch_not_created(batch.batch_id, str(exc), max_attempts=10**6)
+            del self._open[batch.batch_id]
+            return
         if batch.state == "planned":
             self.work.batch_not_created(batch.batch_id, str(exc), self.max_attempts)
         else:
@@ -394,7 +411,7 @@ class Dispatcher:
             log.info("batch.applied", batch_id=batch_id)
         elif isinstance(item, ProviderRejected) and batch is not None:
             batch.streaming = False
-            self._rejected(batch, item)
+            self._rejected(batch, item, now)
         elif isinstance(item, Exception) and batch is not None:
             batch.streaming = False
             retry_after = item.retry_after if isinstance(item, ProviderRetryable) else None

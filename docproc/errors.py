@@ -15,6 +15,7 @@ what the caller does about them::
     ├── ProviderError            a provider call failed
     │   ├── ProviderRetryable    rate limit, overload, timeout, 5xx: try later
     │   └── ProviderRejected     the request or batch is invalid: retrying cannot help
+    │       └── ProviderAccountRefused  the key, billing or permissions: pause, fix, resume
     └── SidecarError             a sidecar may not be written there (outside its root,
         │                        name too long); fix the path or the configuration
         └── SidecarConflict      a file docproc did not write is at the target: kept,
@@ -96,6 +97,11 @@ class ProviderRetryable(ProviderError):  # noqa: N818 - named for what the calle
 
 class ProviderRejected(ProviderError):  # noqa: N818 - named for what the caller does
     """The request or batch is invalid (4xx, validation, unknown id): retrying cannot help."""
+
+
+class ProviderAccountRefused(ProviderRejected):
+    """The provider refuses the account (key, billing, permission): no document is at
+    fault, so submission pauses and nothing is quarantined for it."""
 
 
 class SidecarError(DocprocError):

@@ -251,3 +251,32 @@ def test_cancel_from_the_command_line(inbox: Path, tmp_path: Path, api_key: str)
 
 def kinds(daemon: DaemonProcess) -> set[str]:
     return {row[0] for row in daemon.query("SELECT DISTINCT kind FROM events")}
+
+
+def test_a_refused_key_pauses_submission_and_quarantines_nothing(
+    inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeBatches(api_key=KEY, end_after=0.2) as server:
+        for i in range(4):
+            (inbox / f"doc{i}.txt").write_text(document(i))
+        config = anthropic_config(tmp_path, inbox, server)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-revoked-0000")
+        daemon = DaemonProcess(config)
+        try:
+            daemon.until(lambda: "submission.paused" in kinds(daemon))
+            status = docproc("status", "--config", str(config), state=tmp_path / "state")
+            assert (
+                "refused the account" in status.stdout and "authentication_error" in status.stdout
+            )
+        finally:
+            assert daemon.stop() == 0
+        assert "failed" not in daemon.states().values()
+        server.violations.clear()  # the wrong key was the point
+        monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+        daemon = DaemonProcess(config)
+        try:
+            daemon.until(lambda: Counter(daemon.states().values())["written"] == 4)
+        finally:
+            assert daemon.stop() == 0
+        assert server.violations == []
+        assert "sk-ant-revoked" not in status.stdout + daemon.output()

@@ -35,7 +35,12 @@ from typing import IO, Any
 import httpx
 import structlog
 
-from docproc.errors import ProviderError, ProviderRejected, ProviderRetryable
+from docproc.errors import (
+    ProviderAccountRefused,
+    ProviderError,
+    ProviderRejected,
+    ProviderRetryable,
+)
 from docproc.models import BatchStatus, JobRequest, ProviderResult, TaskSpec
 from docproc.providers.base import ProviderLimits, encode_request, is_valid_custom_id
 from docproc.providers.messages import build_params, parse_result, system_text
@@ -269,6 +274,8 @@ class AnthropicProvider:
             if seen is not None and time.monotonic() - seen < self.not_found_grace:
                 raise ProviderRetryable(f"{detail} (just created; retrying)", retry_after=2.0)
             raise NotFound(detail)
+        if status in (401, 402, 403):
+            raise ProviderAccountRefused(detail)
         raise ProviderRejected(detail)
 
     def _json(self, response: httpx.Response, op: str) -> dict[str, Any]:
