@@ -318,3 +318,17 @@ def test_request_sizes_are_exact_for_measured_text_and_bounded_for_cut_text(
         1000 + path_bytes + 6000 + 200,
         1000 + path_bytes + 600,
     ]
+
+
+def test_a_cut_is_recorded_with_the_request(work: WorkLedger) -> None:
+    task = work.register_task(TASK)
+    work.create_jobs(task, [extracted_files(work, 2)])
+    items = work.batch_items([1, 2])
+    pairs = [(item, f"j{item.job_id}-a1") for item in items]
+    work.create_batch("anthropic", pairs, 1000, max_chars=50)
+    cuts = work.conn.execute("SELECT custom_id, text_cut_from FROM requests ORDER BY id")
+    assert list(cuts) == [("j1-a1", 100), ("j2-a1", 100)]
+    work.create_batch("anthropic", [(items[0], "j1-a9")], 1000, max_chars=1000)
+    assert work.conn.execute(
+        "SELECT text_cut_from FROM requests WHERE custom_id = 'j1-a9'"
+    ).fetchone() == (None,)
