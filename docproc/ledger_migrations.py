@@ -235,3 +235,20 @@ def m003_batches_requests_sidecars(db: Database) -> None:
 def m004_sidecars_by_job(db: Database) -> None:
     """Find a job's sidecars without scanning them all (was quadratic in files)."""
     db.execute("CREATE INDEX sidecars_job ON sidecars(job_id, state)")
+
+
+@migrations()
+def m005_s3_objects(db: Database) -> None:
+    """Per-object listing hints of S3 roots, and each root's health as a sentence."""
+    db.executescript(
+        """
+        CREATE TABLE s3_objects (
+            file_id INTEGER PRIMARY KEY REFERENCES files(id),
+            root_id INTEGER NOT NULL REFERENCES roots(id),
+            key TEXT NOT NULL,
+            etag TEXT NOT NULL
+        );
+        CREATE INDEX s3_objects_root ON s3_objects(root_id);
+        ALTER TABLE roots ADD COLUMN status TEXT;
+        """
+    )
