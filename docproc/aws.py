@@ -94,6 +94,7 @@ class Session:
         self.endpoint = endpoint
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._clients: list[Any] = []
         with translated("open a session"):
             self._session = boto3.session.Session(profile_name=endpoint.profile)
         self._config = botocore.config.Config(
@@ -112,7 +113,14 @@ class Session:
                 region_name=self.endpoint.region, config=self._config,
             )  # fmt: skip
         client.meta.events.register(f"before-send.{service}", self._count)
+        self._clients.append(client)
         return client
+
+    def close(self) -> None:
+        """Close the clients' connection pools."""
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
 
     def _count(self, **kwargs: Any) -> None:
         name = str(kwargs.get("event_name", "")).rpartition(".")[2]
@@ -168,10 +176,12 @@ class Bucket:
         try:
             with translated(f"read s3://{self.name}/{key}"):
                 response = self._s3.get_object(Bucket=self.name, Key=key)
-                size = int(response["ContentLength"])
-                with response["Body"] as body:
+                size, body = int(response["ContentLength"]), response["Body"]
+                try:
                     _check_size(key, size, max_bytes)
                     digest = _stream(body, dest, key, max_bytes)
+                finally:
+                    body.close()
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
@@ -182,9 +192,12 @@ class Bucket:
         try:
             with translated(f"read s3://{self.name}/{key}"):
                 response = self._s3.get_object(Bucket=self.name, Key=key)
-                _check_size(key, int(response["ContentLength"]), max_bytes)
-                with response["Body"] as body:
+                body = response["Body"]
+                try:
+                    _check_size(key, int(response["ContentLength"]), max_bytes)
                     return body.read(), str(response.get("ETag", ""))
+                finally:
+                    body.close()
         except ObjectStoreError as exc:
             if exc.code == "not_found":
                 return None

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 PAGES_PER_POLL = 25
 PAGE_SIZE = 1000
-FETCH_PER_POLL = 32
+FETCH_PER_POLL = 64
 HINTS_PER_POLL = 500
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,16}")
 
@@ -192,6 +192,7 @@ class S3Source:
             self._listener.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        self.bucket.session.close()
 
     # -- polling ------------------------------------------------------------
 
