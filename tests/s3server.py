@@ -58,7 +58,7 @@ class Moto:
         """A plain boto3 client for arranging a test (not docproc's adapter)."""
         return boto3.client(
             service, endpoint_url=url or self.url, region_name=REGION,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106
             config=botocore.config.Config(s3={"addressing_style": "path"},
                                           retries={"mode": "standard", "max_attempts": 2}),
         )  # fmt: skip
@@ -130,12 +130,12 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     class Relay(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"  # one request per connection: no lingering threads
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
         def _relay(self) -> None:
             body = self._body()
-            headers = {k: v for k, v in self.headers.items()}
+            headers = dict(self.headers.items())
             fault = proxy.take(self.command, self.path, {k.lower(): v for k, v in headers.items()})
             if fault is not None:
                 self._fault(fault)

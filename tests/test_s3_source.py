@@ -290,9 +290,11 @@ def test_sqs_notifications_bring_new_keys_before_the_next_listing(
     sqs = moto.client("sqs")
     queue_url = sqs.create_queue(QueueName=bucket)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-        "QueueConfigurations": [{"QueueArn": arn["Attributes"]["QueueArn"],
-                                 "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})  # fmt: skip
+    events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    target = {"QueueArn": arn["Attributes"]["QueueArn"], "Events": events}
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [target]}
+    )
     h = Harness(tmp_path, moto.url, bucket, queue_url=queue_url)
     try:
         assert h.drain()["ready"] == []  # the first listing: nothing yet
