@@ -127,7 +127,9 @@ class ObjectSidecars:
         """
         digest = hashlib.sha256(data).hexdigest()
         meta = {**metadata, "docproc-sha256": digest}
-        blind = not expected  # nothing of ours can be there: skip the read, PUT if absent
+        # Nothing of ours can be there: skip the read and PUT only if absent (when the
+        # store supports that; otherwise look first).
+        blind = not expected and self._conditional
         for _ in range(_ATTEMPTS):
             found = None if blind else self._read(key)
             blind = False
