@@ -57,7 +57,6 @@ def test_plan_next_to_the_key_or_under_an_output_prefix(session: aws.Session) ->
     near_limit = "docs/" + "x" * 1010  # fits S3's 1,024 bytes; its sidecars would not
     with pytest.raises(SidecarError, match="too long"):
         beside.plan(near_limit)
-    # fmt: skip
 
 
 def test_new_write_metadata_idempotent_retry_and_replacing_our_own(
@@ -120,8 +119,11 @@ def test_stores_without_conditional_writes_fall_back_to_check_then_put(moto: Mot
     proxy = FaultProxy(moto.url)
     session = aws.Session(aws.Endpoint(proxy.url, REGION))
     try:
-        conditional = Fault(lambda m, p, h: m == "PUT" and ("if-none-match" in h or "if-match" in h),
-                            status=501, code="NotImplemented")  # fmt: skip
+
+        def conditional_put(method: str, path: str, headers: dict[str, str]) -> bool:
+            return method == "PUT" and ("if-none-match" in headers or "if-match" in headers)
+
+        conditional = Fault(conditional_put, status=501, code="NotImplemented")
         proxy.add(conditional)
         writer = sink(session, bucket)
         write(writer, "docs/a.pdf.summary.md", b"ours", set())
