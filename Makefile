@@ -33,6 +33,7 @@ types: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/results.py
+	$(BIN)/python bench/s3.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

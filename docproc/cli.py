@@ -212,7 +212,7 @@ def status(as_json_: bool) -> None:
     click.echo()
     click.echo(table([{"what": k, "count": v} for k, v in sorted(work.items())], ("what", "count")))
     click.echo()
-    click.echo(table(roots, ("id", "uri", "kind", "mode", "last_scan_at"), width=80))
+    click.echo(table(roots, ("id", "uri", "kind", "mode", "status", "last_scan_at"), width=100))
 
 
 @main.group("config")

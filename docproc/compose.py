@@ -6,12 +6,19 @@ arguments, once, for ``docproc scan`` and ``docproc run`` alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
 from docproc.config import PROVIDERS, Settings, anthropic_key
 from docproc.errors import ConfigError
 from docproc.extract import ExtractorPool
+from docproc.models import ObjectState, S3WatchSpec, object_key
 from docproc.providers.anthropic import AnthropicProvider
 from docproc.providers.base import Provider
 from docproc.providers.local import LocalProvider
+from docproc.sidecar_objects import ObjectSidecars
+from docproc.sources.notifications import NotificationListener
+from docproc.sources.s3 import S3Source
 
 
 def make_pool(settings: Settings) -> ExtractorPool:
@@ -39,3 +46,37 @@ def make_provider(settings: Settings, name: str | None = None) -> Provider:
         )
     known = ", ".join(PROVIDERS)
     raise ConfigError("task.provider", f"unknown provider {chosen!r} (known: {known})")
+
+
+def make_s3_root(
+    spec: S3WatchSpec,
+    settings: Settings,
+    *,
+    fetch_dir: Path,
+    known_all: Callable[[], Mapping[str, ObjectState]],
+    known_one: Callable[[str], ObjectState | None],
+) -> tuple[S3Source, ObjectSidecars]:
+    """The source and the sidecar writer of one S3 watch, sharing one boto3 session.
+
+    Raises:
+        ObjectStoreError: the session cannot be made (e.g. an unknown profile).
+    """
+    from docproc import aws  # boto3 costs ~0.3 s at start-up: only S3 watches pay it
+
+    session = aws.Session(aws.Endpoint(spec.endpoint_url, spec.region, spec.profile))
+    bucket = aws.Bucket(spec.bucket, session)
+    listener = None
+    if spec.sqs_queue_url:
+        queue = aws.Queue(spec.sqs_queue_url, session)
+        listener = NotificationListener(queue, spec.bucket, spec.prefix,
+                                        wait_seconds=spec.sqs_wait_seconds)  # fmt: skip
+    source = S3Source(
+        spec, bucket, fetch_dir=fetch_dir, known_all=known_all, known_one=known_one,
+        max_bytes=settings.extract.limits.max_file_bytes, listener=listener,
+    )  # fmt: skip
+    out = bucket
+    if spec.output_prefix and object_key(spec.output_prefix)[0] != spec.bucket:
+        out = aws.Bucket(object_key(spec.output_prefix)[0], session)
+    sink = ObjectSidecars(out, prefix=spec.prefix, settings=settings.sidecars,
+                          output_prefix=spec.output_prefix)  # fmt: skip
+    return source, sink

@@ -15,6 +15,7 @@ then in systemd's ``$CREDENTIALS_DIRECTORY``.
 from __future__ import annotations
 
 import os
+import re
 import string
 import tomllib
 from dataclasses import dataclass, field
@@ -27,9 +28,11 @@ from docproc.models import (
     BatchLimits,
     ExtractLimits,
     Mode,
+    S3WatchSpec,
     SidecarSettings,
     TaskSpec,
     WatchSpec,
+    object_uri,
 )
 
 DEFAULT_INBOX = Path("inbox")
@@ -52,6 +55,17 @@ DEFAULT_PROMPT = (
 )
 _SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token", "access_key")
 PROMPT_FIELDS = frozenset({"summary_sentences", "max_highlights"})
+_AWS_CREDENTIALS_HINT = (
+    "AWS credentials are never read from the config file; boto3 finds them in"
+    " the environment (AWS_ACCESS_KEY_ID, ...), the shared credentials file, a"
+    " profile (key 'profile') or an instance role"
+)
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_S3_ONLY = (
+    "endpoint_url", "region", "profile", "interval", "sqs_queue_url", "sqs_wait_seconds",
+    "output_prefix",
+)  # fmt: skip
+_FOLDER_ONLY = ("mode", "poll_interval", "settle_seconds", "recursive")
 _T = TypeVar("_T")
 
 
@@ -86,6 +100,7 @@ class Settings:
 
     state_dir: Path
     watches: tuple[WatchSpec, ...]
+    s3_watches: tuple[S3WatchSpec, ...] = ()
     rescan_interval: float = 300.0
     settle_seconds: float = 5.0
     extract: ExtractSettings = field(default_factory=ExtractSettings)
@@ -108,6 +123,11 @@ class Settings:
     @property
     def text_dir(self) -> Path:
         return self.state_dir / "text"
+
+    @property
+    def fetch_dir(self) -> Path:
+        """Where S3 sources copy object bytes for extraction."""
+        return self.state_dir / "fetch"
 
     def watch_for(self, path: Path) -> WatchSpec:
         """The configured watch for ``path``, or one with the intake defaults."""
@@ -168,6 +188,8 @@ class _Table:
 
     def finish(self) -> None:
         for name in self.data:
+            if name.lower().startswith("aws_"):
+                raise ConfigError(self.key(name), _AWS_CREDENTIALS_HINT)
             if any(word in name.lower() for word in _SECRET_WORDS):
                 raise ConfigError(
                     self.key(name),
@@ -225,7 +247,7 @@ def _from_table(
     settle = intake.number("settle_seconds", 5.0)
     intake.finish()
     sidecars = _sidecars(top.table("sidecars"), base)
-    watches = _watches(top, base, settle, sidecars.suffixes, required)
+    watches, s3_watches = _watches(top, base, settle, sidecars.suffixes, required)
     extract = _extract(top.table("extract"))
     task, max_attempts, backoff = _task(top.table("task"), extract)
     batch_table = top.table("batch")
@@ -246,6 +268,7 @@ def _from_table(
     return Settings(
         state_dir=_state_dir(state_dir, file_state_dir, base),
         watches=watches,
+        s3_watches=s3_watches,
         rescan_interval=rescan,
         settle_seconds=settle,
         extract=extract,
@@ -391,17 +414,25 @@ def _sidecars(t: _Table, base: Path) -> SidecarSettings:
 
 def _watches(
     top: _Table, base: Path, settle: float, suffixes: tuple[str, ...], required: bool
-) -> tuple[WatchSpec, ...]:
+) -> tuple[tuple[WatchSpec, ...], tuple[S3WatchSpec, ...]]:
     raw = top.get("watch", list, [])
     if not raw and required:
-        raise ConfigError("watch", "at least one [[watch]] folder is required")
-    specs = tuple(_watch(_entry(item, i), base, settle, suffixes) for i, item in enumerate(raw))
-    seen: set[Path] = set()
-    for i, spec in enumerate(specs):
-        if spec.path in seen:
-            raise ConfigError(f"watch[{i}].path", f"{spec.path} is watched twice")
-        seen.add(spec.path)
-    return specs
+        raise ConfigError("watch", "at least one [[watch]] folder or S3 prefix is required")
+    folders: list[WatchSpec] = []
+    prefixes: list[S3WatchSpec] = []
+    seen: set[object] = set()
+    for i, item in enumerate(raw):
+        t = _entry(item, i)
+        if "s3" in t.data:
+            prefixes.append(_s3_watch(t, suffixes))
+            where, name = prefixes[-1].uri, "s3"
+        else:
+            folders.append(_watch(t, base, settle, suffixes))
+            where, name = str(folders[-1].path), "path"
+        if where in seen:
+            raise ConfigError(f"watch[{i}].{name}", f"{where} is watched twice")
+        seen.add(where)
+    return tuple(folders), tuple(prefixes)
 
 
 def _entry(item: object, index: int) -> _Table:
@@ -410,9 +441,66 @@ def _entry(item: object, index: int) -> _Table:
     return _Table(item, f"watch[{index}]")
 
 
+def _s3_watch(t: _Table, suffixes: tuple[str, ...]) -> S3WatchSpec:
+    """A ``[[watch]]`` with ``s3 = "s3://bucket/prefix/"``."""
+    for name in ("path", *_FOLDER_ONLY):
+        if name in t.data:
+            raise ConfigError(t.key(name), "applies to folders only; this watch has 's3'")
+    bucket, prefix = _s3_location(t.key("s3"), t.get("s3", str, ""))
+    output = t.get("output_prefix", str, "")
+    spec = S3WatchSpec(
+        bucket=bucket,
+        prefix=prefix,
+        endpoint_url=_url(t, "endpoint_url", ("http://", "https://")),
+        region=t.get("region", str, "") or None,
+        profile=t.get("profile", str, "") or None,
+        interval=t.number("interval", 60.0, minimum=1.0),
+        sqs_queue_url=_url(t, "sqs_queue_url", ("http://", "https://")),
+        sqs_wait_seconds=_sqs_wait(t),
+        output_prefix=object_uri(*_s3_location(t.key("output_prefix"), output)) if output else None,
+        include=t.strings("include"),
+        exclude=t.strings("exclude"),
+        hidden=t.get("hidden", bool, False),
+        ignore_suffixes=suffixes,
+    )
+    t.finish()
+    return spec
+
+
+def _sqs_wait(t: _Table) -> int:
+    wait = t.integer("sqs_wait_seconds", 5, minimum=1)
+    if wait > 20:
+        raise ConfigError(t.key("sqs_wait_seconds"), f"must be at most 20 (got {wait})")
+    return wait
+
+
+def _s3_location(key: str, value: str) -> tuple[str, str]:
+    """(bucket, prefix) of ``s3://bucket/prefix/``; the prefix names a folder (ends in /)."""
+    if not value.startswith("s3://"):
+        raise ConfigError(key, f"must look like s3://bucket/prefix/ (got {value!r})")
+    bucket, _, prefix = value.removeprefix("s3://").partition("/")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ConfigError(key, f"{bucket!r} is not a valid bucket name")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    if len(prefix.encode()) > 1000:
+        raise ConfigError(key, "the prefix is too long for S3 keys")
+    return bucket, prefix
+
+
+def _url(t: _Table, name: str, schemes: tuple[str, ...]) -> str | None:
+    value = t.get(name, str, "")
+    if value and not value.startswith(schemes):
+        raise ConfigError(t.key(name), f"must be an http:// or https:// URL (got {value!r})")
+    return value or None
+
+
 def _watch(t: _Table, base: Path, settle: float, suffixes: tuple[str, ...]) -> WatchSpec:
+    for name in _S3_ONLY:
+        if name in t.data:
+            raise ConfigError(t.key(name), "applies to S3 watches only (s3 = ...)")
     if "path" not in t.data:
-        raise ConfigError(t.key("path"), "is required")
+        raise ConfigError(t.key("path"), 'is required (or s3 = "s3://bucket/prefix/")')
     path = _check_folder(t.key("path"), base / Path(t.get("path", str, "")).expanduser())
     mode_name = t.get("mode", str, Mode.AUTO.value)
     if mode_name not in {m.value for m in Mode}:

@@ -12,6 +12,7 @@ apply every result, write every sidecar, and exit when nothing is left.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -22,14 +23,14 @@ from types import FrameType
 import structlog
 
 from docproc import logconfig
-from docproc.compose import make_pool, make_provider
+from docproc.compose import make_pool, make_provider, make_s3_root
 from docproc.config import DEFAULT_MODELS, Settings, load
 from docproc.dispatch import Dispatcher
-from docproc.errors import ConfigError, SourceError
+from docproc.errors import ConfigError, ObjectStoreError, SourceError
 from docproc.intake import Intake
 from docproc.ledger import Ledger, file_uri
 from docproc.ledger_work import WorkLedger
-from docproc.models import TaskSpec, WatchSpec
+from docproc.models import S3WatchSpec, TaskSpec, WatchSpec
 from docproc.pipeline import Pipeline
 from docproc.publish import Publisher
 from docproc.sources.local import LocalSource
@@ -58,6 +59,7 @@ class Daemon:
         self.stopping = False
         self.reload_requested = False
         self._watches: dict[Path, tuple[int, WatchSpec]] = {}
+        self._s3_watches: dict[str, tuple[int, S3WatchSpec]] = {}
 
     def run(self) -> int:
         """Run until stopped (or, with ``once``, until the work is done); the exit code."""
@@ -117,8 +119,10 @@ class Daemon:
         self.pipeline = Pipeline(self.intake, dispatcher, publisher)
         for spec in settings.watches:
             self._add_watch(spec)
+        for s3_spec in settings.s3_watches:
+            self._add_s3_watch(s3_spec)
         log.info("daemon.ready", state_dir=str(settings.state_dir), provider=provider.name,
-                 roots=len(self._watches), recovered_extractions=recovered,
+                 roots=len(self._watches) + len(self._s3_watches), recovered_extractions=recovered,
                  open_batches=dispatcher.in_flight)  # fmt: skip
 
     def _add_watch(self, spec: WatchSpec) -> None:
@@ -131,6 +135,31 @@ class Daemon:
         root_id = self.ledger.ensure_root(file_uri(spec.path), kind="local", mode=source.mode.value)
         self.intake.add_source(root_id, source)
         self._watches[spec.path] = (root_id, spec)
+
+    def _add_s3_watch(self, spec: S3WatchSpec) -> None:
+        mode = "sqs+list" if spec.sqs_queue_url else "list"
+        root_id = self.ledger.ensure_root(spec.uri, kind="s3", mode=mode)
+        try:
+            source, sink = make_s3_root(
+                spec, self.settings, fetch_dir=self.settings.fetch_dir / str(root_id),
+                known_all=functools.partial(self.ledger.known_objects, root_id),
+                known_one=functools.partial(self.ledger.known_object, root_id),
+            )  # fmt: skip
+            source.start()
+        except (ObjectStoreError, OSError) as exc:
+            log.error("source.unavailable", root=spec.uri, error=str(exc))
+            self.ledger.root_status(root_id, str(exc))
+            return
+        self.intake.add_source(root_id, source)
+        self.pipeline.publisher.add_object_root(spec.uri, sink)
+        self._s3_watches[spec.uri] = (root_id, spec)
+
+    def _remove_s3_watch(self, uri: str) -> None:
+        root_id, _ = self._s3_watches.pop(uri)
+        self.pipeline.publisher.remove_object_root(uri)
+        source = self.intake.remove_source(root_id)
+        if source is not None:
+            source.close()
 
     def _remove_watch(self, path: Path) -> None:
         root_id, _ = self._watches.pop(path)
@@ -174,11 +203,21 @@ class Daemon:
         for path, spec in wanted.items():
             if path not in self._watches:
                 self._add_watch(spec)
+        self._reload_s3(new)
         self.pipeline.dispatcher.configure(new.batch, new.poll_interval, new.budget)
         self.pipeline.roots_changed()
         if new.task != self.pipeline.dispatcher.task:
             log.warning("daemon.task_changed", detail="a new [task] takes effect at restart")
-        log.info("daemon.reloaded", roots=len(self._watches))
+        log.info("daemon.reloaded", roots=len(self._watches) + len(self._s3_watches))
+
+    def _reload_s3(self, new: Settings) -> None:
+        wanted = {spec.uri: spec for spec in new.s3_watches}
+        for uri, (_, spec) in list(self._s3_watches.items()):
+            if wanted.get(uri) != spec:
+                self._remove_s3_watch(uri)
+        for uri, spec in wanted.items():
+            if uri not in self._s3_watches:
+                self._add_s3_watch(spec)
 
     def _shutdown(self) -> None:
         log.info("daemon.stopping")

@@ -7,6 +7,8 @@ what the caller does about them::
     DocprocError
     ├── ConfigError              fix the configuration; the CLI exits 2
     ├── SourceError              a watched root cannot be read right now
+    ├── ObjectStoreError         an S3 or SQS call failed; ``code`` says how (denied,
+    │                            no_bucket, not_found, precondition, throttled, network...)
     ├── ExtractionError          one document could not become text
     │   ├── PermanentExtractionError   corrupt, encrypted, unsupported, too large:
     │   │                              recorded and quarantined, never retried
@@ -45,6 +47,36 @@ class ConfigError(DocprocError):
 
 class SourceError(DocprocError):
     """A watched root cannot be read (missing, unreadable, watch limit reached)."""
+
+
+class ObjectStoreError(DocprocError):
+    """An S3 or SQS call failed, translated from botocore at the boundary.
+
+    ``code`` is one of :data:`STORE_CODES`; ``retryable`` says whether the same
+    call may work later (throttling, 5xx, network) without anyone fixing anything.
+    """
+
+    def __init__(self, code: str, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.retryable = retryable
+
+
+STORE_CODES = (
+    "denied",  # 403: credentials lack the permission, or are invalid
+    "no_credentials",  # boto3's chain found none
+    "no_bucket",  # the bucket does not exist
+    "not_found",  # the key (or queue) does not exist
+    "precondition",  # a conditional write lost (412, 409)
+    "too_large",  # the object is over the configured limit
+    "not_implemented",  # the store does not support the call (e.g. conditional PUT)
+    "throttled",  # SlowDown, 503, 429: back off
+    "unavailable",  # 500-class errors other than throttling
+    "network",  # connection refused, reset, timed out
+    "config",  # a profile that does not exist, a bad endpoint
+    "error",  # anything else
+)
 
 
 class FailureKind(StrEnum):

@@ -23,8 +23,15 @@ import structlog
 
 from docproc.errors import FailureKind
 from docproc.extract import ExtractorPool
-from docproc.ledger import Ledger, Seen
-from docproc.models import Candidate, ExtractFailure, ExtractOutcome, ExtractTask, IntakeBatch
+from docproc.ledger import Ledger, Seen, uri_path
+from docproc.models import (
+    Candidate,
+    ExtractFailure,
+    Extraction,
+    ExtractOutcome,
+    ExtractTask,
+    IntakeBatch,
+)
 from docproc.sources.base import Source
 
 log = structlog.get_logger()
@@ -94,11 +101,16 @@ class Intake:
         self.sources: dict[int, Source] = {}
         self._in_flight: set[str] = set()
         self._next_retry_check = 0.0
+        # Local copies of remote objects' bytes, by sha256, kept until their
+        # extraction is final (a transient failure is retried from the copy).
+        self._copies: dict[str, Path] = {}
+        self._statuses: dict[int, str] = {}
 
     def add_source(self, root_id: int, source: Source) -> None:
         self.sources[root_id] = source
 
     def remove_source(self, root_id: int) -> Source | None:
+        self._statuses.pop(root_id, None)
         return self.sources.pop(root_id, None)
 
     @property
@@ -111,11 +123,31 @@ class Intake:
         return bool(self._in_flight) or any(s.pending for s in self.sources.values())
 
     def recover(self) -> int:
-        """Dispatch every version the ledger holds unextracted (e.g. after a crash)."""
-        tasks = self.ledger.due_extractions()
-        for task in tasks:
-            self._dispatch(task)
-        return len(tasks)
+        """Dispatch every version the ledger holds unextracted (e.g. after a crash).
+
+        A version held only by remote objects is extracted from the local copy
+        made of it, if this process has one; otherwise its source fetches it
+        again (an unsettled object is downloaded once per process).
+        """
+        count = 0
+        for sha256, uri in self.ledger.due_versions():
+            path = uri_path(uri) if uri.startswith("file://") else self._copies.get(sha256)
+            if path is not None:
+                self._dispatch(ExtractTask(sha256=sha256, path=path))
+                count += 1
+        self._drop_settled_copies()
+        return count
+
+    def _drop_settled_copies(self) -> None:
+        idle = [sha for sha in self._copies if sha not in self._in_flight]
+        if idle:
+            for sha in self.ledger.settled_versions(idle):
+                self._drop_copy(sha)
+
+    def _drop_copy(self, sha256: str) -> None:
+        path = self._copies.pop(sha256, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     def tick(self, now: float, wait: float = 0.0) -> TickReport:
         """Poll every source, fingerprint what is ready, collect extractions.
@@ -128,6 +160,9 @@ class Intake:
         for root_id, source in list(self.sources.items()):
             batch = source.poll(now, KnownFiles(self.ledger, root_id))
             self._apply(root_id, batch, report)
+            if self._statuses.get(root_id) != source.status:
+                self._statuses[root_id] = source.status
+                self.ledger.root_status(root_id, source.status)
         if now >= self._next_retry_check:
             self._next_retry_check = now + RETRY_CHECK_SECONDS
             self.recover()
@@ -135,9 +170,9 @@ class Intake:
         return report
 
     def _apply(self, root_id: int, batch: IntakeBatch, report: TickReport) -> None:
-        for path, reason in batch.problems:
-            self.ledger.record_problem(root_id, path, reason)
-            log.warning("intake.problem", path=str(path), reason=reason)
+        for where, reason in batch.problems:
+            self.ledger.record_problem(root_id, where, reason)
+            log.warning("intake.problem", path=str(where), reason=reason)
         for path in batch.gone:
             self.ledger.record_gone(path)
         ready = list(batch.ready)
@@ -160,6 +195,7 @@ class Intake:
         empty: list[ExtractOutcome] = []
         for item, need in zip(seen, needs, strict=True):
             report.taken += 1
+            dispatched = False
             if not need:
                 report.reused += 1
             elif item.size == 0:
@@ -167,28 +203,42 @@ class Intake:
                     ExtractFailure(item.sha256, FailureKind.PERMANENT, "file is empty (0 bytes)")
                 )
             else:
-                self._dispatch(ExtractTask(sha256=item.sha256, path=item.path))
+                dispatched = self._dispatch(ExtractTask(sha256=item.sha256, path=item.path))
+            if item.uri:
+                self._keep_copy(item, dispatched)
         self._record(empty)
+
+    def _keep_copy(self, item: Seen, dispatched: bool) -> None:
+        """Keep a remote object's local copy while its extraction may need it."""
+        if dispatched:
+            old = self._copies.get(item.sha256)
+            self._copies[item.sha256] = item.path
+            if old is not None and old != item.path:
+                old.unlink(missing_ok=True)
+        elif self._copies.get(item.sha256) != item.path:
+            item.path.unlink(missing_ok=True)
 
     def _fingerprint(self, root_id: int, candidate: Candidate) -> Seen | None:
         path = candidate.path
         try:
             sha256 = _sha256_file(path)
         except FileNotFoundError:
-            self.ledger.record_gone(path)
+            self.ledger.record_gone(candidate.location)
             return None
         except OSError as exc:
             reason = _os_reason(exc)
-            self.ledger.record_problem(root_id, path, reason)
-            log.warning("intake.unreadable", path=str(path), reason=reason)
+            self.ledger.record_problem(root_id, candidate.location, reason)
+            log.warning("intake.unreadable", path=str(candidate.location), reason=reason)
             return None
-        return Seen(root_id, path, candidate.size, candidate.mtime_ns, sha256)
+        return Seen(root_id, path, candidate.size, candidate.mtime_ns, sha256,
+                    uri=candidate.uri, etag=candidate.etag)  # fmt: skip
 
-    def _dispatch(self, task: ExtractTask) -> None:
+    def _dispatch(self, task: ExtractTask) -> bool:
         if task.sha256 in self._in_flight:
-            return
+            return False
         self._in_flight.add(task.sha256)
         self.pool.submit(task)
+        return True
 
     def _collect(self, wait: float, report: TickReport) -> None:
         outcomes = self.pool.collect(wait) if (wait > 0 or self._in_flight) else []
@@ -200,6 +250,8 @@ class Intake:
             return
         for outcome in outcomes:
             self._in_flight.discard(outcome.sha256)
+            if isinstance(outcome, Extraction) or outcome.kind is FailureKind.PERMANENT:
+                self._drop_copy(outcome.sha256)
         self.ledger.record_extractions(outcomes, max_attempts=self.max_attempts)
         for outcome in outcomes:
             if isinstance(outcome, ExtractFailure):
@@ -210,6 +262,8 @@ class Intake:
         for source in self.sources.values():
             source.close()
         self.pool.close()
+        for sha256 in list(self._copies):
+            self._drop_copy(sha256)
 
 
 def _sha256_file(path: Path) -> str:

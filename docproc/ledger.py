@@ -27,11 +27,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote, unquote, unquote_to_bytes
 
 from docproc.errors import FailureKind, LedgerError
 from docproc.ledger_migrations import Database, migrations
-from docproc.models import ExtractFailure, Extraction, ExtractOutcome, ExtractTask
+from docproc.models import (
+    ExtractFailure,
+    Extraction,
+    ExtractOutcome,
+    ExtractTask,
+    Location,
+    ObjectState,
+    object_key,
+)
 
 GENESIS = "0" * 64
 BUSY_TIMEOUT_S = 30.0
@@ -52,6 +60,16 @@ def display_path(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
+def location_uri(where: Location) -> str:
+    """The ledger's identity of a location: a ``file://`` URI, or the remote URI as is."""
+    return where if isinstance(where, str) else file_uri(where)
+
+
+def display_location(where: Location) -> str:
+    """A location as text for people: a path, or ``s3://bucket/key`` with the key decoded."""
+    return unquote(where) if isinstance(where, str) else display_path(where)
+
+
 def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -70,6 +88,8 @@ class Seen:
     size: int
     mtime_ns: int
     sha256: str
+    uri: str = ""  # a remote object's identity; ``path`` is then a local copy of its bytes
+    etag: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +200,28 @@ class Ledger:
         )
         return {uri_path(uri): (size, mtime) for uri, size, mtime in rows}
 
+    def known_objects(self, root_id: int) -> dict[str, ObjectState]:
+        """Live objects of an S3 root, by key, with the hints the ledger last saw."""
+        rows = self.db.conn.execute(_OBJECTS_SQL + " WHERE f.root_id = ?", (root_id,))
+        return {key: ObjectState(etag, size, mtime, bool(settled))
+                for key, etag, size, mtime, settled in rows}  # fmt: skip
+
+    def known_object(self, root_id: int, key: str) -> ObjectState | None:
+        """One live object's hints, if the ledger has it."""
+        row = self.db.conn.execute(
+            _OBJECTS_SQL + " WHERE f.root_id = ? AND o.key = ?", (root_id, key)
+        ).fetchone()
+        return None if row is None else ObjectState(row[1], row[2], row[3], bool(row[4]))
+
+    def root_status(self, root_id: int, status: str) -> None:
+        """Record a root's health sentence (``ok`` or what is wrong) when it changes."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT status FROM roots WHERE id = ?", (root_id,)).fetchone()
+            if row is None or row[0] == status:
+                return
+            conn.execute("UPDATE roots SET status = ? WHERE id = ?", (status, root_id))
+            self.event(conn, "root.status", f"root:{root_id}", status=status, was=row[0])
+
     def known_file(self, path: Path) -> tuple[int, int] | None:
         """Size and mtime the ledger last saw for one live file, if any."""
         row = self.db.conn.execute(
@@ -208,7 +250,8 @@ class Ledger:
             return [self._record_version(conn, item) for item in seen]
 
     def _record_version(self, conn: sqlite3.Connection, item: Seen) -> bool:
-        uri, shown = file_uri(item.path), display_path(item.path)
+        where = item.uri or item.path
+        uri, shown = location_uri(where), display_location(where)
         version_id, state = self._version(conn, item.sha256, item.size)
         row = conn.execute(
             "SELECT id, version_id, state FROM files WHERE uri = ?", (uri,)
@@ -222,7 +265,14 @@ class Ledger:
             )
             self.event(conn, "file.discovered", f"file:{file_id}", **detail)
         else:
+            file_id = int(row[0])
             self._update_file(conn, row, version_id, item.size, item.mtime_ns, detail)
+        if item.uri:
+            conn.execute(
+                "INSERT INTO s3_objects (file_id, root_id, key, etag) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (file_id) DO UPDATE SET etag = excluded.etag",
+                (file_id, item.root_id, object_key(item.uri)[1], item.etag),
+            )
         return state == "pending"
 
     def _version(self, conn: sqlite3.Connection, sha256: str, size: int) -> tuple[int, str]:
@@ -275,11 +325,11 @@ class Ledger:
         elif old_version != version_id:
             self.event(conn, "file.changed", f"file:{file_id}", **detail)
 
-    def record_gone(self, path: Path) -> None:
+    def record_gone(self, path: Location) -> None:
         """The file at ``path`` was deleted (or moved away); its history stays."""
         with self.transaction() as conn:
             row = conn.execute(
-                "SELECT id FROM files WHERE uri = ? AND state != 'deleted'", (file_uri(path),)
+                "SELECT id FROM files WHERE uri = ? AND state != 'deleted'", (location_uri(path),)
             ).fetchone()
             if row is None:
                 return
@@ -287,11 +337,11 @@ class Ledger:
                 "UPDATE files SET state = 'deleted', updated_at = ? WHERE id = ?",
                 (self.now(), row[0]),
             )
-            self.event(conn, "file.deleted", f"file:{row[0]}", path=display_path(path))
+            self.event(conn, "file.deleted", f"file:{row[0]}", path=display_location(path))
 
-    def record_problem(self, root_id: int, path: Path, reason: str) -> None:
+    def record_problem(self, root_id: int, path: Location, reason: str) -> None:
         """An entry that can never be read as it is (a symlink loop, a FIFO...)."""
-        uri, shown = file_uri(path), display_path(path)
+        uri, shown = location_uri(path), display_location(path)
         with self.transaction() as conn:
             row = conn.execute("SELECT id, problem FROM files WHERE uri = ?", (uri,)).fetchone()
             if row is not None and row[1] == reason:
@@ -393,8 +443,17 @@ class Ledger:
     def due_extractions(self) -> list[ExtractTask]:
         """Versions to (re)extract now: never extracted, or a transient failure whose wait is over.
 
-        Each comes with the path of one live file holding it. This is how work
-        in hand at a crash is picked up again.
+        Each comes with the path of one live local file holding it. This is how
+        work in hand at a crash is picked up again. Versions held only by remote
+        objects are in :meth:`due_versions`.
+        """
+        return [ExtractTask(sha256=sha, path=uri_path(uri))
+                for sha, uri in self.due_versions() if uri.startswith("file://")]  # fmt: skip
+
+    def due_versions(self) -> list[tuple[str, str]]:
+        """(sha256, URI of one live file holding it) of every version due for extraction.
+
+        A local file is preferred (``file://`` sorts before ``s3://``).
         """
         rows = self.db.conn.execute(
             "SELECT v.sha256, MIN(f.uri) FROM versions v JOIN files f ON f.version_id = v.id"
@@ -403,7 +462,17 @@ class Ledger:
             " GROUP BY v.id ORDER BY v.id",
             (self.now(),),
         )
-        return [ExtractTask(sha256=sha, path=uri_path(uri)) for sha, uri in rows]
+        return [(str(sha), str(uri)) for sha, uri in rows]
+
+    def settled_versions(self, shas: Sequence[str]) -> set[str]:
+        """Which of these versions need no more extraction (extracted, or failed for good)."""
+        marks = ",".join("?" * len(shas))
+        rows = self.db.conn.execute(
+            f"SELECT sha256 FROM versions WHERE sha256 IN ({marks}) AND"  # noqa: S608
+            " (state = 'extracted' OR (state = 'failed' AND failure_kind = 'permanent'))",
+            list(shas),
+        )
+        return {str(sha) for (sha,) in rows}
 
     # -- reading ----------------------------------------------------------
 
@@ -423,6 +492,11 @@ class Ledger:
         """A file by id, by path (absolute or relative to the working directory) or URI."""
         if ref.isdigit():
             rows = self.db.query("SELECT * FROM file_status WHERE id = ?", [int(ref)])
+        elif ref.startswith("s3://"):  # as shown (key decoded) or as stored (encoded)
+            rows = self.db.query(
+                "SELECT * FROM file_status WHERE uri = ? OR path = ? ORDER BY id LIMIT 1",
+                [ref, ref],
+            )
         else:
             uri = ref if ref.startswith("file://") else file_uri(Path(ref).absolute())
             rows = self.db.query("SELECT * FROM file_status WHERE uri = ?", [uri])
@@ -479,6 +553,15 @@ class Ledger:
                 return Verification(False, count, event_id, "event content was changed")
             prev = digest
         return Verification(True, count)
+
+
+# Live objects of S3 roots with their hints; "settled": nothing left to extract.
+_OBJECTS_SQL = (
+    "SELECT o.key, o.etag, f.size, f.mtime_ns,"
+    " v.state = 'extracted' OR (v.state = 'failed' AND v.failure_kind = 'permanent')"
+    " FROM s3_objects o JOIN files f ON f.id = o.file_id JOIN versions v ON v.id = f.version_id"
+    " AND f.state = 'present'"
+)
 
 
 def _backoff(attempts: int) -> timedelta:

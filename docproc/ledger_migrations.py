@@ -272,3 +272,20 @@ def m005_costs_and_output_retries(db: Database) -> None:
         FROM batches b;
         """
     )
+
+
+@migrations()
+def m006_s3_objects(db: Database) -> None:
+    """Per-object listing hints of S3 roots, and each root's health as a sentence."""
+    db.executescript(
+        """
+        CREATE TABLE s3_objects (
+            file_id INTEGER PRIMARY KEY REFERENCES files(id),
+            root_id INTEGER NOT NULL REFERENCES roots(id),
+            key TEXT NOT NULL,
+            etag TEXT NOT NULL
+        );
+        CREATE INDEX s3_objects_root ON s3_objects(root_id);
+        ALTER TABLE roots ADD COLUMN status TEXT;
+        """
+    )

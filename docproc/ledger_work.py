@@ -582,6 +582,18 @@ class WorkLedger:
         ).fetchone()
         return row is not None
 
+    def source_etags(self, file_ids: Sequence[int]) -> dict[int, str]:
+        """The ETag last listed for each of these files that is an S3 object."""
+        found: dict[int, str] = {}
+        for chunk in _chunks(list(file_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT file_id, etag FROM s3_objects WHERE file_id IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            found.update((int(file_id), str(etag)) for file_id, etag in rows)
+        return found
+
     def sidecar_hashes(self, uri: str) -> set[str]:
         """sha256 of every sidecar docproc wrote (or was about to write) at ``uri``."""
         rows = self.conn.execute(

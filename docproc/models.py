@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from docproc.errors import FailureKind
 
@@ -44,6 +45,59 @@ class WatchSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class S3WatchSpec:
+    """What to watch under one S3 prefix and how; built once from the config.
+
+    Credentials are never part of it: boto3's default chain finds them
+    (environment, shared files, ``profile``, instance or task role).
+    """
+
+    bucket: str
+    prefix: str = ""  # "" (the whole bucket) or ending in "/"
+    endpoint_url: str | None = None  # MinIO, Ceph, R2, moto...; None: AWS
+    region: str | None = None
+    profile: str | None = None
+    interval: float = 60.0  # seconds between reconcile listings
+    sqs_queue_url: str | None = None  # S3 event notifications: a latency hint
+    sqs_wait_seconds: int = 5  # SQS long-poll wait; also bounds how long a stop waits for it
+    output_prefix: str | None = None  # "s3://bucket/prefix/" for sidecars; None: next to the key
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    hidden: bool = False
+    ignore_suffixes: tuple[str, ...] = SIDECAR_SUFFIXES
+
+    @property
+    def uri(self) -> str:
+        """``s3://bucket/prefix/``: the root's identity in the ledger."""
+        return object_uri(self.bucket, self.prefix)
+
+
+def object_uri(bucket: str, key: str) -> str:
+    """``s3://`` URI of an object; any character of the key survives (percent-encoded)."""
+    return f"s3://{bucket}/{quote(key, safe='/')}"
+
+
+def object_key(uri: str) -> tuple[str, str]:
+    """The (bucket, key) an ``s3://`` URI made by :func:`object_uri` names."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, unquote(key)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectState:
+    """What the ledger knows of one object: listing hints, not identity.
+
+    ``settled``: the bytes it last held are extracted (or failed for good), so
+    an unchanged listing entry needs no download.
+    """
+
+    etag: str
+    size: int
+    last_modified_ns: int
+    settled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class SidecarSettings:
     """Where summaries are written: next to each source, or mirrored under ``output_dir``."""
 
@@ -57,13 +111,28 @@ class SidecarSettings:
         return (self.summary_suffix, self.json_suffix)
 
 
+# Where a file lives: a local path, or the URI of a remote object (``s3://``).
+Location = Path | str
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A regular file whose size and mtime stood still for the settle time."""
+    """A regular file whose size and mtime stood still for the settle time.
+
+    For a remote object, ``uri`` is its identity (``s3://bucket/key``), ``path``
+    a private local copy of its bytes that the intake removes when done, and
+    ``mtime_ns`` its last-modified time; ``etag`` is the store's hint.
+    """
 
     path: Path
     size: int
     mtime_ns: int
+    uri: str = ""
+    etag: str = ""
+
+    @property
+    def location(self) -> Location:
+        return self.uri or self.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +140,10 @@ class IntakeBatch:
     """What one poll of a source found: files ready to fingerprint, paths gone."""
 
     ready: tuple[Candidate, ...] = ()
-    gone: tuple[Path, ...] = ()
+    gone: tuple[Location, ...] = ()
     # Entries that can never be taken, with a reason for people: a symlink
     # loop, a broken link, a FIFO or device, a file that cannot be stat'ed.
-    problems: tuple[tuple[Path, str], ...] = ()
+    problems: tuple[tuple[Location, str], ...] = ()
     scanned: bool = False  # a full reconcile walk ran during this poll
 
 

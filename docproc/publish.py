@@ -1,5 +1,9 @@
 """Publish: answered jobs -> sidecars next to each source -> the ledger.
 
+Sources in local folders get sidecar files (:mod:`docproc.sidecars`);
+objects under S3 prefixes get sidecar objects (:mod:`docproc.sidecar_objects`),
+with the same ledger bookkeeping and the same no-clobber rule.
+
 For every live file whose current job is done and whose sidecars are not yet
 written: render both sidecars, record the sha256 of each (``writing``) in the
 ledger, write them atomically, then record them ``written``. A file at a
@@ -12,16 +16,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from docproc.errors import SidecarConflict, SidecarError
+from docproc.errors import ObjectStoreError, SidecarConflict, SidecarError
 from docproc.ledger import file_uri, uri_path
 from docproc.ledger_work import WorkLedger, stored_highlights
-from docproc.models import SidecarSettings, Usage
+from docproc.models import SidecarSettings, Usage, object_key
+from docproc.sidecar_objects import CONTENT_TYPES, ObjectSidecars
 from docproc.sidecars import (
     SidecarContent,
     Staged,
@@ -38,6 +44,7 @@ from docproc.sidecars import (
 log = structlog.get_logger()
 PER_TICK = 500
 REPASS_S = 60.0
+OBJECT_WRITERS = 8  # concurrent sidecar PUTs to S3
 
 
 @dataclass
@@ -63,6 +70,22 @@ class _Item:
         return int(self.row["job_id"])
 
 
+@dataclass
+class _ObjectItem:
+    """One S3 source's sidecar objects on their way through a chunk."""
+
+    row: dict[str, Any]
+    reused: bool
+    sink: ObjectSidecars
+    writes: list[tuple[str, bytes, str]]  # (key, data, kind)
+    expected: list[set[str]] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def targets(self) -> list[tuple[str, str]]:
+        return [(self.sink.uri(k), hashlib.sha256(d).hexdigest()) for k, d, _ in self.writes]
+
+
 class Publisher:
     """Writes the sidecars of answered jobs, a bounded number per tick."""
 
@@ -75,6 +98,15 @@ class Publisher:
         self._cursor = 0
         self._awake = True
         self._next_pass = 0.0
+        self._object_roots: dict[str, ObjectSidecars] = {}
+
+    def add_object_root(self, root_uri: str, sink: ObjectSidecars) -> None:
+        """Sidecars of sources under the S3 root ``root_uri`` go through ``sink``."""
+        self._object_roots[root_uri] = sink
+        self.wake()
+
+    def remove_object_root(self, root_uri: str) -> None:
+        self._object_roots.pop(root_uri, None)
 
     def wake(self) -> None:
         """Something may need publishing: results arrived or files were taken."""
@@ -110,6 +142,9 @@ class Publisher:
     def _remove_orphans(self, limit: int) -> None:
         """Sources deleted: remove their sidecars, unless someone changed them since."""
         for row in self.work.orphaned_sidecars(limit):
+            if row["uri"].startswith("s3://"):
+                self._remove_orphan_object(row)
+                continue
             path = uri_path(row["uri"])
             within = self.settings.output_dir or uri_path(row["root_uri"])
             try:
@@ -120,13 +155,27 @@ class Publisher:
                 continue
             self.work.sidecar_removed(row["id"], row["file_id"], kept=bool(result.kept))
 
+    def _remove_orphan_object(self, row: dict[str, Any]) -> None:
+        sink = self._object_roots.get(row["root_uri"])
+        if sink is None:
+            return  # the root is not watched now: left for when it is
+        try:
+            removed = sink.remove_if_ours(object_key(row["uri"])[1], {row["sha256"]})
+        except (ObjectStoreError, SidecarError) as exc:
+            log.warning("sidecars.remove_failed", path=row["uri"], reason=str(exc))
+            removed = False
+        self.work.sidecar_removed(row["id"], row["file_id"], kept=not removed)
+
     def _publish(self, rows: Sequence[dict[str, Any]]) -> None:
         """Render, record intents, stage, make durable in one sync, put in place, record.
 
         Each step covers the whole chunk: one transaction for the intents, one
         filesystem sync for all the temp files, one transaction for the results.
         """
-        items = self._prepare(rows)
+        local = [row for row in rows if not row["uri"].startswith("s3://")]
+        if len(local) < len(rows):
+            self._publish_objects([row for row in rows if row["uri"].startswith("s3://")])
+        items = self._prepare(local)
         self.work.sidecars_intent([(i.file_id, i.job_id, i.targets) for i in items])
         staged = [i for i in items if self._stage(i)]
         outcomes = iter(commit([s for i in staged for s in i.staged]))
@@ -193,6 +242,68 @@ class Publisher:
     def _problem(self, row: dict[str, Any], uri: str, state: str, reason: str) -> None:
         log.warning(f"sidecars.{state}", path=row["path"], reason=reason)
         self.work.sidecar_problem(row["file_id"], row["job_id"], uri, state, reason)
+
+    # -- S3 sidecar objects -------------------------------------------------
+
+    def _publish_objects(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Plan, record intents, PUT (a few at a time, conditionally), record results."""
+        items = self._prepare_objects(rows)
+        if not items:
+            return
+        etags = self.work.source_etags([item.row["file_id"] for item in items])
+        for item in items:  # before the intents: what earlier attempts may have written
+            item.expected = [self.work.sidecar_hashes(uri) for uri, _ in item.targets]
+            item.metadata = {
+                "docproc-source-sha256": item.row["sha256"],
+                "docproc-source-etag": etags.get(item.row["file_id"], "").strip('"'),
+            }
+        self.work.sidecars_intent([(i.row["file_id"], i.row["job_id"], i.targets) for i in items])
+        with ThreadPoolExecutor(OBJECT_WRITERS, thread_name_prefix="docproc-put") as pool:
+            outcomes = list(pool.map(_write_objects, items))
+        written = []
+        for item, problem in zip(items, outcomes, strict=True):
+            if problem is None:
+                written.append((item.row["file_id"], item.row["job_id"], item.reused))
+            else:
+                self._problem(item.row, *problem)
+        self.work.sidecars_written(written)
+
+    def _prepare_objects(self, rows: Sequence[dict[str, Any]]) -> list[_ObjectItem]:
+        items: list[_ObjectItem] = []
+        jobs_here: set[int] = set()
+        for row in rows:
+            sink = self._object_roots.get(row["root_uri"])
+            if sink is None:
+                continue  # the root is not watched now: left for when it is
+            try:
+                keys = sink.plan(object_key(row["uri"])[1])
+            except SidecarError as exc:
+                self._problem(row, row["uri"], "error", str(exc))
+                continue
+            job_id = row["job_id"]
+            reused = job_id in jobs_here or self.work.written_elsewhere(job_id, row["file_id"])
+            jobs_here.add(job_id)
+            content = _content(row, reused=reused)
+            writes = [(keys.markdown, render_markdown(content), "markdown"),
+                      (keys.json, render_json(content), "json")]  # fmt: skip
+            items.append(_ObjectItem(row, reused, sink, writes))
+        return items
+
+
+def _write_objects(item: _ObjectItem) -> tuple[str, str, str] | None:
+    """Write one source's sidecar objects; ``None``, or (uri, state, reason) of the first failure.
+
+    Runs on a writer thread: no ledger access here.
+    """
+    for (key, data, kind), expected in zip(item.writes, item.expected, strict=True):
+        try:
+            item.sink.write(key, data, expected=expected, metadata=item.metadata,
+                            content_type=CONTENT_TYPES[kind])  # fmt: skip
+        except SidecarConflict as exc:
+            return item.sink.uri(key), "conflict", str(exc)
+        except (SidecarError, ObjectStoreError) as exc:
+            return item.sink.uri(key), "error", str(exc)
+    return None
 
 
 def _content(row: dict[str, Any], *, reused: bool) -> SidecarContent:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import structlog
 
+from tests.s3server import AWS_ENV, Moto
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -37,3 +39,18 @@ def _no_leaked_threads() -> Iterator[None]:
             return
         time.sleep(0.05)
     pytest.fail(f"threads leaked: {[t.name for t in leaked]}")
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
+    """moto's S3 and SQS server on 127.0.0.1 (its access log in a file), once per session."""
+    server = Moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials for boto3's default chain; nothing read from the developer's ~/.aws."""
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)

@@ -202,7 +202,9 @@ def test_example_config_is_valid_and_documents_every_key(
                 "poll_interval", "json_suffix", "output_dir", "delete_with_source",
                 "max_input_chars", "retry_backoff", "base_url", "timeout", "batch_discount",
                 "cache_write_multiplier", "cache_read_multiplier", "input", "output",
-                "daily_usd", "monthly_usd"):  # fmt: skip
+                "daily_usd", "monthly_usd",
+                "s3", "endpoint_url", "region", "profile", "interval", "sqs_queue_url",
+                "sqs_wait_seconds", "output_prefix"):  # fmt: skip
         assert f"{key} =" in text, key
 
 
@@ -272,3 +274,54 @@ def test_new_task_fields_at_their_default_keep_old_fingerprints() -> None:
     spec = TaskSpec()
     assert spec.fingerprint == dataclasses.replace(spec, max_input_chars=400_000).fingerprint
     assert spec.fingerprint != dataclasses.replace(spec, max_input_chars=1000).fingerprint
+
+
+def test_s3_watch_beside_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    settings = config.load(write(tmp_path, """
+[[watch]]
+path = "docs"
+[[watch]]
+s3 = "s3://reports-bucket/in coming"
+endpoint_url = "http://127.0.0.1:9000"
+region = "eu-west-1"
+profile = "docproc"
+interval = 30
+sqs_queue_url = "http://127.0.0.1:9000/123/q"
+sqs_wait_seconds = 2
+output_prefix = "s3://other-bucket/sum"
+exclude = ["drafts/**"]
+"""))  # fmt: skip
+    (spec,) = settings.s3_watches
+    assert (spec.bucket, spec.prefix, spec.interval) == ("reports-bucket", "in coming/", 30.0)
+    assert spec.uri == "s3://reports-bucket/in%20coming/"
+    assert spec.output_prefix == "s3://other-bucket/sum/"
+    assert spec.sqs_wait_seconds == 2 and spec.exclude == ("drafts/**",)
+    assert len(settings.watches) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "words"),
+    [
+        ('s3 = "s3://bkt/x/"\naws_access_key_id = "AKIA"', "watch[0].aws_access_key_id",
+         "never read from the config file"),
+        ('s3 = "s3://bkt/x/"\naws_secret_access_key = "x"', "watch[0].aws_secret_access_key",
+         "boto3 finds them"),
+        ('s3 = "bkt/x/"', "watch[0].s3", "must look like s3://"),
+        ('s3 = "s3://Bad_Bucket/x/"', "watch[0].s3", "not a valid bucket name"),
+        ('s3 = "s3://bkt/x/"\npath = "docs"', "watch[0].path", "folders only"),
+        ('s3 = "s3://bkt/x/"\nmode = "poll"', "watch[0].mode", "folders only"),
+        ('path = "docs"\nendpoint_url = "http://x"', "watch[0].endpoint_url", "S3 watches only"),
+        ('s3 = "s3://bkt/x/"\nendpoint_url = "ftp://x"', "watch[0].endpoint_url", "http://"),
+        ('s3 = "s3://bkt/x/"\nsqs_wait_seconds = 30', "watch[0].sqs_wait_seconds", "at most 20"),
+        ('s3 = "s3://bkt/x/"\n[[watch]]\ns3 = "s3://bkt/x"', "watch[1].s3", "watched twice"),
+    ],
+)  # fmt: skip
+def test_bad_s3_watches_are_refused_with_the_key(
+    tmp_path: Path, body: str, key: str, words: str
+) -> None:
+    (tmp_path / "docs").mkdir()
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, "[[watch]]\n" + body + "\n"))
+    assert info.value.key == key
+    assert words in info.value.reason
