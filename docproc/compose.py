@@ -6,6 +6,8 @@ arguments, once, for ``docproc scan`` and ``docproc run`` alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from docproc.config import Settings
 from docproc.errors import ConfigError
 from docproc.extract import ExtractorPool
@@ -13,7 +15,7 @@ from docproc.providers.base import Provider
 from docproc.providers.local import LocalProvider
 
 
-def make_pool(settings: Settings) -> ExtractorPool:
+def make_pool(settings: Settings, log_setup: Callable[[], object] | None = None) -> ExtractorPool:
     extract = settings.extract
     return ExtractorPool(
         workers=extract.workers,
@@ -21,6 +23,7 @@ def make_pool(settings: Settings) -> ExtractorPool:
         text_dir=settings.text_dir,
         recycle_after=extract.recycle_after,
         memory_limit_mb=extract.memory_limit_mb or None,
+        log_setup=log_setup,
     )
 
 
