@@ -180,7 +180,8 @@ def test_example_config_is_valid_and_documents_every_key(
                 "max_archive_mb", "recycle_after", "memory_limit_mb", "max_attempts", "level",
                 "format", "provider", "model", "prompt", "max_tokens", "summary_sentences",
                 "max_highlights", "max_requests", "max_mb", "max_wait", "max_in_flight",
-                "poll_interval", "json_suffix", "output_dir", "delete_with_source"):  # fmt: skip
+                "poll_interval", "json_suffix", "output_dir", "delete_with_source",
+                "listen"):  # fmt: skip
         assert f"{key} =" in text, key
 
 
