@@ -291,3 +291,4 @@ def test_runs_with_a_read_only_home_and_its_own_temp_dir(inbox: Path, tmp_path: 
         home.chmod(0o755)
     assert extractors[str(inbox / "table.csv")] == "unstructured:csv"
     assert list(home.iterdir()) == []
+    assert all(json.loads(line) for line in daemon.output().splitlines())  # workers' lines too
