@@ -26,6 +26,24 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 REDACTED = "[redacted]"
 
 
+class _FromStdlib(logging.Handler):
+    """Library messages sent through :mod:`logging` (unstructured, pdfminer...) as
+    ``library.log`` lines in our format, instead of bare text on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            fields["exc_info"] = record.exc_info
+        structlog.get_logger().log(record.levelno, "library.log", **fields)
+
+
+def capture_stdlib(level: int = logging.WARNING) -> None:
+    """Route the standard library's logging (warnings and up) through structlog."""
+    root = logging.getLogger()
+    root.handlers = [_FromStdlib()]
+    root.setLevel(level)
+
+
 class _Redacting:
     """Wraps the renderer: masks each secret (and its JSON-escaped form) in the output."""
 
@@ -88,8 +106,11 @@ def configure(
 def for_daemon(
     level: str, fmt: str, *, journal_stream: str = "", redact: Sequence[str] = ()
 ) -> str:
-    """The daemon and its worker processes: lines on stdout (journald keeps them)."""
-    return configure(level, fmt, sys.stdout, journal_stream=journal_stream, redact=redact)
+    """The daemon and its worker processes: lines on stdout (journald keeps them),
+    libraries' own logging included."""
+    chosen = configure(level, fmt, sys.stdout, journal_stream=journal_stream, redact=redact)
+    capture_stdlib()
+    return chosen
 
 
 def _is_journal(stream: TextIO, journal_stream: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import time
 import urllib.error
@@ -229,3 +230,21 @@ def test_secrets_are_masked_in_lines_and_tracebacks() -> None:
 
 def _fail(secret: str) -> None:
     raise ValueError(f"bad key {secret}")
+
+
+def test_library_logging_comes_out_as_json_lines() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    out = io.StringIO()
+    try:
+        logconfig.configure("info", "json", out)
+        logconfig.capture_stdlib()
+        logging.getLogger("somelib.pdf").warning("could not read page %d", 3)
+        logging.getLogger("somelib.pdf").info("below the threshold")
+    finally:
+        root.handlers, root.level = saved[0], saved[1]
+    (line,) = out.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["event"] == "library.log"
+    assert (record["logger"], record["message"], record["level"]) == (
+        "somelib.pdf", "could not read page 3", "warning")  # fmt: skip
