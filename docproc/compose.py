@@ -21,7 +21,7 @@ from docproc.sources.notifications import NotificationListener
 from docproc.sources.s3 import S3Source
 
 
-def make_pool(settings: Settings) -> ExtractorPool:
+def make_pool(settings: Settings, log_setup: Callable[[], object] | None = None) -> ExtractorPool:
     extract = settings.extract
     return ExtractorPool(
         workers=extract.workers,
@@ -29,6 +29,7 @@ def make_pool(settings: Settings) -> ExtractorPool:
         text_dir=settings.text_dir,
         recycle_after=extract.recycle_after,
         memory_limit_mb=extract.memory_limit_mb or None,
+        log_setup=log_setup,
     )
 
 

@@ -53,6 +53,9 @@ DEFAULT_PROMPT = (
     "Summarise the document below for someone deciding whether to read it. "
     "Then pick the passages that matter most, quoting them exactly as written."
 )
+# Environment variables / credential names that hold secrets; their values are
+# masked in every log line (see logconfig). Providers add theirs here.
+SECRET_NAMES = ("ANTHROPIC_API_KEY",)
 _SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token", "access_key")
 PROMPT_FIELDS = frozenset({"summary_sentences", "max_highlights"})
 _AWS_CREDENTIALS_HINT = (
@@ -95,6 +98,26 @@ class AnthropicSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """The optional Prometheus endpoint; ``listen`` is None when it is off."""
+
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEnv:
+    """What systemd told this process through its environment (all empty elsewhere).
+
+    ``watchdog_usec`` is None when the watchdog is off or meant for another
+    process (``WATCHDOG_PID`` names a different pid).
+    """
+
+    notify_socket: str | None = None
+    watchdog_usec: int | None = None
+    journal_stream: str = ""  # "device:inode" of the journal's stream, when logging to it
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything docproc was configured with, validated."""
 
@@ -114,6 +137,7 @@ class Settings:
     anthropic: AnthropicSettings = field(default_factory=AnthropicSettings)
     prices: PriceTable = field(default_factory=PriceTable)
     budget: Budget = field(default_factory=Budget)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     source: Path | None = None  # the file these settings came from, if any
 
     @property
@@ -258,6 +282,7 @@ def _from_table(
     anthropic = _anthropic(top.table("anthropic"))
     prices = _prices(top.table("costs"))
     budget = _budget(top.table("budget"))
+    metrics = _metrics(top.table("metrics"))
     top.finish()
     if task.model not in prices.prices and (budget.capped or task.provider != "local"):
         raise ConfigError(
@@ -282,6 +307,7 @@ def _from_table(
         anthropic=anthropic,
         prices=prices,
         budget=budget,
+        metrics=metrics,
         source=source,
     )
 
@@ -562,6 +588,19 @@ def _log(t: _Table) -> LogSettings:
     return LogSettings(level, fmt)
 
 
+def _metrics(t: _Table) -> MetricsSettings:
+    listen = t.get("listen", str, "")
+    t.finish()
+    if not listen:
+        return MetricsSettings()
+    host, sep, port = listen.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:9464
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        example = "e.g. 127.0.0.1:9464"
+        raise ConfigError(t.key("listen"), f"must be HOST:PORT, {example} (got {listen!r})")
+    return MetricsSettings((host, int(port)))
+
+
 def _state_dir(override: Path | None, from_file: str, base: Path) -> Path:
     env = os.environ
     chosen: Path
@@ -614,3 +653,23 @@ def secret(name: str) -> str | None:
         if candidate.is_file():
             return candidate.read_text(encoding="utf-8").strip() or None
     return None
+
+
+def service_env() -> ServiceEnv:
+    """Read ``NOTIFY_SOCKET``, ``WATCHDOG_USEC``/``WATCHDOG_PID`` and ``JOURNAL_STREAM``."""
+    env = os.environ
+    usec: int | None = None
+    if env.get("WATCHDOG_USEC", "").isdigit() and int(env["WATCHDOG_USEC"]) > 0:
+        pid = env.get("WATCHDOG_PID", "")
+        if not pid or (pid.isdigit() and int(pid) == os.getpid()):
+            usec = int(env["WATCHDOG_USEC"])
+    return ServiceEnv(
+        notify_socket=env.get("NOTIFY_SOCKET") or None,
+        watchdog_usec=usec,
+        journal_stream=env.get("JOURNAL_STREAM", ""),
+    )
+
+
+def secrets_held() -> list[str]:
+    """The values of every :data:`SECRET_NAMES` secret this process can see."""
+    return [value for name in SECRET_NAMES if (value := secret(name))]

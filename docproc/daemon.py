@@ -6,6 +6,13 @@ in the ledger; the next start picks them up); a second one exits at once.
 SIGHUP: reload the configuration (watched folders added or removed,
 thresholds) without losing queued work; a bad file is logged and ignored.
 
+Under systemd (``Type=notify``) the loop reports through :mod:`docproc.notify`:
+READY=1 once recovery is done and the first reconcile walk is queued; a
+STATUS= line every few seconds (from :meth:`Pipeline.snapshot`, the same
+value ``/metrics`` serves); WATCHDOG=1 from the loop itself, so a loop that
+stops turning gets the service restarted; RELOADING=1 then READY=1 around a
+reload; STOPPING=1 and EXTEND_TIMEOUT_USEC while shutting down.
+
 ``once``: take what is there, flush batches without waiting for thresholds,
 apply every result, write every sidecar, and exit when nothing is left.
 """
@@ -17,6 +24,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -24,13 +32,16 @@ import structlog
 
 from docproc import logconfig
 from docproc.compose import make_pool, make_provider, make_s3_root
-from docproc.config import DEFAULT_MODELS, Settings, load
+from docproc.config import DEFAULT_MODELS, Settings, load, secrets_held, service_env
 from docproc.dispatch import Dispatcher
 from docproc.errors import ConfigError, ObjectStoreError, SourceError
+from docproc.health import status_line
 from docproc.intake import Intake
 from docproc.ledger import Ledger, file_uri
 from docproc.ledger_work import WorkLedger
+from docproc.metrics import MetricsServer
 from docproc.models import S3WatchSpec, TaskSpec, WatchSpec
+from docproc.notify import Notifier
 from docproc.pipeline import Pipeline
 from docproc.publish import Publisher
 from docproc.sources.local import LocalSource
@@ -39,6 +50,8 @@ from docproc.textstore import TextStore
 log = structlog.get_logger()
 TICK_WAIT_S = 0.5
 MAX_FAILED_TICKS = 30
+STATUS_EVERY_S = 5.0  # how often STATUS= and /metrics are refreshed
+STOP_GRACE_S = 30.0  # asked of systemd (EXTEND_TIMEOUT_USEC) while shutdown drains
 
 
 @dataclass(frozen=True)
@@ -60,14 +73,27 @@ class Daemon:
         self.reload_requested = False
         self._watches: dict[Path, tuple[int, WatchSpec]] = {}
         self._s3_watches: dict[str, tuple[int, S3WatchSpec]] = {}
+        env = service_env()
+        self._journal_stream = env.journal_stream
+        self.notifier = Notifier(env.notify_socket, env.watchdog_usec)
+        self.metrics: MetricsServer | None = None
+        self._status, self._next_status = "starting", 0.0
 
     def run(self) -> int:
         """Run until stopped (or, with ``once``, until the work is done); the exit code."""
         settings = self._load()
-        logconfig.configure(settings.log.level, settings.log.format)
+        fmt = logconfig.for_daemon(
+            settings.log.level,
+            settings.log.format,
+            journal_stream=self._journal_stream,
+            redact=secrets_held(),
+        )
+        self._log_setup = partial(logconfig.for_daemon, settings.log.level, fmt)
         previous = self._install_signals()
         try:
             self._start(settings)
+            self._report(time.monotonic(), send=False)
+            self.notifier.ready(self._status)
             return self._loop()
         finally:
             self._shutdown()
@@ -100,12 +126,14 @@ class Daemon:
         return load(self.options.config, state_dir=self.options.state_dir)
 
     def _start(self, settings: Settings) -> None:
-        self.settings = settings
+        self.settings = self.settings_at_start = settings
         self.ledger = Ledger(settings.ledger_path, actor="daemon")
         work = WorkLedger(self.ledger, prices=settings.prices, retry_base=settings.retry_backoff)
         store = TextStore(settings.text_dir)
         self.intake = Intake(
-            self.ledger, make_pool(settings), max_attempts=settings.extract.max_attempts
+            self.ledger,
+            make_pool(settings, log_setup=self._log_setup),
+            max_attempts=settings.extract.max_attempts,
         )
         recovered = self.intake.recover()
         provider = make_provider(settings, self.options.provider)
@@ -121,9 +149,20 @@ class Daemon:
             self._add_watch(spec)
         for s3_spec in settings.s3_watches:
             self._add_s3_watch(s3_spec)
+        self._start_metrics(settings)
         log.info("daemon.ready", state_dir=str(settings.state_dir), provider=provider.name,
                  roots=len(self._watches) + len(self._s3_watches), recovered_extractions=recovered,
                  open_batches=dispatcher.in_flight)  # fmt: skip
+
+    def _start_metrics(self, settings: Settings) -> None:
+        if settings.metrics.listen is None:
+            return
+        host, port = settings.metrics.listen
+        try:
+            self.metrics = MetricsServer(host, port)
+        except OSError as exc:
+            raise ConfigError("metrics.listen", f"cannot listen on {host}:{port}: {exc}") from None
+        log.info("metrics.listening", address=f"{host}:{self.metrics.address[1]}")
 
     def _add_watch(self, spec: WatchSpec) -> None:
         source = LocalSource(spec, rescan_interval=self.settings.rescan_interval)
@@ -172,24 +211,62 @@ class Daemon:
     def _loop(self) -> int:
         failures = 0
         while not self.stopping:
+            # The only watchdog ping: if this loop stalls, systemd restarts us.
+            self.notifier.watchdog(time.monotonic())
             if self.reload_requested:
                 self._reload()
             try:
-                self.pipeline.tick(time.monotonic(), wait=TICK_WAIT_S, flush_all=self.options.once)
+                self.pipeline.tick(time.monotonic(), wait=self._tick_wait(),
+                                   flush_all=self.options.once)  # fmt: skip
+                self._report(time.monotonic())
                 failures = 0
             except Exception:  # the loop's boundary: log, back off, carry on
                 failures += 1
                 log.exception("daemon.tick_failed", consecutive=failures)
                 if failures >= MAX_FAILED_TICKS:
                     return 1
-                time.sleep(min(5.0, 0.2 * failures))
+                self._pause(min(5.0, 0.2 * failures))
             if self.options.once and self.pipeline.idle():
                 log.info("daemon.once_done")
                 break
         return 0
 
+    def _tick_wait(self) -> float:
+        """The longest a tick may block: short enough for every watchdog ping."""
+        interval = self.notifier.watchdog_interval
+        return TICK_WAIT_S if interval is None else min(TICK_WAIT_S, interval / 2)
+
+    def _pause(self, seconds: float) -> None:
+        """Back off after a failed tick, still pinging the watchdog (the loop is alive)."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, self._tick_wait()))
+            self.notifier.watchdog(time.monotonic())
+
+    def _report(self, now: float, *, send: bool = True) -> None:
+        """Every STATUS_EVERY_S: one snapshot, to systemd's STATUS= and to /metrics."""
+        if now < self._next_status:
+            return
+        self._next_status = now + STATUS_EVERY_S
+        snapshot = self.pipeline.snapshot()
+        if self.metrics is not None:
+            self.metrics.publish(snapshot)
+        line = status_line(snapshot)
+        if line != self._status:
+            self._status = line
+            if send:
+                self.notifier.status(line)
+
     def _reload(self) -> None:
         self.reload_requested = False
+        self.notifier.reloading()
+        try:
+            self._apply_reload()
+        finally:
+            self._next_status = 0.0
+            self.notifier.ready(self._status)
+
+    def _apply_reload(self) -> None:
         try:
             new = self._load()
         except ConfigError as exc:
@@ -208,6 +285,8 @@ class Daemon:
         self.pipeline.roots_changed()
         if new.task != self.pipeline.dispatcher.task:
             log.warning("daemon.task_changed", detail="a new [task] takes effect at restart")
+        if new.metrics != self.settings_at_start.metrics:
+            log.warning("daemon.metrics_changed", detail="a new [metrics] takes effect at restart")
         log.info("daemon.reloaded", roots=len(self._watches) + len(self._s3_watches))
 
     def _reload_s3(self, new: Settings) -> None:
@@ -220,7 +299,11 @@ class Daemon:
                 self._add_s3_watch(spec)
 
     def _shutdown(self) -> None:
+        self.notifier.stopping()
         log.info("daemon.stopping")
+        self.notifier.extend_timeout(STOP_GRACE_S)  # workers and the provider thread drain
+        if self.metrics is not None:
+            self.metrics.close()
         if hasattr(self, "pipeline"):
             self.pipeline.close()
         elif hasattr(self, "intake"):

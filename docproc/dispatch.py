@@ -127,6 +127,11 @@ class Dispatcher:
     def in_flight(self) -> int:
         return len(self._open)
 
+    def batch_ages(self) -> list[float]:
+        """Seconds since each open batch was planned."""
+        now = datetime.now(UTC)
+        return [(now - batch.created_at).total_seconds() for batch in self._open.values()]
+
     def idle_for(self, now: float) -> float:
         """How long the loop may wait before this stage has something to do (0: now)."""
         if not self._results.empty():

@@ -118,6 +118,16 @@ class Intake:
         return bool(self._in_flight)
 
     @property
+    def in_extraction(self) -> int:
+        """Documents queued for or in extraction workers."""
+        return len(self._in_flight)
+
+    @property
+    def settling(self) -> int:
+        """Files waiting to stand still, over every source."""
+        return sum(source.pending for source in self.sources.values())
+
+    @property
     def busy(self) -> bool:
         """Work in hand: files settling or documents being extracted."""
         return bool(self._in_flight) or any(s.pending for s in self.sources.values())

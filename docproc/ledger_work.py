@@ -688,6 +688,27 @@ class WorkLedger:
         ).fetchone()[0]
         return {**{f"jobs_{k}": v for k, v in jobs.items()}, "batches_in_flight": in_flight}
 
+    def job_states(self, task: str) -> dict[str, int]:
+        """Jobs of ``task`` per state (an index-only count)."""
+        rows = self.conn.execute("SELECT state, COUNT(*) FROM jobs WHERE task = ? GROUP BY state",
+                                 (task,))  # fmt: skip
+        return dict(rows)
+
+    def written_since(self, since: str, after_event: int) -> tuple[int, int]:
+        """Sidecar writes recorded at or after ``since`` (ISO UTC) in events after ``after_event``.
+
+        Returns the count and the last event id looked at: passing it back
+        next time counts only new events, so a running total costs a short
+        range scan instead of a scan of the whole log.
+        """
+        last = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+        count = self.conn.execute(
+            "SELECT COUNT(*) FROM events WHERE id > ? AND id <= ? AND kind = 'sidecars.written'"
+            " AND at >= ?",
+            (after_event, last, since),
+        ).fetchone()[0]
+        return int(count), int(last)
+
 
 # What a BatchItem needs besides job and attempt: the text, and a title for the prompt.
 _ITEM_COLUMNS = "v.text_sha256, (SELECT MIN(f.path) FROM files f WHERE f.version_id = v.id)"

@@ -10,7 +10,11 @@ the tick can stop anywhere and the next process resumes from the ledger.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
 from docproc.dispatch import Dispatcher
+from docproc.health import Snapshot, StageCounters
 from docproc.intake import Intake
 from docproc.models import Extraction
 from docproc.publish import Publisher
@@ -22,6 +26,9 @@ class Pipeline:
     def __init__(self, intake: Intake, dispatcher: Dispatcher, publisher: Publisher) -> None:
         self.intake, self.dispatcher, self.publisher = intake, dispatcher, publisher
         self._jobs_due = True
+        self.counters = StageCounters()
+        self._day: date | None = None  # written today: the day counted, its total, the
+        self._written, self._event_cursor = 0, 0  # last event id counted
 
     def roots_changed(self) -> None:
         """Watched roots were added or removed: look for work under them again."""
@@ -39,9 +46,48 @@ class Pipeline:
         if self._jobs_due or extracted or report.taken:
             self.dispatcher.queue_jobs(list(self.intake.sources))
             self._jobs_due = False
-        if self.dispatcher.tick(now, flush_all=flush_all) or report.taken:
+        answered = self.dispatcher.tick(now, flush_all=flush_all)
+        if answered or report.taken:
             self.publisher.wake()
-        self.publisher.tick(now)
+        published = self.publisher.tick(now)
+        c = self.counters
+        c.taken, c.extracted = c.taken + report.taken, c.extracted + extracted
+        c.extract_failed += len(report.outcomes) - extracted
+        c.answered, c.published = c.answered + answered, c.published + published
+
+    def snapshot(self) -> Snapshot:
+        """What operators see (systemd's STATUS= line, /metrics): a few indexed reads.
+
+        The one place the service's figures are computed; call it from the main loop.
+        """
+        work, task = self.dispatcher.work, self.dispatcher.task_id
+        jobs = work.job_states(task)
+        ages = self.dispatcher.batch_ages()
+        return Snapshot(
+            settling=self.intake.settling,
+            extracting=self.intake.in_extraction,
+            queued=jobs.get("queued", 0),
+            in_flight=jobs.get("submitting", 0) + jobs.get("submitted", 0),
+            failed=jobs.get("failed", 0),
+            batches_in_flight=len(ages),
+            oldest_batch_age=max(ages, default=None),
+            written_today=self._written_today(),
+            # Costs and budgets (issue 4) plug in here: spend_today (USD since
+            # 00:00 UTC) and paused (why submission is held, or None).
+            spend_today=None,
+            paused=None,
+            counters=replace(self.counters),
+        )
+
+    def _written_today(self) -> int:
+        now = datetime.now(UTC)
+        if now.date() != self._day:
+            self._day, self._written = now.date(), 0
+        midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        since = midnight.isoformat(timespec="microseconds")
+        count, self._event_cursor = self.dispatcher.work.written_since(since, self._event_cursor)
+        self._written += count
+        return self._written
 
     def _wait(self, now: float, longest: float) -> float:
         if self.publisher.awake:

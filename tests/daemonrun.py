@@ -33,17 +33,27 @@ def write_config(tmp: Path, folders: list[Path], extra: str = "") -> Path:
 class DaemonProcess:
     """``docproc run`` in its own process group, logs to a file."""
 
-    def __init__(self, config: Path, *args: str) -> None:
+    def __init__(
+        self,
+        config: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.config = config
         self.state = config.parent / "state"
         self.log = config.parent / "daemon.log"
         self._log_from = self.log.stat().st_size if self.log.exists() else 0
+        command = [sys.executable, "-m", "docproc", "run", "--config", str(config), *args]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "docproc", "run", "--config", str(config), *args],
+                [*(prefix or []), *command],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=env,
+                cwd=cwd,
             )
 
     def signal(self, signum: int) -> None:

@@ -204,7 +204,7 @@ def test_example_config_is_valid_and_documents_every_key(
                 "cache_write_multiplier", "cache_read_multiplier", "input", "output",
                 "daily_usd", "monthly_usd",
                 "s3", "endpoint_url", "region", "profile", "interval", "sqs_queue_url",
-                "sqs_wait_seconds", "output_prefix"):  # fmt: skip
+                "sqs_wait_seconds", "output_prefix", "listen"):  # fmt: skip
         assert f"{key} =" in text, key
 
 

@@ -12,9 +12,12 @@ import os
 import resource
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+
+import structlog
 
 from docproc.extract.worker import Extractor, run_task
 from docproc.models import ExtractLimits
@@ -30,6 +33,9 @@ class WorkerConfig:
     recycle_after: int
     memory_limit_mb: int | None
     extra: dict[str, Extractor] = field(default_factory=dict)
+    # Configures logging in the worker like the daemon's (picklable: a
+    # module-level function or a partial of one); None: structlog's defaults.
+    log_setup: Callable[[], object] | None = None
 
 
 def main(conn: Connection, config: WorkerConfig) -> None:
@@ -43,6 +49,9 @@ def main(conn: Connection, config: WorkerConfig) -> None:
     # The daemon owns shutdown: a Ctrl-C in its terminal reaches the whole
     # process group, and must not kill documents half-way; the pool stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if config.log_setup is not None:
+        config.log_setup()
+    structlog.contextvars.bind_contextvars(worker_pid=os.getpid())
     _exit_with_parent()
     limit_memory(config.memory_limit_mb)
     store = TextStore(config.text_dir)
@@ -53,7 +62,8 @@ def main(conn: Connection, config: WorkerConfig) -> None:
             return  # the daemon closed the pipe or died
         if task is None:
             return
-        conn.send(run_task(task, config.limits, store, config.extra))
+        with structlog.contextvars.bound_contextvars(sha256=task.sha256, path=str(task.path)):
+            conn.send(run_task(task, config.limits, store, config.extra))
 
 
 def limit_memory(megabytes: int | None) -> None:

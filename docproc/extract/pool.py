@@ -33,7 +33,7 @@ import multiprocessing
 import multiprocessing.connection
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -72,6 +72,7 @@ class ExtractorPool:
         extra_extractors: suffix -> extractor tried before the normal routes,
             for tests that need a document that hangs or crashes; the daemon
             never passes it. Must be picklable (module-level functions).
+        log_setup: called first in each worker to configure logging (picklable).
 
     Not thread-safe: one thread (the daemon's main loop) owns the pool.
     """
@@ -85,6 +86,7 @@ class ExtractorPool:
         recycle_after: int = 200,
         memory_limit_mb: int | None = 2048,
         extra_extractors: Mapping[str, Extractor] | None = None,
+        log_setup: Callable[[], object] | None = None,
     ) -> None:
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
@@ -95,6 +97,7 @@ class ExtractorPool:
             recycle_after=max(1, recycle_after),
             memory_limit_mb=memory_limit_mb,
             extra=dict(extra_extractors or {}),
+            log_setup=log_setup,
         )
         self._limits = limits
         self._queue: deque[ExtractTask] = deque()
