@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
+from docproc.costs import period_starts
 from docproc.dispatch import Dispatcher
 from docproc.health import Snapshot, StageCounters
 from docproc.intake import Intake
@@ -72,10 +73,8 @@ class Pipeline:
             batches_in_flight=len(ages),
             oldest_batch_age=max(ages, default=None),
             written_today=self._written_today(),
-            # Costs and budgets (issue 4) plug in here: spend_today (USD since
-            # 00:00 UTC) and paused (why submission is held, or None).
-            spend_today=None,
-            paused=None,
+            spend_today=work.billed(period_starts(work.clock())[0]),
+            paused=self.dispatcher.paused,
             counters=replace(self.counters),
         )
 
