@@ -36,6 +36,7 @@ from docproc.textstore import TextStore
 log = structlog.get_logger()
 CHUNK = 500
 RECONCILE_SLACK = timedelta(minutes=5)
+YOUNG_BATCH = timedelta(minutes=5)  # an unknown id this young is retried, not taken as lost
 BUSY_WAIT_S = 0.05
 REPLAN_S = 5.0
 APPLY_BUDGET_S = 0.5
@@ -308,6 +309,9 @@ class Dispatcher:
             return
         if batch.state == "planned":
             self.work.batch_not_created(batch.batch_id, str(exc), self.max_attempts)
+        elif datetime.now(UTC) - batch.created_at < YOUNG_BATCH:
+            self._failed(batch, now, exc, None)  # a new batch may not be visible yet (GH-1432)
+            return
         else:
             self.work.batch_lost(batch.batch_id, str(exc))
         del self._open[batch.batch_id]

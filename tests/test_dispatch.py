@@ -1,0 +1,74 @@
+"""The dispatcher with a real ledger, text store and the local provider."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from docproc.dispatch import Dispatcher
+from docproc.ledger import Ledger
+from docproc.ledger_work import WorkLedger
+from docproc.models import BatchLimits, Extraction, TaskSpec
+from docproc.providers.local import LocalProvider
+from docproc.textstore import TextStore
+
+TEXT = "The ledger records every step. Nothing is lost. Batches are reconciled after a crash."
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[Dispatcher, WorkLedger, LocalProvider]]:
+    ledger = Ledger(tmp_path / "ledger.db")
+    store = TextStore(tmp_path / "text")
+    root = ledger.ensure_root("file:///docs", kind="local", mode="poll")
+    for i in range(3):
+        sha = f"{i:064x}"
+        ledger.record_version(root, Path(f"/docs/d{i}.txt"), size=1, mtime_ns=1, sha256=sha)
+        text_sha = store.put(f"{TEXT} Number {i}.")
+        ledger.record_extraction(Extraction(sha, "native:text", text_sha, len(TEXT) + 11))
+    work = WorkLedger(ledger, retry_base=0.1)
+    provider = LocalProvider(tmp_path / "spool", min_age=3600)  # batches never end here
+    dispatcher = Dispatcher(work, provider, store, task=TaskSpec(), limits=BatchLimits(max_wait=0),
+                            poll_interval=0.05, max_attempts=3)  # fmt: skip
+    dispatcher.queue_jobs([root])
+    yield dispatcher, work, provider
+    dispatcher.close()
+    ledger.close()
+
+
+def tick_until(dispatcher: Dispatcher, condition: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        dispatcher.tick(time.monotonic(), flush_all=True)
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+def states(work: WorkLedger) -> list[str]:
+    return [row[0] for row in work.conn.execute("SELECT state FROM batches ORDER BY id")]
+
+
+def test_a_batch_the_provider_forgets_is_retried_while_young_then_lost_and_requeued(
+    setup: tuple[Dispatcher, WorkLedger, LocalProvider],
+) -> None:
+    dispatcher, work, provider = setup
+    tick_until(dispatcher, lambda: states(work) == ["submitted"])
+    (provider_id,) = work.provider_batch_ids()
+    (provider.spool_dir / f"{provider_id}.jsonl").unlink()  # the provider no longer knows it
+    tick_until(dispatcher, lambda: dispatcher._open[1].failures >= 2)  # polled, refused twice
+    assert states(work) == ["submitted"]  # young: an unknown id may be a transient 404
+    for batch in dispatcher._open.values():  # as if created ten minutes ago
+        batch.created_at = datetime.now(UTC) - timedelta(minutes=10)
+    tick_until(dispatcher, lambda: states(work)[0] == "lost")
+    lost = work.conn.execute("SELECT error FROM batches WHERE id = 1").fetchone()[0]
+    assert "unknown batch" in lost
+    requeued = work.conn.execute(
+        "SELECT COUNT(*) FROM events WHERE kind = 'job.requeued' AND detail LIKE '%batch lost%'"
+    ).fetchone()[0]
+    assert requeued == 3
+    tick_until(dispatcher, lambda: states(work) == ["lost", "submitted"])  # sent again
