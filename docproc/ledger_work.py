@@ -538,7 +538,7 @@ class WorkLedger:
                 "SELECT f.id AS file_id, f.uri, f.path, r.uri AS root_uri, v.id AS version_id,"
                 " v.sha256, j.id AS job_id, q.summary, q.highlights, q.dropped_highlights,"
                 " q.model, q.custom_id, q.completed_at, q.input_tokens, q.output_tokens,"
-                " q.cache_creation_input_tokens, q.cache_read_input_tokens,"
+                " q.cache_creation_input_tokens, q.cache_read_input_tokens, q.cost_usd,"
                 " b.provider, b.provider_batch_id,"
                 " EXISTS (SELECT 1 FROM sidecars s1 WHERE s1.file_id = f.id AND s1.job_id = j.id"
                 "   AND s1.state = 'writing') AS interrupted"

@@ -323,7 +323,7 @@ def _content(row: dict[str, Any], *, reused: bool) -> SidecarContent:
         batch_id=row["provider_batch_id"] or "",
         custom_id=row["custom_id"],
         usage=usage,
-        cost_usd=0.0 if row["provider"] == "local" else None,
+        cost_usd=row["cost_usd"],
         file_id=row["file_id"],
         version_id=row["version_id"],
         job_id=row["job_id"],

@@ -122,6 +122,7 @@ def test_a_thousand_documents_through_errors_expiry_and_http_faults(
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert leaked == []  # not in the ledger, logs, spool or sidecars
     sample = json.loads((inbox / "doc0007.txt.docproc.json").read_text())
+    assert sample["provider"]["name"] == "anthropic" and sample["cost_usd"] > 0
     for highlight in sample["highlights"]:
         assert highlight["quote"] in document(7)  # the invented quote was dropped
     dropped = daemon.query("SELECT SUM(dropped_highlights) FROM requests")[0][0]
