@@ -8,7 +8,7 @@ Usage::
    extracted documents of equal size, chosen so the create body comes to
    about ``--target-mb`` (default 250 MB, under the 256 MB cap), their text
    in the real text store.
-2. The Message Batches test server (``tests/anthropic_server.py``) starts as
+2. The Message Batches test server (``tests/batchserver/``) starts as
    a separate process on 127.0.0.1, so its memory is not counted.
 3. **Submit**: in this process, the real :class:`~docproc.dispatch.Dispatcher`
    with the real :class:`~docproc.providers.anthropic.AnthropicProvider` over
@@ -109,7 +109,7 @@ def peak_rss_mb() -> float:
 
 
 def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    command = [sys.executable, "-m", "tests.anthropic_server", "--port", "0",
+    command = [sys.executable, "-m", "tests.batchserver", "--port", "0",
                "--end-after", "2", "--seed", "1", "--api-key", KEY]  # fmt: skip
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log.open("wb"))
     assert proc.stdout is not None

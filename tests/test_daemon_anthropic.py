@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.anthropic_server import FakeBatches, Faults, outcome_mix
+from tests.batchserver import FakeBatches, Faults, outcome_mix
 from tests.clitools import docproc
 from tests.daemonrun import DaemonProcess, write_config
 

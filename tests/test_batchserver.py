@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.anthropic_server import (
+from tests.batchserver import (
     FakeBatches,
     Faults,
     Outcome,
@@ -620,7 +620,7 @@ def test_stop_closes_open_connections_promptly() -> None:
 
 
 def test_standalone_prints_its_url_and_stops_on_sigterm() -> None:
-    command = [sys.executable, "-m", "tests.anthropic_server", "--port", "0", "--end-after", "1"]
+    command = [sys.executable, "-m", "tests.batchserver", "--port", "0", "--end-after", "1"]
     with subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as proc:
