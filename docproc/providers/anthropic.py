@@ -259,8 +259,7 @@ class AnthropicProvider:
             response = self._http.request(method, path, params=params)
         except httpx.TransportError as exc:
             raise ProviderRetryable(f"{op}: {_describe(exc)}") from exc
-        self._check(response, op, batch_id)
-        return self._json(response, op)
+        return self._json(response, op, batch_id)
 
     def _check(self, response: httpx.Response, op: str, batch_id: str | None) -> None:
         status = response.status_code
@@ -278,8 +277,11 @@ class AnthropicProvider:
             raise ProviderAccountRefused(detail)
         raise ProviderRejected(detail)
 
-    def _json(self, response: httpx.Response, op: str) -> dict[str, Any]:
-        self._check(response, op, None)
+    def _json(
+        self, response: httpx.Response, op: str, batch_id: str | None = None
+    ) -> dict[str, Any]:
+        """The response's JSON object, once :meth:`_check` has classified any error status."""
+        self._check(response, op, batch_id)
         try:
             data = response.json()
         except ValueError as exc:
