@@ -209,7 +209,9 @@ class Dispatcher:
         reason = None
         if self.budget.capped:
             day, month = period_starts(self.work.clock())
-            reason = self.budget.refusal(self.work.spent(day), self.work.spent(month), estimate)
+            reserved = self.work.reserved()
+            today, this_month = self.work.billed(day) + reserved, self.work.billed(month) + reserved
+            reason = self.budget.refusal(today, this_month, estimate)
         self._set_paused(reason)
         return reason is None
 

@@ -353,10 +353,6 @@ class WorkLedger:
         rows = list(self.ledger.db.query(f"SELECT * FROM batches WHERE {column} = ?", [ident]))  # noqa: S608
         return rows[0] if rows else None
 
-    def spent(self, since: str) -> float:
-        """Dollars billed since ``since`` plus those reserved by batches in flight."""
-        return self.billed(since) + self.reserved()
-
     def billed(self, since: str) -> float:
         """Dollars billed for results recorded since ``since`` (an ISO time)."""
         row = self.conn.execute(
