@@ -34,6 +34,7 @@ from docproc.models import (
     WatchSpec,
     object_uri,
 )
+from docproc.providers.messages import PROMPT_FIELDS
 
 DEFAULT_INBOX = Path("inbox")
 PROVIDERS = ("local", "anthropic")
@@ -57,7 +58,6 @@ DEFAULT_PROMPT = (
 # masked in every log line (see logconfig). Providers add theirs here.
 SECRET_NAMES = ("ANTHROPIC_API_KEY",)
 _SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token", "access_key")
-PROMPT_FIELDS = frozenset({"summary_sentences", "max_highlights"})
 _AWS_CREDENTIALS_HINT = (
     "AWS credentials are never read from the config file; boto3 finds them in"
     " the environment (AWS_ACCESS_KEY_ID, ...), the shared credentials file, a"
@@ -351,13 +351,10 @@ def _check_prompt(key: str, prompt: str) -> None:
 
 def _anthropic(t: _Table) -> AnthropicSettings:
     default = os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_ANTHROPIC_URL
-    settings = AnthropicSettings(
-        base_url=t.get("base_url", str, default),
-        timeout=t.number("timeout", 600.0, minimum=1.0),
-    )
+    base_url = t.get("base_url", str, default)
+    _check_url(t.key("base_url"), base_url)
+    settings = AnthropicSettings(base_url, timeout=t.number("timeout", 600.0, minimum=1.0))
     t.finish()
-    if not settings.base_url.startswith(("http://", "https://")):
-        raise ConfigError(t.key("base_url"), f"must be an http(s) URL (got {settings.base_url!r})")
     return settings
 
 
@@ -477,11 +474,11 @@ def _s3_watch(t: _Table, suffixes: tuple[str, ...]) -> S3WatchSpec:
     spec = S3WatchSpec(
         bucket=bucket,
         prefix=prefix,
-        endpoint_url=_url(t, "endpoint_url", ("http://", "https://")),
+        endpoint_url=_url(t, "endpoint_url"),
         region=t.get("region", str, "") or None,
         profile=t.get("profile", str, "") or None,
         interval=t.number("interval", 60.0, minimum=1.0),
-        sqs_queue_url=_url(t, "sqs_queue_url", ("http://", "https://")),
+        sqs_queue_url=_url(t, "sqs_queue_url"),
         sqs_wait_seconds=_sqs_wait(t),
         output_prefix=object_uri(*_s3_location(t.key("output_prefix"), output)) if output else None,
         include=t.strings("include"),
@@ -514,11 +511,16 @@ def _s3_location(key: str, value: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def _url(t: _Table, name: str, schemes: tuple[str, ...]) -> str | None:
+def _url(t: _Table, name: str) -> str | None:
     value = t.get(name, str, "")
-    if value and not value.startswith(schemes):
-        raise ConfigError(t.key(name), f"must be an http:// or https:// URL (got {value!r})")
+    if value:
+        _check_url(t.key(name), value)
     return value or None
+
+
+def _check_url(key: str, value: str) -> None:
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(key, f"must be an http:// or https:// URL (got {value!r})")
 
 
 def _watch(t: _Table, base: Path, settle: float, suffixes: tuple[str, ...]) -> WatchSpec:

@@ -36,6 +36,8 @@ from docproc.models import (
 )
 
 TOOL_NAME = "record_summary"
+# The placeholders a prompt template may use (the configuration checks for others).
+PROMPT_FIELDS = frozenset({"summary_sentences", "max_highlights"})
 CACHE_1H = {"type": "ephemeral", "ttl": "1h"}
 
 _INSTRUCTIONS = (
