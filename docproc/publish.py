@@ -203,16 +203,19 @@ class Publisher:
             except SidecarError as exc:
                 self._problem(row, row["uri"], "error", str(exc))
                 continue
-            job_id = row["job_id"]
-            reused = job_id in jobs_here or self.work.written_elsewhere(job_id, row["file_id"])
-            jobs_here.add(job_id)
-            content = _content(row, reused=reused)
-            writes = [
-                (paths.markdown, render_markdown(content)),
-                (paths.json, render_json(content)),
-            ]
+            reused, markdown, json = self._render(row, jobs_here)
+            writes = [(paths.markdown, markdown), (paths.json, json)]
             items.append(_Item(row, reused, writes, uri_path(row["root_uri"])))
         return items
+
+    def _render(self, row: dict[str, Any], jobs_here: set[int]) -> tuple[bool, bytes, bytes]:
+        """(reused, Markdown, JSON) of one file's sidecars. ``reused``: this job's result
+        was already written for another file, earlier or in this chunk (``jobs_here``)."""
+        job_id = row["job_id"]
+        reused = job_id in jobs_here or self.work.written_elsewhere(job_id, row["file_id"])
+        jobs_here.add(job_id)
+        content = _content(row, reused=reused)
+        return reused, render_markdown(content), render_json(content)
 
     def _stage(self, item: _Item) -> bool:
         if item.row["interrupted"]:  # a previous attempt died mid-write: clear its temp files
@@ -280,12 +283,8 @@ class Publisher:
             except SidecarError as exc:
                 self._problem(row, row["uri"], "error", str(exc))
                 continue
-            job_id = row["job_id"]
-            reused = job_id in jobs_here or self.work.written_elsewhere(job_id, row["file_id"])
-            jobs_here.add(job_id)
-            content = _content(row, reused=reused)
-            writes = [(keys.markdown, render_markdown(content), "markdown"),
-                      (keys.json, render_json(content), "json")]  # fmt: skip
+            reused, markdown, json = self._render(row, jobs_here)
+            writes = [(keys.markdown, markdown, "markdown"), (keys.json, json, "json")]
             items.append(_ObjectItem(row, reused, sink, writes))
         return items
 
