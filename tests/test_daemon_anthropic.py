@@ -271,6 +271,7 @@ def test_a_refused_key_pauses_submission_and_quarantines_nothing(
             )
         finally:
             assert daemon.stop() == 0
+        refused_run = daemon.output()
         assert "failed" not in daemon.states().values()
         server.violations.clear()  # the wrong key was the point
         monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
@@ -280,4 +281,5 @@ def test_a_refused_key_pauses_submission_and_quarantines_nothing(
         finally:
             assert daemon.stop() == 0
         assert server.violations == []
-        assert "sk-ant-revoked" not in status.stdout + daemon.output()
+        assert "authentication_error" in refused_run
+        assert "sk-ant-revoked" not in status.stdout + refused_run
