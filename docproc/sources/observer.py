@@ -109,15 +109,18 @@ class _WatchdogAlarm(logging.Handler):
         self._threads = frozenset() if observer is None else _thread_ids(observer)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread not in self._threads:
+        ours = record.thread in self._threads
+        if not ours and not self._threads:
             return
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed record must not kill the observer
             return
         if "overflow" in message.casefold():
+            # watchdog 7.1.1 reports overflows from a dispatcher thread it keeps
+            # to itself, so one that cannot be attributed rescans every root.
             self.overflow.set()
-        elif record.levelno >= logging.ERROR:
+        elif ours and record.levelno >= logging.ERROR:
             self.error = message
 
     def take_error(self) -> str | None:
