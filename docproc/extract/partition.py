@@ -33,9 +33,9 @@ from docproc.models import ExtractLimits
 Partition = Callable[..., list[Any]]
 
 # Offline switches read by unstructured and huggingface_hub. This is the one
-# place outside config.py that touches os.environ, because it must happen in
-# the worker process before unstructured is imported, and config.py never runs
-# there. setdefault: an operator's explicit choice wins.
+# place outside docproc.config.environment that touches os.environ, because it
+# must happen in the worker process before unstructured is imported, and
+# docproc.config never runs there. setdefault: an operator's explicit choice wins.
 _OFFLINE_ENV = {
     "DO_NOT_TRACK": "1",
     "SCARF_NO_ANALYTICS": "1",
