@@ -40,7 +40,7 @@ ERROR_PAUSE_S = 300.0  # a sidecar write that failed (disk full...) is tried aga
 RETRY_CAP_S = 3600.0
 REQUEST_OVERHEAD_BYTES = 4096
 CUT_MARKER_BYTES = 200
-COST_GROUPS = ("day", "model", "root", "batch_id")
+COST_GROUPS = ("day", "model", "root", "batch_id", "tier")
 MAX_TOKENS_GROWTH = 2  # a response cut off at max_tokens is retried once with this much more room
 
 
@@ -82,6 +82,7 @@ class WorkLedger:
         self._clock = clock
         self.prices = prices or PriceTable()
         self.retry_base = retry_base  # seconds before a job's first retry; doubles each time
+        self._instance: str | None = None
 
     def clock(self) -> float:
         """Wall-clock seconds, the time base of ``ready_at`` and backoff."""
@@ -198,20 +199,27 @@ class WorkLedger:
         model: str = "",
         estimated_cost: float = 0.0,
         max_chars: int | None = None,
+        tier: str = "batch",
     ) -> int:
         """Record a batch and its requests *before* the provider's create call.
 
         ``estimated_cost`` is reserved against the budget until the results
         arrive; a request whose text is longer than ``max_chars`` records the cut.
+        The batch's idempotency token (:meth:`submit_token`) is recorded with it;
+        ``tier`` is ``batch``, or ``live`` for requests sent through a live API.
         """
         with self.ledger.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO batches (provider, request_count, request_bytes, created_at, model,"
-                " estimated_cost_usd) VALUES (?, ?, ?, ?, ?, ?)",
+                " estimated_cost_usd, tier) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (provider, len(items), request_bytes, self.ledger.now(), model or None,
-                 estimated_cost),
+                 estimated_cost, tier),
             )  # fmt: skip
             batch_id = int(cur.lastrowid or 0)
+            conn.execute(
+                "UPDATE batches SET submit_token = ? WHERE id = ?",
+                (self.submit_token(batch_id), batch_id),
+            )
             conn.executemany(
                 "INSERT INTO requests (batch_id, job_id, custom_id, attempt, text_cut_from)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -226,9 +234,28 @@ class WorkLedger:
                 [(item.attempt, self.ledger.now(), item.job_id) for item, _ in items],
             )
             self.ledger.event(conn, "batch.planned", f"batch:{batch_id}", provider=provider,
-                              requests=len(items), bytes=request_bytes,
+                              requests=len(items), bytes=request_bytes, tier=tier,
+                              submit_token=self.submit_token(batch_id),
                               estimated_cost_usd=round(estimated_cost, 6))  # fmt: skip
         return batch_id
+
+    @property
+    def instance(self) -> str:
+        """This ledger's random identity (made by its migration; never changes)."""
+        if self._instance is None:
+            row = self.conn.execute(
+                "SELECT value FROM ledger_meta WHERE key = 'instance'"
+            ).fetchone()
+            self._instance = str(row[0])
+        return self._instance
+
+    def submit_token(self, batch_id: int) -> str:
+        """The batch's idempotency token, unique to this ledger, e.g. ``docproc-3f9a2c1b7e4d-b42``.
+
+        Fit for every platform's rules at once: a Bedrock ``jobName`` and
+        ``clientRequestToken``, a Vertex label value, an S3 key segment.
+        """
+        return f"docproc-{self.instance}-b{batch_id}"
 
     def batch_submitted(self, batch_id: int, provider_batch_id: str) -> None:
         """The provider accepted the batch: record its id."""
@@ -261,8 +288,9 @@ class WorkLedger:
             for job_id, attempts in jobs:
                 self._retry_or_fail(conn, job_id, attempts, reason, max_attempts)
 
-    def batch_note(self, batch_id: int, note: str) -> None:
-        """Record why a batch is waiting (e.g. create outcome unknown); no state change."""
+    def batch_note(self, batch_id: int, note: str | None) -> None:
+        """Record why a batch is waiting (a failed call and its next try), or clear it
+        (None); no state change."""
         with self.ledger.transaction() as conn:
             conn.execute("UPDATE batches SET error = ? WHERE id = ?", (note, batch_id))
 
@@ -275,14 +303,31 @@ class WorkLedger:
             )
             self.ledger.event(conn, "batch.create_unknown", f"batch:{batch_id}", reason=reason)
 
-    def batch_ended(self, batch_id: int) -> None:
+    def batch_ended(self, batch_id: int, status: str = "", detail: str = "") -> None:
+        """The provider says the batch ended; ``status`` and ``detail`` (JSON) are its words."""
         with self.ledger.transaction() as conn:
             conn.execute(
-                "UPDATE batches SET state = 'ended', ended_at = ?"
+                "UPDATE batches SET state = 'ended', ended_at = ?,"
+                " provider_status = COALESCE(?, provider_status),"
+                " provider_detail = COALESCE(?, provider_detail)"
                 " WHERE id = ? AND state != 'ended'",
-                (self.ledger.now(), batch_id),
+                (self.ledger.now(), status or None, detail or None, batch_id),
             )
-            self.ledger.event(conn, "batch.ended", f"batch:{batch_id}")
+            self.ledger.event(conn, "batch.ended", f"batch:{batch_id}", status=status or None)
+
+    def batch_progress(self, batch_id: int, status: str, detail: str = "") -> None:
+        """What the provider last said of a batch in flight (e.g. ``Validating``); an event
+        when the status changes, so the ledger shows how long each stage took."""
+        with self.ledger.transaction() as conn:
+            row = conn.execute(
+                "SELECT provider_status FROM batches WHERE id = ?", (batch_id,)
+            ).fetchone()
+            conn.execute(
+                "UPDATE batches SET provider_status = ?, provider_detail = ? WHERE id = ?",
+                (status, detail or None, batch_id),
+            )
+            if row is not None and row[0] != status:
+                self.ledger.event(conn, "batch.progress", f"batch:{batch_id}", status=status)
 
     def batch_applied(self, batch_id: int) -> None:
         """Every result is recorded; requests without one are requeued."""
@@ -334,6 +379,19 @@ class WorkLedger:
                 self.ledger.event(conn, "submission.paused", "dispatch", reason=reason)
             else:
                 self.ledger.event(conn, "submission.resumed", "dispatch")
+
+    def submission_waiting(self, reason: str | None) -> None:
+        """Record that small batches wait (below the provider's minimum), or no longer do."""
+        with self.ledger.transaction() as conn:
+            self.ledger.event(conn, "submission.waiting", "dispatch", reason=reason)
+
+    def waiting_reason(self) -> str | None:
+        """Why ready documents wait for a bigger batch, as the daemon last recorded it."""
+        row = self.conn.execute(
+            "SELECT json_extract(detail, '$.reason') FROM events"
+            " WHERE kind = 'submission.waiting' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return row[0] if row is not None else None
 
     def cancel_requested(self, batch_id: int) -> None:
         """Someone asked the provider to cancel this batch (it still ends and is applied)."""
@@ -406,8 +464,9 @@ class WorkLedger:
         self, conn: sqlite3.Connection, result: ProviderResult, dropped: int, max_attempts: int
     ) -> str:
         row = conn.execute(
-            "SELECT r.id, r.state, j.id, j.state, j.attempts FROM requests r"
-            " JOIN jobs j ON j.id = r.job_id WHERE r.custom_id = ?",
+            "SELECT r.id, r.state, j.id, j.state, j.attempts, b.tier FROM requests r"
+            " JOIN jobs j ON j.id = r.job_id JOIN batches b ON b.id = r.batch_id"
+            " WHERE r.custom_id = ?",
             (result.custom_id,),
         ).fetchone()
         if row is not None and row[1] != "pending":
@@ -416,8 +475,8 @@ class WorkLedger:
             self.ledger.event(conn, "result.ignored", f"request:{result.custom_id}",
                               kind=result.kind.value)  # fmt: skip
             return "ignored"
-        request_id, _, job_id, _, attempts = row
-        self._store_result(conn, request_id, result, dropped)
+        request_id, _, job_id, _, attempts, tier = row
+        self._store_result(conn, request_id, result, dropped, live=tier == "live")
         if result.error_type in _OUTPUT_PROBLEMS:
             return self._output_problem(conn, job_id, attempts, result, max_attempts)
         if result.kind is ResultKind.SUCCEEDED:
@@ -461,10 +520,16 @@ class WorkLedger:
         return "requeued"
 
     def _store_result(
-        self, conn: sqlite3.Connection, request_id: int, result: ProviderResult, dropped: int
+        self,
+        conn: sqlite3.Connection,
+        request_id: int,
+        result: ProviderResult,
+        dropped: int,
+        *,
+        live: bool = False,
     ) -> None:
         usage = result.usage
-        cost = self.prices.cost(result.model, usage) if result.model else None
+        cost = self.prices.cost(result.model, usage, live=live) if result.model else None
         conn.execute(
             "UPDATE requests SET state = ?, summary = ?, highlights = ?, dropped_highlights = ?,"
             " model = ?, stop_reason = ?, input_tokens = ?, output_tokens = ?,"
@@ -648,21 +713,23 @@ class WorkLedger:
         return list(self.ledger.db.query(sql))
 
     def costs(self, by: str) -> list[Row]:
-        """Requests, tokens and dollars grouped by ``day``, ``model``, ``root`` or ``batch_id``.
+        """Requests, tokens and dollars grouped by ``day``, ``model``, ``root``, ``batch_id``
+        or ``tier``; each group is split by tier (``batch`` or ``live`` price).
 
         Raises:
             ValueError: ``by`` is not one of those.
         """
         if by not in COST_GROUPS:
             raise ValueError(f"cannot group costs by {by!r} (known: {', '.join(COST_GROUPS)})")
+        keys = by if by == "tier" else f"{by}, tier"
         return list(
             self.ledger.db.query(
-                f"SELECT {by}, COUNT(*) AS requests, SUM(input_tokens) AS input_tokens,"  # noqa: S608
+                f"SELECT {keys}, COUNT(*) AS requests, SUM(input_tokens) AS input_tokens,"  # noqa: S608
                 " SUM(output_tokens) AS output_tokens,"
                 " SUM(cache_creation_input_tokens) AS cache_write_tokens,"
                 " SUM(cache_read_input_tokens) AS cache_read_tokens,"
-                f" ROUND(SUM(cost_usd), 6) AS cost_usd FROM request_costs GROUP BY {by}"
-                f" ORDER BY {by}"
+                f" ROUND(SUM(cost_usd), 6) AS cost_usd FROM request_costs GROUP BY {keys}"
+                f" ORDER BY {keys}"
             )
         )
 

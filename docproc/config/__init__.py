@@ -139,7 +139,7 @@ def _from_table(
     budget = sections.budget(top.table("budget"))
     metrics = sections.metrics(top.table("metrics"))
     top.finish()
-    if task.model not in prices.prices and (budget.capped or task.provider != "local"):
+    if not prices.knows(task.model) and (budget.capped or task.provider != "local"):
         raise ConfigError(
             "task.model",
             f'has no price: add [costs.models."{task.model}"] with input and output'
