@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,6 +17,7 @@ from docproc.aws.session import Session, translated
 from docproc.errors import ObjectStoreError
 
 CHUNK = 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024  # S3's multipart minimum is 5 MiB (the last part excepted)
 
 
 class Listed(NamedTuple):
@@ -136,6 +137,120 @@ class Bucket:
     def delete(self, key: str) -> None:
         with translated(f"delete s3://{self.name}/{key}"):
             self._s3.delete_object(Bucket=self.name, Key=key)
+
+    def metadata(self, key: str) -> dict[str, str] | None:
+        """The object's user metadata (``x-amz-meta-*``), or None when there is no such key."""
+        try:
+            with translated(f"read s3://{self.name}/{key}"):
+                head = self._s3.head_object(Bucket=self.name, Key=key)
+        except ObjectStoreError as exc:
+            if exc.code == "not_found":
+                return None
+            raise
+        return {str(k): str(v) for k, v in head.get("Metadata", {}).items()}
+
+    def lines(self, key: str) -> Iterator[bytes]:
+        """The object's lines, streamed in 1 MiB reads, without their ``\\n``."""
+        with translated(f"read s3://{self.name}/{key}"):
+            body = self._s3.get_object(Bucket=self.name, Key=key)["Body"]
+            try:
+                pending = b""
+                for chunk in body.iter_chunks(CHUNK):
+                    *complete, pending = (pending + chunk).split(b"\n")
+                    yield from complete
+                if pending:
+                    yield pending
+            finally:
+                body.close()
+
+    def upload_new(
+        self, key: str, chunks: Iterable[bytes], *, metadata: Mapping[str, str],
+        content_type: str, part_size: int = PART_SIZE,
+    ) -> int:  # fmt: skip
+        """Create ``key`` from a stream of bytes; its size. Never replaces an object.
+
+        Up to ``part_size`` bytes are held at a time: a small object is one
+        conditional PUT, a larger one a multipart upload completed with
+        ``If-None-Match: *`` (aborted on any failure, so no parts are left billed).
+
+        Raises:
+            ObjectStoreError: ``precondition`` when an object is already there.
+        """
+        upload = _Multipart(self._s3, self.name, key, metadata, content_type)
+        buffer, size = bytearray(), 0
+        try:
+            for chunk in chunks:
+                buffer += chunk
+                size += len(chunk)
+                if len(buffer) >= part_size:
+                    upload.part(bytes(buffer[:part_size]))
+                    del buffer[:part_size]
+            upload.finish(bytes(buffer))
+        except BaseException:
+            upload.abort()
+            raise
+        return size
+
+
+class _Multipart:
+    """One object being written: a multipart upload begun with its first full part,
+    or a single conditional PUT if the bytes never fill one."""
+
+    def __init__(
+        self, s3: Any, bucket: str, key: str, metadata: Mapping[str, str], content_type: str
+    ) -> None:
+        self._s3, self.bucket, self.key = s3, bucket, key
+        self.metadata, self.content_type = dict(metadata), content_type
+        self.upload_id: str | None = None
+        self.parts: list[dict[str, Any]] = []
+
+    @property
+    def _where(self) -> str:
+        return f"write s3://{self.bucket}/{self.key}"
+
+    def part(self, data: bytes) -> None:
+        with translated(self._where):
+            if self.upload_id is None:
+                self.upload_id = self._s3.create_multipart_upload(
+                    Bucket=self.bucket, Key=self.key, Metadata=self.metadata,
+                    ContentType=self.content_type,
+                )["UploadId"]  # fmt: skip
+            number = len(self.parts) + 1
+            etag = self._s3.upload_part(
+                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number,
+                Body=data,
+            )["ETag"]  # fmt: skip
+        self.parts.append({"ETag": etag, "PartNumber": number})
+
+    def finish(self, rest: bytes) -> None:
+        if self.upload_id is None:
+            with translated(self._where):
+                self._s3.put_object(
+                    Bucket=self.bucket, Key=self.key, Body=rest, Metadata=self.metadata,
+                    ContentType=self.content_type, IfNoneMatch="*",
+                )  # fmt: skip
+            return
+        if rest:
+            self.part(rest)
+        with translated(self._where):
+            self._s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                MultipartUpload={"Parts": self.parts}, IfNoneMatch="*",
+            )  # fmt: skip
+        self.upload_id = None
+
+    def abort(self) -> None:
+        """Best effort: a failed upload's parts are removed (they are billed while kept)."""
+        if self.upload_id is None:
+            return
+        try:
+            self._s3.abort_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
+            )
+        except Exception:  # noqa: BLE001 - the original failure is the one to report
+            return
+        finally:
+            self.upload_id = None
 
 
 def _check_size(key: str, size: int, max_bytes: int) -> None:

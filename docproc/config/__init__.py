@@ -12,8 +12,8 @@ Secrets are never read from the file: :func:`secret` looks in the environment,
 then in systemd's ``$CREDENTIALS_DIRECTORY``.
 
 Layout: :mod:`.table` (typed reading of one table), :mod:`.settings` (the
-frozen values), :mod:`.sections` and :mod:`.watches` (one reader per
-section), :mod:`.environment` (state directory, secrets, systemd).
+frozen values), :mod:`.sections`, :mod:`.watches` and :mod:`.bedrock` (one
+reader per section), :mod:`.environment` (state directory, secrets, systemd).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from docproc.config import sections, watches
+from docproc.config.bedrock import BedrockSettings, bedrock
 from docproc.config.environment import (
     ANTHROPIC_KEY,
     SECRET_NAMES,
@@ -58,6 +59,7 @@ __all__ = [
     "REMOTE_POLL_INTERVAL",
     "SECRET_NAMES",
     "AnthropicSettings",
+    "BedrockSettings",
     "ExtractSettings",
     "LogSettings",
     "MetricsSettings",
@@ -138,6 +140,7 @@ def _from_table(
     prices = sections.prices(top.table("costs"))
     budget = sections.budget(top.table("budget"))
     metrics = sections.metrics(top.table("metrics"))
+    bedrock_settings = bedrock(top.table("bedrock"), required=task.provider == "bedrock")
     top.finish()
     if not prices.knows(task.model) and (budget.capped or task.provider != "local"):
         raise ConfigError(
@@ -163,5 +166,6 @@ def _from_table(
         prices=prices,
         budget=budget,
         metrics=metrics,
+        bedrock=bedrock_settings,
         source=source,
     )

@@ -19,7 +19,7 @@ from docproc.errors import ConfigError
 from docproc.models import BatchLimits, ExtractLimits, SidecarSettings, TaskSpec
 from docproc.providers.messages import PROMPT_FIELDS
 
-PROVIDERS = ("local", "anthropic")
+PROVIDERS = ("local", "anthropic", "bedrock")
 DEFAULT_MODELS = {"local": "local-extractive-1", "anthropic": "claude-sonnet-4-5"}
 DEFAULT_PROMPT = (
     "Summarise the document below for someone deciding whether to read it. "
