@@ -33,8 +33,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 FILE_COLUMNS = ("id", "path", "state", "sha256", "extractor", "chars", "error")
 EVENT_COLUMNS = ("id", "at", "actor", "kind", "subject", "detail")
 BATCH_COLUMNS = (
-    "id", "provider_batch_id", "state", "request_count", "succeeded", "failed", "age",
-    "estimated_cost_usd", "cost_usd",
+    "id", "provider_batch_id", "tier", "state", "provider_status", "request_count", "succeeded",
+    "failed", "age", "estimated_cost_usd", "cost_usd",
+)  # fmt: skip
+FLIGHT_COLUMNS = (
+    "id", "provider_batch_id", "tier", "state", "provider_status", "requests", "age", "problem",
 )  # fmt: skip
 COST_COLUMNS = (
     "requests", "input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens",
@@ -191,18 +194,22 @@ def status(as_json_: bool) -> None:
     with opts().reader() as ledger:
         counts, roots = ledger.state_counts(), ledger.roots()
         reader = WorkLedger(ledger)
-        work, paused = reader.counts(), reader.pause_reason()
+        work, paused, waiting = reader.counts(), reader.pause_reason(), reader.waiting_reason()
+        in_flight = [_flight(row) for row in reader.open_batches()]
         day, month = period_starts(time.time())
         spend = {"today_usd": round(reader.billed(day), 4),
                  "month_usd": round(reader.billed(month), 4),
                  "reserved_usd": round(reader.reserved(), 4)}  # fmt: skip
     if as_json_:
         click.echo(as_json({"files": counts, "roots": roots, "work": work, "spend": spend,
-                            "submission_paused": paused}))  # fmt: skip
+                            "submission_paused": paused, "submission_waiting": waiting,
+                            "batches_in_flight": in_flight}))  # fmt: skip
         return
     if paused:
         click.echo(f"SUBMISSION PAUSED: {paused}")
         click.echo("(extraction goes on; raise the cap in [budget] and reload, or wait)\n")
+    if waiting:
+        click.echo(f"WAITING: {waiting}\n")
     click.echo(
         f"spend: ${spend['today_usd']:.2f} today, ${spend['month_usd']:.2f} this month"
         f" (UTC), ${spend['reserved_usd']:.2f} reserved by batches in flight\n"
@@ -213,6 +220,19 @@ def status(as_json_: bool) -> None:
     click.echo(table([{"what": k, "count": v} for k, v in sorted(work.items())], ("what", "count")))
     click.echo()
     click.echo(table(roots, ("id", "uri", "kind", "mode", "status", "last_scan_at"), width=100))
+    if in_flight:
+        click.echo()
+        click.echo(table(in_flight, FLIGHT_COLUMNS, width=160))
+
+
+def _flight(row: dict[str, Any]) -> dict[str, Any]:
+    """A batch in flight as status shows it: what the provider last said, and any problem."""
+    return {
+        "id": row["id"], "provider_batch_id": row["provider_batch_id"], "tier": row["tier"],
+        "state": row["state"], "provider_status": row["provider_status"],
+        "requests": row["request_count"], "age": _age(time.time(), row["created_at"]),
+        "problem": row["error"],
+    }  # fmt: skip
 
 
 @main.group("config")
@@ -369,18 +389,20 @@ def ledger_batches(limit: int, fmt: str) -> None:
 
 @ledger.command("costs")
 @click.option(
-    "--by", type=click.Choice(["day", "model", "root", "batch"]), default="day",
+    "--by", type=click.Choice(["day", "model", "root", "batch", "tier"]), default="day",
     show_default=True, help="How to group the requests.",
 )  # fmt: skip
 @output_options
 @common_options
 @handle_errors
 def ledger_costs(by: str, fmt: str) -> None:
-    """Tokens and dollars billed, per day, model, root or batch (batch prices applied)."""
+    """Tokens and dollars billed, per day, model, root, batch or tier; every group split by
+    tier: batch (batch prices) or live (requests below a provider's minimum, list prices)."""
     key = "batch_id" if by == "batch" else by
     with opts().reader() as reader:
         rows = WorkLedger(reader).costs(key)
-    click.echo(render(rows, (key, *COST_COLUMNS), fmt))
+    columns = (key, *COST_COLUMNS) if key == "tier" else (key, "tier", *COST_COLUMNS)
+    click.echo(render(rows, columns, fmt))
 
 
 def _age(now: float, created_at: str | None) -> str:

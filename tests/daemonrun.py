@@ -22,11 +22,13 @@ poll_interval = 0.2
 """
 
 
-def write_config(tmp: Path, folders: list[Path], extra: str = "") -> Path:
-    """A config watching ``folders`` with thresholds small enough for tests."""
+def write_config(tmp: Path, folders: list[Path], extra: str = "", batch: str = "") -> Path:
+    """A config watching ``folders`` with thresholds small enough for tests; ``batch``
+    adds keys to ``[batch]``."""
     watches = "".join(f'[[watch]]\npath = "{folder}"\nmode = "events"\n' for folder in folders)
     path = tmp / "docproc.toml"
-    path.write_text(f'state_dir = "{tmp / "state"}"\n{FAST}{extra}\n{watches}')
+    fast = FAST.replace("[batch]\n", f"[batch]\n{batch}\n" if batch else "[batch]\n")
+    path.write_text(f'state_dir = "{tmp / "state"}"\n{fast}{extra}\n{watches}')
     return path
 
 

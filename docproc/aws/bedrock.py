@@ -6,7 +6,8 @@ Every botocore failure is translated here into the provider errors of
 :mod:`docproc.errors`, by what the caller can do about it:
 
 * ``ProviderRetryable``: throttling, the quota of jobs in flight
-  (``ServiceQuotaExceededException``: backoff, not failure), 5xx, the network;
+  (``ServiceQuotaExceededException``: backoff, not failure; the dispatcher
+  doubles its wait from ``poll_interval``), 5xx, the network;
 * ``ProviderAccountRefused``: access denied, no or bad credentials, an
   unknown model or role (a configuration to fix: submission pauses);
 * ``ProviderRejected``: a request the service refuses (``ValidationException``),
@@ -37,7 +38,6 @@ from docproc.errors import (
 
 LIST_PAGE = 100
 LIST_MAX_PAGES = 50
-QUOTA_WAIT_S = 300.0  # over the quota of jobs in flight: look again in five minutes
 _RETRYABLE = {
     "ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException",
     "ServiceUnavailableException", "InternalServerException", "ModelNotReadyException",
@@ -164,8 +164,6 @@ def _client_error(
         return ProviderAccountRefused(f"{message} (check the model id and role_arn)")
     if create and (code == "ConflictException" or status >= 500):
         return ProviderOutcomeUnknown(message)  # the job may exist: find it by name
-    if code == "ServiceQuotaExceededException":
-        return ProviderRetryable(message, retry_after=QUOTA_WAIT_S)
     if code in _RETRYABLE or status == 429 or status >= 500:
         return ProviderRetryable(message)
     return ProviderRejected(message)

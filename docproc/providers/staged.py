@@ -154,7 +154,8 @@ class StagedBatchProvider:
         view = self.jobs.get(batch_id)
         if view.phase is Phase.RUNNING:
             return BatchStatus(False, view.state, view.message, view.counts)
-        return BatchStatus(True, view.state, view.message, view.counts + self._manifest(view))
+        counts = dict(view.counts) | dict(self._manifest(view))  # the manifest's word wins
+        return BatchStatus(True, view.state, view.message, tuple(counts.items()))
 
     def results(self, batch_id: str) -> Iterator[ProviderResult]:
         """Stream one result per output line, then one per record the output lacks

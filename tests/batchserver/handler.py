@@ -267,11 +267,16 @@ class HttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], store: BatchStore) -> None:
-        self.store = store
+    def __init__(
+        self,
+        address: tuple[str, int],
+        store: Any,
+        handler: type[BaseHTTPRequestHandler] = _Handler,
+    ) -> None:
+        self.store = store  # has error(text), for bugs of the server itself
         self._open: dict[socket.socket, threading.Thread] = {}
         self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(address, handler)
 
     def server_bind(self) -> None:
         """Bind without HTTPServer's reverse DNS lookup (getfqdn), which can stall."""
