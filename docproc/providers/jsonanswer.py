@@ -63,7 +63,7 @@ def parse_answer(text: str) -> tuple[str, tuple[Highlight, ...]]:
         ShapeError: no object of the shape ``{summary, highlights}`` is in the text;
             the message says what came closest.
     """
-    reason = "the answer holds no JSON object"
+    unparsed, misshaped = "", ""  # the first of each kind of failure, for the reason
     start = text.find("{")
     for _ in range(MAX_TRIES):
         if start < 0:
@@ -71,12 +71,11 @@ def parse_answer(text: str) -> tuple[str, tuple[Highlight, ...]]:
         try:
             data, _end = _DECODER.raw_decode(text, start)
         except ValueError as exc:
-            if reason == "the answer holds no JSON object":
-                reason = f"the answer's JSON does not parse ({exc})"
+            unparsed = unparsed or f"the answer's JSON does not parse ({exc})"
         else:
             try:
                 return answer_fields(data, "the answer")
             except ShapeError as exc:
-                reason = str(exc)
+                misshaped = misshaped or str(exc)
         start = text.find("{", start + 1)
-    raise ShapeError(reason)
+    raise ShapeError(misshaped or unparsed or "the answer holds no JSON object")
