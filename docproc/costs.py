@@ -12,6 +12,7 @@ when its result arrives, so a later price change never rewrites history.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -112,6 +113,7 @@ class Budget:
         return None
 
 
+@functools.lru_cache(maxsize=256)
 def base_model(model: str) -> str:
     """The model a platform's id names, as priced in the table::
 

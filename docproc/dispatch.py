@@ -349,7 +349,9 @@ class Dispatcher:
         log.warning("batch.rejected", batch_id=batch.batch_id, state=batch.state, reason=str(exc))
         if isinstance(exc, ProviderAccountRefused):
             # Not the documents' fault: nothing is quarantined or lost; pause, look again later.
-            self._set_paused(f"the provider refused the account: {exc}")
+            at = datetime.now(UTC) + timedelta(seconds=ACCOUNT_PAUSE_S)
+            self._set_paused(f"the provider refused the account: {exc};"
+                             f" next try at {at:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip
             self._paused_until = now + ACCOUNT_PAUSE_S
             if batch.state != "planned":
                 self._failed(batch, now, exc, ACCOUNT_PAUSE_S)

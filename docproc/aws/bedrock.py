@@ -9,7 +9,9 @@ Every botocore failure is translated here into the provider errors of
   (``ServiceQuotaExceededException``: backoff, not failure; the dispatcher
   doubles its wait from ``poll_interval``), 5xx, the network;
 * ``ProviderAccountRefused``: access denied, no or bad credentials, an
-  unknown model or role (a configuration to fix: submission pauses);
+  unknown model or role, a create the service finds invalid (it is made of
+  the configuration alone): a configuration to fix, so submission pauses and
+  no document is quarantined;
 * ``ProviderRejected``: a request the service refuses (``ValidationException``),
   an unknown job;
 * ``ProviderOutcomeUnknown``: a create that may have been made (a timeout or a
@@ -162,6 +164,8 @@ def _client_error(
         return ProviderAccountRefused(message)
     if code == "ResourceNotFoundException" and (create or live):
         return ProviderAccountRefused(f"{message} (check the model id and role_arn)")
+    if code == "ValidationException" and create:  # built from the configuration alone
+        return ProviderAccountRefused(f"{message} (check [bedrock] and [task] model)")
     if create and (code == "ConflictException" or status >= 500):
         return ProviderOutcomeUnknown(message)  # the job may exist: find it by name
     if code in _RETRYABLE or status == 429 or status >= 500:
