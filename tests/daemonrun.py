@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,3 +121,18 @@ def query(ledger: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any,
         return db.execute(sql, args).fetchall()
     finally:
         db.close()
+
+
+def held_after(
+    call: Callable[..., Any], reached: threading.Event, release: threading.Event
+) -> Callable[..., Any]:
+    """``call``, which once done sets ``reached`` and holds its answer until ``release``
+    (60 s at most): a daemon killed meanwhile never hears it."""
+
+    def held(*args: Any) -> Any:
+        answer = call(*args)
+        reached.set()
+        release.wait(timeout=60)
+        return answer
+
+    return held

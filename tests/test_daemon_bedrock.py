@@ -21,7 +21,7 @@ import pytest
 from docproc.providers.bedrock_records import custom_id_of
 from tests.bedrockserver import FakeBedrock, Faults, Limits, invented_quote
 from tests.clitools import docproc
-from tests.daemonrun import DaemonProcess, write_config
+from tests.daemonrun import DaemonProcess, held_after, write_config
 from tests.s3server import Moto
 from tests.test_daemon_anthropic import document, finished, kinds
 
@@ -121,14 +121,8 @@ def test_kill_9_between_token_and_arn_makes_one_job_paid_once(
     created, release = threading.Event(), threading.Event()
     with bedrock_server(moto, monkeypatch, limits=Limits(min_records=20)) as fake:
         create = fake.state.jobs.create
-
-        def create_then_hang(params: Any) -> Any:
-            answer = create(params)
-            created.set()
-            release.wait(timeout=60)  # the daemon dies before it hears the ARN
-            return answer
-
-        fake.state.jobs.create = create_then_hang  # type: ignore[method-assign]
+        # the daemon dies before it hears the ARN
+        fake.state.jobs.create = held_after(create, created, release)  # type: ignore[method-assign]
         for i in range(30):
             (inbox / f"doc{i}.txt").write_text(document(i))
         config = bedrock_config(tmp_path, inbox, bucket)

@@ -63,15 +63,20 @@ class Bucket:
 
     def head(self, key: str) -> Listed | None:
         """The object's hints, or ``None`` when there is no such key."""
+        head = self._head(key)
+        if head is None:
+            return None
+        return Listed(key, head.get("ETag", ""), int(head["ContentLength"]),
+                      _ns(head["LastModified"]))  # fmt: skip
+
+    def _head(self, key: str) -> dict[str, Any] | None:
         try:
             with translated(f"read s3://{self.name}/{key}"):
-                head = self._s3.head_object(Bucket=self.name, Key=key)
+                return dict(self._s3.head_object(Bucket=self.name, Key=key))
         except ObjectStoreError as exc:
             if exc.code == "not_found":
                 return None
             raise
-        return Listed(key, head.get("ETag", ""), int(head["ContentLength"]),
-                      _ns(head["LastModified"]))  # fmt: skip
 
     def download(self, key: str, dest: Path, *, max_bytes: int) -> Fetched:
         """Stream the object to ``dest`` (created, not replaced), hashing as it goes.
@@ -140,13 +145,9 @@ class Bucket:
 
     def metadata(self, key: str) -> dict[str, str] | None:
         """The object's user metadata (``x-amz-meta-*``), or None when there is no such key."""
-        try:
-            with translated(f"read s3://{self.name}/{key}"):
-                head = self._s3.head_object(Bucket=self.name, Key=key)
-        except ObjectStoreError as exc:
-            if exc.code == "not_found":
-                return None
-            raise
+        head = self._head(key)
+        if head is None:
+            return None
         return {str(k): str(v) for k, v in head.get("Metadata", {}).items()}
 
     def lines(self, key: str) -> Iterator[bytes]:

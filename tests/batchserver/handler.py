@@ -303,6 +303,20 @@ class HttpServer(ThreadingHTTPServer):
         for thread in open_now.values():
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    def serve_in_thread(self, name: str) -> threading.Thread:
+        """Serve on a background (daemon) thread, started."""
+        thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name=name, daemon=True)  # fmt: skip
+        thread.start()
+        return thread
+
+    def stop(self, thread: threading.Thread, timeout: float) -> None:
+        """Stop serving, close open connections and the socket; bounded by ``timeout``."""
+        self.shutdown()
+        self.close_connections(timeout)
+        self.server_close()
+        thread.join(timeout)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Connection errors are the client's business; anything else is a server bug."""
         exc = sys.exc_info()[1]

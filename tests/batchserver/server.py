@@ -102,23 +102,14 @@ class FakeBatches:
         self._http = HttpServer(("127.0.0.1", self._port), self.store)
         host, port = self._http.server_address[:2]
         self.store.base_url = f"http://{host!s}:{port}"
-        self._thread = threading.Thread(
-            target=self._http.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-batches",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = self._http.serve_in_thread("fake-batches")
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving, close open connections and the socket; bounded by ``timeout``."""
         if self._http is None or self._thread is None:
             return
-        self._http.shutdown()
-        self._http.close_connections(timeout)
-        self._http.server_close()
-        self._thread.join(timeout)
+        self._http.stop(self._thread, timeout)
         self._http = self._thread = None
 
     def __enter__(self) -> FakeBatches:

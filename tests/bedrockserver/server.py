@@ -130,19 +130,13 @@ class FakeBedrock:
     def start(self) -> FakeBedrock:
         self._http = HttpServer(("127.0.0.1", self._port), self.state, BedrockHandler)
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
-        self._thread = threading.Thread(target=self._http.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, name="fake-bedrock",
-                                        daemon=True)  # fmt: skip
-        self._thread.start()
+        self._thread = self._http.serve_in_thread("fake-bedrock")
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._http is None or self._thread is None:
             return
-        self._http.shutdown()
-        self._http.close_connections(timeout)
-        self._http.server_close()
-        self._thread.join(timeout)
+        self._http.stop(self._thread, timeout)
         self._http = self._thread = None
 
     def __enter__(self) -> FakeBedrock:
