@@ -186,6 +186,7 @@ class LiveBatches:
             requests = self._path(token, "requests")
             if not requests.exists():
                 raise ProviderRejected(f"no live batch {LIVE_PREFIX}{token}")
+            _drop_torn_tail(self._path(token, "answers"))
             answered = set(self._answered(token))
             todo = [line for line in _lines(requests) if line["custom_id"] not in answered]
             run = _Run(token, total=len(todo) + len(answered), answered=answered)
@@ -279,6 +280,28 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(raw)
             except ValueError:
                 continue
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a line a crash left half-written, so answers appended next start on a line
+    of their own (glued to it, the next answer would be lost, and paid again)."""
+    if not path.exists():
+        return
+    with open(path, "r+b") as spool:
+        size = spool.seek(0, os.SEEK_END)
+        keep = size
+        while keep > 0:
+            spool.seek(max(0, keep - 4096))
+            block = spool.read(keep - max(0, keep - 4096))
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                keep = max(0, keep - len(block)) + newline + 1
+                break
+            keep = max(0, keep - 4096)
+        if keep < size:
+            spool.truncate(keep)
+            spool.flush()
+            os.fsync(spool.fileno())
 
 
 def _write_atomic(path: Path, lines: Iterable[bytes]) -> None:
