@@ -179,12 +179,13 @@ class WorkLedger:
         for chunk in _chunks(list(job_ids), 500):
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
-                f"SELECT j.id, j.attempts + 1, {_ITEM_COLUMNS}, j.max_tokens, v.chars"  # noqa: S608
-                f" FROM jobs j JOIN versions v ON v.id = j.version_id WHERE j.id IN ({marks})",
+                f"SELECT j.id, j.attempts, {_LAST_ATTEMPT}, {_ITEM_COLUMNS}, j.max_tokens,"  # noqa: S608
+                f" v.chars FROM jobs j JOIN versions v ON v.id = j.version_id"
+                f" WHERE j.id IN ({marks})",
                 chunk,
             )
-            for row in rows:
-                found[row[0]] = _item(*row)
+            for job_id, attempts, last_sent, *rest in rows:
+                found[job_id] = _item(job_id, next_attempt(attempts, last_sent), *rest)
         return [found[job_id] for job_id in job_ids if job_id in found]
 
     # -- batches ----------------------------------------------------------
@@ -221,9 +222,10 @@ class WorkLedger:
                     for item, cid in items
                 ],
             )  # fmt: skip
-            conn.executemany(
-                "UPDATE jobs SET state = 'submitting', attempts = ?, updated_at = ? WHERE id = ?",
-                [(item.attempt, self.ledger.now(), item.job_id) for item, _ in items],
+            conn.executemany(  # attempts only grow (see ledger_invariants)
+                "UPDATE jobs SET state = 'submitting', updated_at = ?,"
+                " attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END WHERE id = ?",
+                [(self.ledger.now(), i.attempt, i.attempt, i.job_id) for i, _ in items],
             )
             self.ledger.event(conn, "batch.planned", f"batch:{batch_id}", provider=provider,
                               requests=len(items), bytes=request_bytes,
@@ -254,7 +256,7 @@ class WorkLedger:
             )
             self.ledger.event(conn, "batch.failed", f"batch:{batch_id}", reason=reason)
             jobs = conn.execute(
-                "SELECT j.id, j.attempts FROM jobs j JOIN requests r ON r.job_id = j.id"
+                f"SELECT j.id, {_ROUND} FROM jobs j JOIN requests r ON r.job_id = j.id"  # noqa: S608
                 " WHERE r.batch_id = ? AND j.state = 'submitting'",
                 (batch_id,),
             ).fetchall()
@@ -292,7 +294,7 @@ class WorkLedger:
                 (self.ledger.now(), batch_id),
             )
             missing = conn.execute(
-                "SELECT r.job_id, j.attempts FROM requests r JOIN jobs j ON j.id = r.job_id"
+                f"SELECT r.job_id, {_ROUND} FROM requests r JOIN jobs j ON j.id = r.job_id"  # noqa: S608
                 " WHERE r.batch_id = ? AND r.state = 'pending' AND j.state = 'submitted'",
                 (batch_id,),
             ).fetchall()
@@ -312,7 +314,7 @@ class WorkLedger:
                 (reason, self.ledger.now(), batch_id),
             )
             pending = conn.execute(
-                "SELECT r.job_id, j.attempts FROM requests r JOIN jobs j ON j.id = r.job_id"
+                f"SELECT r.job_id, {_ROUND} FROM requests r JOIN jobs j ON j.id = r.job_id"  # noqa: S608
                 " WHERE r.batch_id = ? AND r.state = 'pending'"
                 " AND j.state IN ('submitted', 'submitting')",
                 (batch_id,),
@@ -406,7 +408,7 @@ class WorkLedger:
         self, conn: sqlite3.Connection, result: ProviderResult, dropped: int, max_attempts: int
     ) -> str:
         row = conn.execute(
-            "SELECT r.id, r.state, j.id, j.state, j.attempts FROM requests r"
+            f"SELECT r.id, r.state, j.id, j.state, {_ROUND} FROM requests r"  # noqa: S608
             " JOIN jobs j ON j.id = r.job_id WHERE r.custom_id = ?",
             (result.custom_id,),
         ).fetchone()
@@ -508,21 +510,29 @@ class WorkLedger:
         return "requeued"
 
     def requeue_failed(self, job_ids: Sequence[int] | None = None) -> int:
-        """Give quarantined jobs (all, or these) another round of attempts."""
-        sql, args = "SELECT id FROM jobs WHERE state = 'failed'", []
+        """Give quarantined jobs (all, or these) another round of attempts.
+
+        ``attempts`` is never lowered (a lowered count made the next request
+        reuse a custom_id the ledger already holds, and every later batch
+        failed, GH issue 16): the round starts at the attempts already made,
+        so the next request is attempt ``attempts + 1`` and the history of the
+        earlier ones stays. Whatever sends a job again (reprocess, a cancel
+        and resend) goes through here or :meth:`batch_items`.
+        """
+        sql, args = "SELECT id, attempts FROM jobs WHERE state = 'failed'", []
         if job_ids:
             sql += " AND id IN (" + ",".join("?" * len(job_ids)) + ")"
             args = list(job_ids)
         with self.ledger.transaction() as conn:
-            ids = [r[0] for r in conn.execute(sql, args)]
-            for job_id in ids:
+            rows = conn.execute(sql, args).fetchall()
+            for job_id, attempts in rows:
                 conn.execute(
-                    "UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, ready_at = ?,"
-                    " updated_at = ? WHERE id = ?",
+                    "UPDATE jobs SET state = 'queued', attempts_at_retry = attempts, error = NULL,"
+                    " ready_at = ?, updated_at = ? WHERE id = ?",
                     (self._clock(), self.ledger.now(), job_id),
                 )
-                self.ledger.event(conn, "job.retry", f"job:{job_id}")
-        return len(ids)
+                self.ledger.event(conn, "job.retry", f"job:{job_id}", attempts_so_far=attempts)
+        return len(rows)
 
     # -- sidecars ---------------------------------------------------------
 
@@ -704,6 +714,23 @@ class WorkLedger:
             (after_event, last, since),
         ).fetchone()[0]
         return int(count), int(last)
+
+
+# Attempts made in the job's current round (``docproc ledger retry`` starts a new
+# round without lowering ``attempts``): what ``max_attempts`` and backoff count.
+_ROUND = "j.attempts - j.attempts_at_retry"
+# The highest attempt any request of the job was recorded with.
+_LAST_ATTEMPT = "(SELECT MAX(r.attempt) FROM requests r WHERE r.job_id = j.id)"
+
+
+def next_attempt(attempts: int, last_sent: int | None) -> int:
+    """The attempt number of a job's next request: above every attempt made or recorded.
+
+    Both are looked at so that a custom_id (``j<job>-a<attempt>``) is never
+    built twice, even from a ledger whose ``attempts`` was lowered by an older
+    docproc.
+    """
+    return max(attempts, last_sent or 0) + 1
 
 
 # What a BatchItem needs besides job and attempt: the text, and a title for the prompt.
