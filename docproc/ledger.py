@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes
 
 from docproc.errors import FailureKind, LedgerError
+from docproc.ledger_invariants import Violation, check
 from docproc.ledger_migrations import Database, migrations
 from docproc.models import (
     ExtractFailure,
@@ -553,6 +554,10 @@ class Ledger:
                 return Verification(False, count, event_id, "event content was changed")
             prev = digest
         return Verification(True, count)
+
+    def violations(self) -> list[Violation]:
+        """The invariants the ledger's state breaks (see :mod:`docproc.ledger_invariants`)."""
+        return check(self.db.conn)
 
 
 # Live objects of S3 roots with their hints; "settled": nothing left to extract.

@@ -628,9 +628,12 @@ class WorkLedger:
         """After the writes: each (file, job, reused) has its sidecars in place."""
         with self.ledger.transaction() as conn:
             for file_id, job_id, reused in written:
+                # The newest intent per target: older ones (of a try that crashed or
+                # failed) stay ``writing``, so each target is written once (written_once).
                 conn.execute(
-                    "UPDATE sidecars SET state = 'written', written_at = ? WHERE file_id = ?"
-                    " AND job_id = ? AND state = 'writing'",
+                    "UPDATE sidecars SET state = 'written', written_at = ? WHERE id IN"
+                    " (SELECT MAX(id) FROM sidecars WHERE file_id = ? AND job_id = ?"
+                    " AND state = 'writing' GROUP BY uri)",
                     (self.ledger.now(), file_id, job_id),
                 )
                 self.ledger.event(conn, "sidecars.written", f"file:{file_id}", job_id=job_id,
