@@ -46,6 +46,7 @@ from docproc.pipeline import Pipeline
 from docproc.publish import Publisher
 from docproc.sources.local import LocalSource
 from docproc.textstore import TextStore
+from docproc.writerlock import WriterLock
 
 log = structlog.get_logger()
 TICK_WAIT_S = 0.5
@@ -80,8 +81,16 @@ class Daemon:
         self._status, self._next_status = "starting", 0.0
 
     def run(self) -> int:
-        """Run until stopped (or, with ``once``, until the work is done); the exit code."""
+        """Run until stopped (or, with ``once``, until the work is done); the exit code.
+
+        Raises:
+            LedgerBusy: another ``run`` or ``scan`` writes this ledger (before any work).
+        """
         settings = self._load()
+        with WriterLock.acquire(settings.state_dir, "docproc run"):
+            return self._run(settings)
+
+    def _run(self, settings: Settings) -> int:
         fmt = logconfig.for_daemon(
             settings.log.level,
             settings.log.format,

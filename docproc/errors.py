@@ -14,6 +14,7 @@ what the caller does about them::
     │   │                              recorded and quarantined, never retried
     │   └── TransientExtractionError   busy, vanished, I/O: retried with backoff
     ├── LedgerError              the ledger cannot be opened, migrated or queried
+    │   └── LedgerBusy           another process is the ledger's one writer
     ├── ProviderError            a provider call failed
     │   ├── ProviderRetryable    rate limit, overload, timeout, 5xx: try later
     │   └── ProviderRejected     the request or batch is invalid: retrying cannot help
@@ -110,6 +111,10 @@ class TransientExtractionError(ExtractionError):
 
 class LedgerError(DocprocError):
     """The ledger cannot be opened, migrated or queried."""
+
+
+class LedgerBusy(LedgerError):  # noqa: N818 - named for what the caller meets
+    """Another process holds the ledger's writer lock (a service and a manual run, say)."""
 
 
 class ProviderError(DocprocError):
