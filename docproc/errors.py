@@ -161,3 +161,8 @@ class SidecarConflict(SidecarError):  # noqa: N818 - a conflict is an outcome, n
         self.reason = reason
         self.path = path
         self.found_sha256 = found_sha256
+
+
+def brief(exc: BaseException, limit: int = 500) -> str:
+    """An exception as one line for a ledger row or a status line: its type and message."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:limit]

@@ -154,6 +154,23 @@ class Ledger:
         self._head = None
         conn.commit()
 
+    @contextmanager
+    def savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """A part of the current transaction that may fail alone (one item of many).
+
+        On an exception its changes, events included, are undone and the
+        exception propagates; the rest of the transaction stands.
+        """
+        conn.execute("SAVEPOINT item")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK TO SAVEPOINT item")
+            conn.execute("RELEASE SAVEPOINT item")
+            self._head = None  # an event appended inside was undone with it
+            raise
+        conn.execute("RELEASE SAVEPOINT item")
+
     def event(self, conn: sqlite3.Connection, name: str, subject: str, **detail: Any) -> None:
         """Append one event to the hash chain, inside the caller's transaction."""
         prev = self._head

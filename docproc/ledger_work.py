@@ -24,7 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+import structlog
+
 from docproc.costs import PriceTable
+from docproc.errors import brief
 from docproc.ledger import Ledger, Row
 from docproc.models import (
     Highlight,
@@ -35,6 +38,7 @@ from docproc.models import (
     TaskSpec,
 )
 
+log = structlog.get_logger()
 RETRY_BASE_S = 60.0
 ERROR_PAUSE_S = 300.0  # a sidecar write that failed (disk full...) is tried again after this
 RETRY_CAP_S = 3600.0
@@ -42,6 +46,10 @@ REQUEST_OVERHEAD_BYTES = 4096
 CUT_MARKER_BYTES = 200
 COST_GROUPS = ("day", "model", "root", "batch_id")
 MAX_TOKENS_GROWTH = 2  # a response cut off at max_tokens is retried once with this much more room
+
+
+# (batch_id, job_id, custom_id, attempt, text_cut_from): one row of ``requests`` to insert.
+RequestRow = tuple[int, int, str, int, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +207,17 @@ class WorkLedger:
         model: str = "",
         estimated_cost: float = 0.0,
         max_chars: int | None = None,
-    ) -> int:
+        max_attempts: int = 10**6,
+    ) -> int | None:
         """Record a batch and its requests *before* the provider's create call.
 
         ``estimated_cost`` is reserved against the budget until the results
         arrive; a request whose text is longer than ``max_chars`` records the cut.
+        A request that cannot be recorded (say, its custom_id is already taken)
+        stays out of the batch, and its job is set back (the attempt counted,
+        retried after a backoff or quarantined) with the reason: one bad row
+        never stops the others (issue 16). Returns the batch id, or None when
+        no request could be recorded; :meth:`batch_requests` says what is in it.
         """
         with self.ledger.transaction() as conn:
             cur = conn.execute(
@@ -213,24 +227,75 @@ class WorkLedger:
                  estimated_cost),
             )  # fmt: skip
             batch_id = int(cur.lastrowid or 0)
-            conn.executemany(
-                "INSERT INTO requests (batch_id, job_id, custom_id, attempt, text_cut_from)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [
-                    (batch_id, item.job_id, cid, item.attempt,
-                     item.chars if max_chars is not None and item.chars > max_chars else None)
-                    for item, cid in items
-                ],
-            )  # fmt: skip
-            conn.executemany(  # attempts only grow (see ledger_invariants)
-                "UPDATE jobs SET state = 'submitting', updated_at = ?,"
-                " attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END WHERE id = ?",
-                [(self.ledger.now(), i.attempt, i.attempt, i.job_id) for i, _ in items],
-            )
+            rows = [
+                (batch_id, item.job_id, cid, item.attempt,
+                 item.chars if max_chars is not None and item.chars > max_chars else None)
+                for item, cid in items
+            ]  # fmt: skip
+            recorded = self._record_requests(conn, rows, max_attempts)
+            if recorded == 0:
+                conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+                return None
+            if recorded < len(rows):
+                conn.execute(
+                    "UPDATE batches SET request_count = ? WHERE id = ?", (recorded, batch_id)
+                )
             self.ledger.event(conn, "batch.planned", f"batch:{batch_id}", provider=provider,
-                              requests=len(items), bytes=request_bytes,
+                              requests=recorded, bytes=request_bytes,
                               estimated_cost_usd=round(estimated_cost, 6))  # fmt: skip
         return batch_id
+
+    def _record_requests(
+        self, conn: sqlite3.Connection, rows: Sequence[RequestRow], max_attempts: int
+    ) -> int:
+        """Insert request rows and move their jobs to ``submitting``; how many went in.
+
+        All at once first; if that fails, one by one, so that only the rows at
+        fault stay out (their jobs set back with the reason).
+        """
+        try:
+            with self.ledger.savepoint(conn):
+                self._insert_requests(conn, rows)
+        except Exception:  # noqa: BLE001 - some row is at fault: find which, below
+            log.warning("batch.requests_refused", requests=len(rows))
+        else:
+            return len(rows)
+        recorded = 0
+        for row in rows:
+            try:
+                with self.ledger.savepoint(conn):
+                    self._insert_requests(conn, [row])
+            except Exception as exc:  # noqa: BLE001 - this row alone: its job is set back
+                reason = f"its request {row[2]} could not be recorded: {brief(exc)}"
+                log.warning("job.request_refused", job_id=row[1], reason=reason)
+                self.attempt_failed(conn, row[1], reason, max_attempts)
+            else:
+                recorded += 1
+        return recorded
+
+    def _insert_requests(self, conn: sqlite3.Connection, rows: Sequence[RequestRow]) -> None:
+        conn.executemany(
+            "INSERT INTO requests (batch_id, job_id, custom_id, attempt, text_cut_from)"
+            " VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.executemany(  # attempts only grow (see ledger_invariants)
+            "UPDATE jobs SET state = 'submitting', updated_at = ?,"
+            " attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END WHERE id = ?",
+            [(self.ledger.now(), attempt, attempt, job_id) for _, job_id, _, attempt, _ in rows],
+        )
+
+    def attempt_failed(
+        self, conn: sqlite3.Connection, job_id: int, reason: str, max_attempts: int
+    ) -> str:
+        """An attempt of this job failed before it reached the provider: count it (so its
+        custom_id is never built again) and retry after a backoff, or quarantine."""
+        conn.execute("UPDATE jobs SET attempts = attempts + 1 WHERE id = ?", (job_id,))
+        row = conn.execute(
+            f"SELECT {_ROUND} FROM jobs j WHERE j.id = ?",  # noqa: S608
+            (job_id,),
+        ).fetchone()
+        return self._retry_or_fail(conn, job_id, int(row[0]), reason, max_attempts)
 
     def batch_submitted(self, batch_id: int, provider_batch_id: str) -> None:
         """The provider accepted the batch: record its id."""
@@ -401,8 +466,33 @@ class WorkLedger:
         counts = {"done": 0, "requeued": 0, "failed": 0, "ignored": 0}
         with self.ledger.transaction() as conn:
             for result, dropped in results:
-                counts[self._apply_one(conn, result, dropped, max_attempts)] += 1
+                counts[self._apply_isolated(conn, result, dropped, max_attempts)] += 1
         return Applied(**counts)
+
+    def _apply_isolated(
+        self, conn: sqlite3.Connection, result: ProviderResult, dropped: int, max_attempts: int
+    ) -> str:
+        """One result; if it cannot be recorded, its request is closed as errored with the
+        reason and its job retried or quarantined, and the chunk goes on."""
+        try:
+            with self.ledger.savepoint(conn):
+                return self._apply_one(conn, result, dropped, max_attempts)
+        except Exception as exc:  # noqa: BLE001 - one result line must not stop the others
+            reason = f"its result could not be recorded: {brief(exc)}"
+            log.warning("result.refused", custom_id=result.custom_id[:80], reason=reason)
+        row = conn.execute(
+            f"SELECT r.id, j.id, {_ROUND} FROM requests r JOIN jobs j ON j.id = r.job_id"  # noqa: S608
+            " WHERE r.custom_id = ? AND r.state = 'pending'"
+            " AND j.state IN ('submitted', 'submitting')",
+            (result.custom_id,),
+        ).fetchone()
+        if row is None:
+            return "ignored"
+        conn.execute(
+            "UPDATE requests SET state = 'errored', error = ?, completed_at = ? WHERE id = ?",
+            (reason, self.ledger.now(), row[0]),
+        )
+        return self._retry_or_fail(conn, row[1], row[2], reason, max_attempts)
 
     def _apply_one(
         self, conn: sqlite3.Connection, result: ProviderResult, dropped: int, max_attempts: int
@@ -681,11 +771,28 @@ class WorkLedger:
 
     def pause_reason(self) -> str | None:
         """Why submission is paused, as the daemon last recorded it (None: not paused)."""
+        return self._condition("submission.paused", "submission.resumed")
+
+    def daemon_stuck(self, reason: str | None) -> None:
+        """Record that the daemon's loop is stuck (with why) or going again."""
+        with self.ledger.transaction() as conn:
+            if reason:
+                self.ledger.event(conn, "daemon.stuck", "daemon", reason=reason)
+            else:
+                self.ledger.event(conn, "daemon.recovered", "daemon")
+
+    def stuck_reason(self) -> str | None:
+        """Why the daemon is stuck, as it last recorded it (None: it is not)."""
+        return self._condition("daemon.stuck", "daemon.recovered")
+
+    def _condition(self, began: str, ended: str) -> str | None:
+        """The reason of the last ``began`` event, unless an ``ended`` one came after."""
         row = self.conn.execute(
             "SELECT kind, json_extract(detail, '$.reason') FROM events"
-            " WHERE kind IN ('submission.paused', 'submission.resumed') ORDER BY id DESC LIMIT 1"
+            " WHERE kind IN (?, ?) ORDER BY id DESC LIMIT 1",
+            (began, ended),
         ).fetchone()
-        return row[1] if row is not None and row[0] == "submission.paused" else None
+        return row[1] if row is not None and row[0] == began else None
 
     # -- status -----------------------------------------------------------
 
