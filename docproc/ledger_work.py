@@ -396,11 +396,7 @@ class WorkLedger:
 
     def submission_paused(self, reason: str | None) -> None:
         """Record that submission paused (with why) or resumed; ``docproc status`` reads it."""
-        with self.ledger.transaction() as conn:
-            if reason:
-                self.ledger.event(conn, "submission.paused", "dispatch", reason=reason)
-            else:
-                self.ledger.event(conn, "submission.resumed", "dispatch")
+        self._set_condition("submission.paused", "submission.resumed", "dispatch", reason)
 
     def cancel_requested(self, batch_id: int) -> None:
         """Someone asked the provider to cancel this batch (it still ends and is applied)."""
@@ -775,11 +771,15 @@ class WorkLedger:
 
     def daemon_stuck(self, reason: str | None) -> None:
         """Record that the daemon's loop is stuck (with why) or going again."""
+        self._set_condition("daemon.stuck", "daemon.recovered", "daemon", reason)
+
+    def _set_condition(self, began: str, ended: str, subject: str, reason: str | None) -> None:
+        """Record that a condition began (``reason``: why) or ended (None)."""
         with self.ledger.transaction() as conn:
             if reason:
-                self.ledger.event(conn, "daemon.stuck", "daemon", reason=reason)
+                self.ledger.event(conn, began, subject, reason=reason)
             else:
-                self.ledger.event(conn, "daemon.recovered", "daemon")
+                self.ledger.event(conn, ended, subject)
 
     def stuck_reason(self) -> str | None:
         """Why the daemon is stuck, as it last recorded it (None: it is not)."""

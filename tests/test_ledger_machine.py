@@ -24,7 +24,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from docproc.costs import Budget, ModelPrice, PriceTable
 from docproc.dispatch import Dispatcher
@@ -197,6 +197,9 @@ class LedgerMachine(RuleBasedStateMachine):
                 time.sleep(0.002)
                 continue
             if self.dispatcher._results.empty():
+                # Deletes of applied batches run on the provider thread, untracked: wait
+                # for them (one thread, in order), so what the provider holds is settled.
+                self.dispatcher._executor.submit(lambda: None).result(timeout=10)
                 return
         raise AssertionError("the dispatcher did not settle")
 
@@ -256,11 +259,13 @@ class LedgerMachine(RuleBasedStateMachine):
         for batch in self.provider.batches.values():
             batch["ended"] = True
 
-    @precondition(lambda self: bool(self.provider.batches))
-    @rule(data=st.data())
-    def provider_loses_a_batch(self, data: st.DataObject) -> None:
-        batch_id = data.draw(st.sampled_from(sorted(self.provider.batches)))
-        del self.provider.batches[batch_id]
+    # Which batch is picked by an index drawn always, whatever exists: what exists
+    # depends on timing no more than the rest, but hypothesis must draw the same way.
+    @rule(pick=st.integers(0, 50))
+    def provider_loses_a_batch(self, pick: int) -> None:
+        held = sorted(self.provider.batches)
+        if held:
+            del self.provider.batches[held[pick % len(held)]]
 
     @rule()
     def crash(self) -> None:
@@ -272,17 +277,15 @@ class LedgerMachine(RuleBasedStateMachine):
     def ledger_retry(self) -> None:
         self.work.requeue_failed()
 
-    @precondition(lambda self: bool(self.provider.batches))
-    @rule(data=st.data())
-    def cancel(self, data: st.DataObject) -> None:
+    @rule(pick=st.integers(0, 50))
+    def cancel(self, pick: int) -> None:
         held = self.provider.batches
         rows = [r for r in self.work.open_batches()
                 if r["state"] == "submitted" and r["provider_batch_id"] in held]  # fmt: skip
-        if not rows:
-            return
-        row = data.draw(st.sampled_from(rows))
-        self.provider.cancel(row["provider_batch_id"])
-        self.work.cancel_requested(row["id"])
+        if rows:
+            row = rows[pick % len(rows)]
+            self.provider.cancel(row["provider_batch_id"])
+            self.work.cancel_requested(row["id"])
 
     @rule(cap=st.sampled_from([0.0, 0.000001, 50.0]))
     def budget(self, cap: float) -> None:
