@@ -308,3 +308,16 @@ def test_an_unknown_job_is_rejected_and_throttled_polls_are_retryable(rig: Rig) 
         provider.poll(arn)
     with pytest.raises(ProviderRejected, match="ResourceNotFound"):
         provider.poll(arn)
+
+
+def test_a_job_below_the_services_minimum_fails_and_its_records_are_retried(rig: Rig) -> None:
+    fake = rig.server(limits=Limits(min_records=50))  # the account's quota is above the setting
+    provider = rig.provider(min_records=5)
+    job = provider.submit(requests(provider, 6), Ticket(14, "docproc-0123456789ab-b14"))
+    status = until_ended(provider, job)
+    assert status.state == "Failed" and "minimum" in status.message
+    results = list(provider.results(job))
+    assert len(results) == 6 and {r.error_type for r in results} == {
+        "job_failed"
+    }  # not quarantined
+    assert fake.billed == {}

@@ -138,8 +138,11 @@ class BedrockLiveApi:
 def job_view(job: Mapping[str, Any]) -> JobView:
     """A GetModelInvocationJob answer as the staged provider sees it.
 
-    The output of job ``arn:...:model-invocation-job/abc123def456`` is in the
-    folder ``abc123def456/`` under the output URI the job was given (§4.3).
+    The output of job ``arn:...:model-invocation-job/abc123def456`` is said to
+    be in the folder ``abc123def456/`` under the output URI the job was given
+    (§4.3; confirmed by client code, not by AWS's page). The output URI is
+    this job's alone (one job per batch token), so its whole tree is read:
+    output files are found wherever under it Bedrock put them.
     """
     arn = str(job.get("jobArn") or "")
     state = str(job.get("status") or "")
@@ -155,7 +158,7 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         state=state,
         phase=phase,
         input_uri=_uri(job.get("inputDataConfig"), "s3InputDataConfig"),
-        output_uri=f"{output.rstrip('/')}/{arn.rsplit('/', 1)[-1]}/",
+        output_uri=output,
         message=message,
         counts=tuple((k, int(job[k])) for k in COUNTS if isinstance(job.get(k), int)),
         input_invalid=phase is Phase.FAILED and input_invalid(message),

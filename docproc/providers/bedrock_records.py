@@ -29,7 +29,6 @@ from docproc.providers.live import error_type
 from docproc.providers.messages import ShapeError, document_text, platform_body, read_message
 
 BEDROCK_VERSION = "bedrock-2023-05-31"
-OUTPUT_SUFFIX = ".jsonl.out"
 MANIFEST = "manifest.json.out"
 _ESCAPES = {"Z": "ZZ", "-": "Z1", "_": "Z2"}
 _UNESCAPES = {"Z": "Z", "1": "-", "2": "_"}
@@ -113,7 +112,8 @@ class InvokeModelRecords:
         return read_message(custom_id, body, jsonanswer.text_answer, model=self.model)
 
     def is_output(self, key: str) -> bool:
-        return key.endswith(OUTPUT_SUFFIX) and not key.endswith(MANIFEST)
+        """``<input file>.out`` (``part-00001.jsonl.out``), not the manifest."""
+        return key.endswith(".out") and not self.is_manifest(key)
 
     def is_manifest(self, key: str) -> bool:
         return key.endswith("/" + MANIFEST) or key == MANIFEST

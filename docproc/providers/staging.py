@@ -90,8 +90,9 @@ class Phase(StrEnum):
 class JobView:
     """What the platform says of a job.
 
-    ``output_uri`` is where this job's output files are (Bedrock: a folder
-    named after the job id under the output prefix); ``input_invalid``: the
+    ``output_uri`` is the folder holding this job's output files, at any
+    depth (Bedrock: the output prefix it was given, where it adds a folder
+    named after the job id); ``input_invalid``: the
     platform's message says the input itself is invalid (retrying cannot help).
     """
 
