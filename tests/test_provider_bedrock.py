@@ -171,6 +171,11 @@ def test_staging_leftovers_of_this_batch_are_replaced_and_foreign_objects_refuse
     with pytest.raises(ProviderRejected, match="not overwriting"):
         provider.submit(requests(provider, 6), other)
     assert rig.s3.get_object(Bucket=rig.bucket, Key=foreign)["Body"].read() == b"not ours\n"
+    third = Ticket(4, "docproc-0123456789ab-b4")
+    rig.s3.put_object(Bucket=rig.bucket, Key=f"docproc/{third.token}/staged.json",
+                      Body=b'{"records": 1}')  # fmt: skip
+    with pytest.raises(ProviderRejected, match="not staged for this batch"):
+        provider.submit(requests(provider, 6), third)
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ import structlog
 from docproc.errors import (
     ObjectStoreError,
     ProviderAccountRefused,
+    ProviderError,
     ProviderRejected,
     ProviderRetryable,
 )
@@ -175,17 +176,25 @@ class StagedBatchProvider:
         log.info("staged.stop_requested", provider=self.name, job_id=batch_id)
 
     def delete(self, batch_id: str) -> None:
-        """Remove an applied batch's staging objects (its input, the platform's output)."""
+        """Remove an applied batch's staging objects (its input, the platform's output).
+
+        A failure is logged, not raised: the results are applied already, and
+        what is left costs only storage (a lifecycle rule on the prefix ends it).
+        """
         if is_live(batch_id):
             self._live_batches().delete(batch_id)
             return
         if self.keep_staging:
             return
-        view = self.jobs.get(batch_id)
-        with _store_errors("remove the staging objects"):
-            keys = list(self.store.keys(f"{view.name}/"))
-            for key in keys:
-                self.store.delete(key)
+        try:
+            view = self.jobs.get(batch_id)
+            with _store_errors("remove the staging objects"):
+                keys = list(self.store.keys(f"{view.name}/"))
+                for key in keys:
+                    self.store.delete(key)
+        except ProviderError as exc:
+            log.warning("staged.clean_failed", provider=self.name, job_id=batch_id, error=str(exc))
+            return
         log.info("staged.cleaned", provider=self.name, job_id=batch_id, objects=len(keys))
 
     def find_batch(
@@ -208,7 +217,7 @@ class StagedBatchProvider:
 
     def _stage(self, prefix: str, token: str, requests: Iterator[dict[str, Any]]) -> int:
         """Write the input files and the marker; the number of records staged."""
-        marker = self.store.read(prefix + STAGED_MARKER, max_bytes=MAX_MANIFEST_BYTES)
+        marker = self._marker(prefix + STAGED_MARKER, token)
         if marker is not None:
             staged = json.loads(marker)
             log.info("staged.input_found", provider=self.name, token=token, **staged)
@@ -230,6 +239,15 @@ class StagedBatchProvider:
                              metadata={TOKEN_METADATA: token})  # fmt: skip
         log.info("staged.input_written", provider=self.name, token=token, **summary)
         return records
+
+    def _marker(self, key: str, token: str) -> bytes | None:
+        """The staged marker of this token, if an earlier attempt completed the input."""
+        metadata = self.store.metadata(key)
+        if metadata is None:
+            return None
+        if metadata.get(TOKEN_METADATA) != token:
+            raise ProviderRejected(f"{self.store.uri(key)} was not staged for this batch")
+        return self.store.read(key, max_bytes=MAX_MANIFEST_BYTES)
 
     def _clear_leftovers(self, prefix: str, token: str) -> None:
         """Remove what an interrupted staging of this token left; refuse anything else."""
