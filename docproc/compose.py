@@ -74,8 +74,10 @@ def make_bedrock(settings: Settings) -> Provider:
     try:
         s3 = aws.Session(aws.Endpoint(b.s3_endpoint_url, b.region, b.profile))
         control = aws.Session(aws.Endpoint(b.endpoint_url, b.region, b.profile))
+        # No retries by botocore for live calls: a call that timed out may have been
+        # answered (and billed); LiveBatches retries, and says so in the log.
         runtime = aws.Session(aws.Endpoint(b.runtime_endpoint_url, b.region, b.profile),
-                              read_timeout=b.live_timeout, attempts=1)  # fmt: skip
+                              read_timeout=b.live_timeout, attempts=0)  # fmt: skip
     except ObjectStoreError as exc:
         raise ConfigError("bedrock.profile", exc.reason) from None
     limits = ProviderLimits(

@@ -3,7 +3,8 @@
 Credentials come from boto3's default chain (environment, shared config and
 credentials files, ``profile``, container or instance role), never from
 docproc's configuration. Retries: botocore's *standard* mode (exponential
-backoff with jitter on throttling, 5xx and connection errors), three attempts;
+backoff with jitter on throttling, 5xx and connection errors), three retries
+by default (``attempts``: botocore's ``max_attempts``, retries after the first);
 docproc adds its own backoff on top.
 
 Every botocore failure of an S3 or SQS call is translated at the boundary,

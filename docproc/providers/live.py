@@ -224,6 +224,8 @@ class LiveBatches:
             else:
                 self._record(run, {"custom_id": custom_id, "answer": answer})
                 return
+            log.warning("live.call_failed", token=run.token, custom_id=custom_id,
+                        error=error[1][:300], attempt=attempt + 1)  # fmt: skip
             if attempt + 1 < self.attempts and self._stop.wait(delay):
                 return
         code, message = error
