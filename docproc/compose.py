@@ -73,7 +73,9 @@ def make_bedrock(settings: Settings) -> Provider:
     bucket, prefix = object_key(b.staging)
     try:
         s3 = aws.Session(aws.Endpoint(b.s3_endpoint_url, b.region, b.profile))
-        control = aws.Session(aws.Endpoint(b.endpoint_url, b.region, b.profile))
+        # No blind retries of a create: after an unknown outcome the dispatcher looks
+        # the job up by name first, then sends the same token again.
+        control = aws.Session(aws.Endpoint(b.endpoint_url, b.region, b.profile), attempts=0)
         # No retries by botocore for live calls: a call that timed out may have been
         # answered (and billed); LiveBatches retries, and says so in the log.
         runtime = aws.Session(aws.Endpoint(b.runtime_endpoint_url, b.region, b.profile),

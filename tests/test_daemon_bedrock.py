@@ -109,6 +109,7 @@ def test_five_hundred_documents_through_job_and_record_faults(
     assert billed == answered
     tokens = [job.token for job in fake.jobs.values()]
     assert len(tokens) == len(set(tokens))  # one job per ledger batch, whatever the faults
+    assert "batch.reconciled" in daemon.output()  # the lost create was found by its name
     sample = json.loads((inbox / "doc007.txt.docproc.json").read_text())
     assert sample["provider"]["name"] == "bedrock" and sample["cost_usd"] > 0
     assert all(h["quote"] in document(7) for h in sample["highlights"])

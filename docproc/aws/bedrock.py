@@ -16,8 +16,10 @@ Every botocore failure is translated here into the provider errors of
   an unknown job;
 * ``ProviderOutcomeUnknown``: a create that may have been made (a timeout or a
   dropped connection after the request was sent, a 5xx, a name conflict). The
-  create carries the ledger's ``clientRequestToken``, so botocore's own
-  retries and docproc's later ones cannot make a second job.
+  create carries the ledger's ``clientRequestToken``, so sending it again
+  cannot make a second job; even so the client is built without botocore's
+  retries (``compose.make_bedrock``): after an unknown outcome the dispatcher
+  first looks the job up by name, then sends the same token again.
 """
 
 from __future__ import annotations
