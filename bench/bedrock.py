@@ -42,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.anthropic import event_time, peak_rss_mb  # noqa: E402 (after the path set-up)
+from bench.anthropic import drive, event_time, peak_rss_mb  # noqa: E402 (after the path set-up)
 from docproc.compose import make_bedrock  # noqa: E402
 from docproc.config import Settings  # noqa: E402
 from docproc.config.bedrock import BedrockSettings  # noqa: E402
@@ -56,7 +56,6 @@ from docproc.textstore import TextStore  # noqa: E402
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 TASK = TaskSpec(provider="bedrock", model=MODEL, max_tokens=1024)
 BUCKET = "docproc-bench"
-TIMEOUT_S = 1800.0
 AWS = {
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/nonexistent",
@@ -138,18 +137,7 @@ def measure(state: Path, count: int) -> dict[str, Any]:
     dispatcher = Dispatcher(work, provider, TextStore(state / "text"), task=TASK, limits=limits,
                             poll_interval=0.5, max_attempts=3)  # fmt: skip
     rss_before = peak_rss_mb()
-    started = time.monotonic()
-    dispatcher.queue_jobs([1])
-    deadline, submitted, submit_rss = started + TIMEOUT_S, None, 0.0
-    while time.monotonic() < deadline:
-        dispatcher.tick(time.monotonic(), flush_all=True)
-        rows = work.open_batches()
-        if submitted is None and rows and all(r["state"] != "planned" for r in rows):
-            submitted, submit_rss = time.monotonic() - started, peak_rss_mb()
-            print(f"job created after {submitted:.1f} s; waiting for its output...", flush=True)
-        if not rows and dispatcher.in_flight == 0 and submitted is not None:
-            break
-        time.sleep(min(0.05, dispatcher.idle_for(time.monotonic())))
+    submitted, submit_rss = drive(dispatcher, work)
     dispatcher.close()
     batches = work.batches()
     done = ledger.db.conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'done'").fetchone()[0]

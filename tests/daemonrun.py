@@ -136,3 +136,16 @@ def held_after(
         return answer
 
     return held
+
+
+def crashed_when(config: Path, reached: threading.Event, release: threading.Event) -> DaemonProcess:
+    """Run the daemon until ``reached`` is set (see :func:`held_after`), kill -9 it, then
+    let the held call finish: the daemon never heard its answer."""
+    daemon = DaemonProcess(config)
+    try:
+        assert reached.wait(timeout=60), daemon.tail()
+        daemon.kill9()
+    finally:
+        release.set()
+        daemon.stop()
+    return daemon

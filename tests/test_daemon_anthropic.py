@@ -17,7 +17,7 @@ import pytest
 
 from tests.batchserver import FakeBatches, Faults, outcome_mix
 from tests.clitools import docproc
-from tests.daemonrun import DaemonProcess, held_after, write_config
+from tests.daemonrun import DaemonProcess, crashed_when, held_after, write_config
 
 KEY = "sk-ant-test-e2e-4b7d1c"
 WORDS = ("ledger", "batch", "summary", "audit", "folder", "archive", "contract", "invoice",
@@ -154,13 +154,7 @@ def test_kill_9_between_create_and_recording_its_id_pays_nothing_twice(
         for i in range(20):
             (inbox / f"doc{i}.txt").write_text(document(i))
         config = anthropic_config(tmp_path, inbox, server)
-        daemon = DaemonProcess(config)
-        try:
-            assert created.wait(timeout=60), daemon.tail()
-            daemon.kill9()
-        finally:
-            release.set()
-            daemon.stop()
+        daemon = crashed_when(config, created, release)
         server.store.create = create  # type: ignore[method-assign]
         planned = daemon.query("SELECT state, provider_batch_id FROM batches")
         assert planned and all(state == "planned" and pid is None for state, pid in planned)

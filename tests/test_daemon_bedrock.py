@@ -21,7 +21,7 @@ import pytest
 from docproc.providers.bedrock_records import custom_id_of
 from tests.bedrockserver import FakeBedrock, Faults, Limits, invented_quote
 from tests.clitools import docproc
-from tests.daemonrun import DaemonProcess, held_after, write_config
+from tests.daemonrun import DaemonProcess, crashed_when, held_after, write_config
 from tests.s3server import Moto
 from tests.test_daemon_anthropic import document, finished, kinds
 
@@ -127,13 +127,7 @@ def test_kill_9_between_token_and_arn_makes_one_job_paid_once(
         for i in range(30):
             (inbox / f"doc{i}.txt").write_text(document(i))
         config = bedrock_config(tmp_path, inbox, bucket)
-        daemon = DaemonProcess(config)
-        try:
-            assert created.wait(timeout=60), daemon.tail()
-            daemon.kill9()
-        finally:
-            release.set()
-            daemon.stop()
+        daemon = crashed_when(config, created, release)
         fake.state.jobs.create = create  # type: ignore[method-assign]
         planned = daemon.query("SELECT state, submit_token, provider_batch_id FROM batches")
         assert [(state, arn) for state, _, arn in planned] == [("planned", None)]

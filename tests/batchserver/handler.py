@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import islice
-from typing import Any, cast
+from typing import Any, Self, cast
 from urllib.parse import parse_qs, urlsplit
 
 from tests.batchserver.body import BodyStream, JsonScanner, read_create_body, too_large
@@ -325,3 +325,33 @@ class HttpServer(ThreadingHTTPServer):
         text = traceback.format_exc()
         self.store.error(text)
         print(text, file=sys.stderr)
+
+
+class Served:
+    """Start, stop and ``with`` for a test server whose subclass binds an :class:`HttpServer`."""
+
+    thread_name = "test-server"
+    _http: HttpServer | None = None
+    _thread: threading.Thread | None = None
+
+    def _bind(self) -> HttpServer:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        """Bind and serve on a background thread."""
+        self._http = self._bind()
+        self._thread = self._http.serve_in_thread(self.thread_name)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving, close open connections and the socket; bounded by ``timeout``."""
+        if self._http is None or self._thread is None:
+            return
+        self._http.stop(self._thread, timeout)
+        self._http = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

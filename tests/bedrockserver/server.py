@@ -8,7 +8,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from tests.batchserver.handler import HttpServer
+from tests.batchserver.handler import HttpServer, Served
 from tests.bedrockserver import model
 from tests.bedrockserver.faults import Faults
 from tests.bedrockserver.handler import BedrockHandler
@@ -82,7 +82,7 @@ class BedrockState:
             raise
 
 
-class FakeBedrock:
+class FakeBedrock(Served):
     """Bedrock's batch inference and runtime APIs on 127.0.0.1, storing in moto's S3.
 
     Args:
@@ -102,8 +102,7 @@ class FakeBedrock:
             phase_seconds=phase_seconds, seed=seed,
         )  # fmt: skip
         self._port = port
-        self._http: HttpServer | None = None
-        self._thread: threading.Thread | None = None
+        self.thread_name = "fake-bedrock"
         self.url = ""
 
     @property
@@ -127,20 +126,7 @@ class FakeBedrock:
         """The status of each call of ``op`` (0: dropped)."""
         return [status for name, status in list(self.state.calls) if name == op]
 
-    def start(self) -> FakeBedrock:
-        self._http = HttpServer(("127.0.0.1", self._port), self.state, BedrockHandler)
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
-        self._thread = self._http.serve_in_thread("fake-bedrock")
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self._http is None or self._thread is None:
-            return
-        self._http.stop(self._thread, timeout)
-        self._http = self._thread = None
-
-    def __enter__(self) -> FakeBedrock:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _bind(self) -> HttpServer:
+        http = HttpServer(("127.0.0.1", self._port), self.state, BedrockHandler)
+        self.url = f"http://127.0.0.1:{http.server_address[1]}"
+        return http
