@@ -514,8 +514,14 @@ class WorkLedger:
         """
         counts = {"done": 0, "requeued": 0, "failed": 0, "ignored": 0}
         with self.ledger.transaction() as conn:
-            for result, dropped in results:
-                counts[self._apply_isolated(conn, result, dropped, max_attempts)] += 1
+            try:  # all at once first: one savepoint instead of one per result
+                with self.ledger.savepoint(conn):
+                    outcomes = [self._apply_one(conn, r, d, max_attempts) for r, d in results]
+            except Exception:  # noqa: BLE001 - some result is at fault: one by one, below
+                log.warning("results.chunk_refused", results=len(results))
+                outcomes = [self._apply_isolated(conn, r, d, max_attempts) for r, d in results]
+        for outcome in outcomes:
+            counts[outcome] += 1
         return Applied(**counts)
 
     def _apply_isolated(

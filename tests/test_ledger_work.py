@@ -386,3 +386,22 @@ def test_progress_and_waiting_are_recorded(work: WorkLedger) -> None:
     assert work.waiting_reason() == "below the minimum"
     work.submission_waiting(None)
     assert work.waiting_reason() is None
+
+
+def test_a_result_that_cannot_be_recorded_stays_alone_the_chunk_goes_in(
+    work: WorkLedger,
+) -> None:
+    task = work.register_task(TASK)
+    work.create_jobs(task, [extracted_files(work, 3)])
+    _, ids = submit(work, task)
+    bad = ProviderResult(ids[1], ResultKind.SUCCEEDED, summary="S.",
+                         usage=Usage(input_tokens=2**70))  # fmt: skip  # past SQLite's integers
+    applied = work.apply_results(
+        [result(ids[0], ResultKind.SUCCEEDED), (bad, 0), result(ids[2], ResultKind.SUCCEEDED)],
+        max_attempts=3,
+    )
+    assert (applied.done, applied.requeued) == (2, 1)
+    assert job_states(work) == {1: "done", 2: "queued", 3: "done"}
+    error = work.conn.execute("SELECT error FROM requests WHERE custom_id = ?", (ids[1],))
+    assert "could not be recorded" in error.fetchone()[0]
+    assert work.ledger.verify().ok
