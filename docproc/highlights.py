@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import replace
 
 from docproc.models import Highlight
 
@@ -99,7 +98,7 @@ def locate(text: str, highlights: Sequence[Highlight]) -> tuple[tuple[Highlight,
             found = _find_normalised(norm, highlight.quote)
         if found is not None:
             start, end = found
-            located.append(replace(highlight, quote=text[start:end], start=start, end=end))
+            located.append(Highlight(text[start:end], highlight.why, start, end))
     return tuple(located), len(highlights) - len(located)
 
 
