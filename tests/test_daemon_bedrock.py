@@ -91,6 +91,7 @@ def test_five_hundred_documents_through_job_and_record_faults(
         config = bedrock_config(tmp_path, inbox, bucket, batch="max_requests = 120")
         daemon = DaemonProcess(config)
         try:
+            daemon.wait_ready()  # the ledger is made before the test reads it
             daemon.until(lambda: finished(daemon) == 500, seconds=240)
         finally:
             assert daemon.stop() == 0
@@ -133,6 +134,7 @@ def test_kill_9_between_token_and_arn_makes_one_job_paid_once(
         assert [(state, arn) for state, _, arn in planned] == [("planned", None)]
         daemon = DaemonProcess(config)
         try:
+            daemon.wait_ready()  # the ledger is made before the test reads it
             daemon.until(lambda: finished(daemon) == 30, seconds=90)
         finally:
             assert daemon.stop() == 0
@@ -153,6 +155,7 @@ def test_a_small_folder_goes_live_and_waits_when_told_to(
         config.write_text(config.read_text().replace("min_records = 20", "min_records = 100"))
         daemon = DaemonProcess(config)
         try:
+            daemon.wait_ready()  # the ledger is made before the test reads it
             daemon.until(lambda: "submission.waiting" in kinds(daemon))
             daemon.until(lambda: Counter(daemon.states().values())["queued"] == 12)
             status = docproc("status", "--config", str(config), state=tmp_path / "state")
@@ -163,6 +166,7 @@ def test_a_small_folder_goes_live_and_waits_when_told_to(
         config.write_text(config.read_text().replace('below_minimum = "wait"', ""))
         daemon = DaemonProcess(config)
         try:
+            daemon.wait_ready()  # the ledger is made before the test reads it
             daemon.until(lambda: Counter(daemon.states().values())["written"] == 12)
         finally:
             assert daemon.stop() == 0
@@ -183,6 +187,7 @@ def test_a_missing_bucket_pauses_submission_and_status_says_when_it_tries_again(
         config = bedrock_config(tmp_path, inbox, "docproc-no-such-bucket")
         daemon = DaemonProcess(config)
         try:
+            daemon.wait_ready()  # the ledger is made before the test reads it
             daemon.until(lambda: "submission.paused" in kinds(daemon))
             status = docproc("status", "--config", str(config), state=tmp_path / "state")
         finally:
@@ -203,6 +208,7 @@ def test_cancel_from_the_command_line_stops_the_job(
         config = bedrock_config(tmp_path, inbox, bucket)
         daemon = DaemonProcess(config)
         try:
+            daemon.wait_ready()  # the ledger is made before the test reads it
             daemon.until(lambda: bool(daemon.query(
                 "SELECT 1 FROM batches WHERE state = 'submitted'")))  # fmt: skip
             done = docproc("cancel", "1", "--config", str(config), state=tmp_path / "state")
