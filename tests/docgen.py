@@ -48,7 +48,7 @@ HOSTILE: dict[str, str] = {
     "zip_bomb_docx": ".docx whose member inflates to 200 MB of zeros: permanent, zip bomb",
     "binary_txt": "NUL-riddled bytes named .txt: permanent, binary",
     "image_png": "a PNG: permanent, needs OCR",
-    "unknown_suffix": "a .xyz file: permanent, unsupported type",
+    "unknown_suffix": "a .xyz file of binary bytes: permanent, unsupported type",
     "big_text": "a large plain-text file (50 MB by default): succeeds within limits",
     "non_utf8_name": "a .txt whose file name is not valid UTF-8: succeeds",
 }
@@ -115,7 +115,7 @@ def make_hostile(folder: Path, big_mb: int = 50) -> dict[str, Path]:
         "zip_bomb_docx": write_zip_bomb(folder / "bomb.docx"),
         "binary_txt": _write(folder / "binary.txt", bytes(range(256)) * 64),
         "image_png": _write(folder / "picture.png", PNG_1PX),
-        "unknown_suffix": _write(folder / "data.xyz", b"some text\n"),
+        "unknown_suffix": _write(folder / "data.xyz", bytes(range(1, 32)) * 64),
         "big_text": write_big_text(folder / "big.txt", big_mb),
     }
     odd = folder / os.fsdecode(b"caf\xe9 report.txt")  # latin-1 byte: not UTF-8

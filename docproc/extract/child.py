@@ -7,6 +7,7 @@ is forked. It must stay free of unstructured, which is imported lazily.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import resource
@@ -49,6 +50,10 @@ def main(conn: Connection, config: WorkerConfig) -> None:
     # The daemon owns shutdown: a Ctrl-C in its terminal reaches the whole
     # process group, and must not kill documents half-way; the pool stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Lead a session of our own: helpers (tesseract, soffice) start in their
+    # own process groups inside it, and the pool kills the whole session, so
+    # a hung OCR or LibreOffice child dies with us.
+    os.setsid()
     if config.log_setup is not None:
         config.log_setup()
     structlog.contextvars.bind_contextvars(worker_pid=os.getpid())
@@ -100,6 +105,38 @@ def _exit_with_parent() -> None:
 
     def watch() -> None:
         parent.join()
-        os._exit(70)  # EX_SOFTWARE: orphaned; nothing to flush, the pipe is gone
+        # Orphaned: nothing to flush, the pipe is gone. Take any OCR or soffice
+        # child with us (the kill reaches this process too).
+        kill_session(os.getpid(), signal.SIGKILL)
+        os._exit(70)  # EX_SOFTWARE
 
     threading.Thread(target=watch, name="docproc-parent-watch", daemon=True).start()
+
+
+def kill_session(sid: int, signum: int) -> None:
+    """Signal every process of session ``sid``: a worker and every helper it started.
+
+    Helpers lead process groups of their own (so a helper's timeout kills
+    what it forked), which a signal to the worker's group would miss; the
+    session holds them all. Read from /proc (Linux); elsewhere only ``sid``.
+    """
+    members = [sid]
+    try:
+        names = os.listdir("/proc")  # noqa: PTH208 - thousands of entries; no Path per pid
+    except OSError:
+        names = []
+    for name in names:
+        if name.isdigit() and int(name) != sid and _session_of(int(name)) == sid:
+            members.append(int(name))
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[3]) if len(fields) > 3 else None

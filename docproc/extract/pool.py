@@ -12,7 +12,14 @@ Mechanics:
   that needs it.
 * The daemon talks to each worker over its own :func:`multiprocessing.Pipe`:
   an :class:`ExtractTask` goes in, an :class:`ExtractOutcome` comes out. Text
-  never crosses the pipe; the worker writes it to the text store.
+  never crosses the pipe; the worker writes it to the text store. Up to
+  :data:`DEPTH` tasks are queued in a worker's pipe, so a worker never waits
+  for the daemon to read a result before it starts on the next document
+  (profiled: with one task at a time, workers idled for a daemon round trip
+  per file). A task's timeout starts when the worker starts it, that is when
+  the result before it arrived.
+* Each worker leads its own session; a timeout or a close kills the whole
+  session, so a hung OCR or LibreOffice child dies with its worker.
 * :meth:`ExtractorPool.collect` waits on the pipes *and* the process sentinels
   with :func:`multiprocessing.connection.wait`, so a result, a crash and a
   per-task deadline all wake it up. No helper threads run in the daemon.
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -48,6 +56,9 @@ from docproc.models import ExtractFailure, ExtractLimits, ExtractOutcome, Extrac
 PRELOAD = ["docproc.extract.child"]
 """Modules the forkserver imports once; every worker forked from it inherits them."""
 
+DEPTH = 4
+"""Tasks queued in one worker's pipe at once (the first runs, the others wait)."""
+
 _JOIN_SECONDS = 2.0
 
 
@@ -55,9 +66,14 @@ _JOIN_SECONDS = 2.0
 class _Worker:
     process: BaseProcess
     conn: Connection
-    done: int = 0
-    task: ExtractTask | None = None
-    started: float = field(default=0.0)
+    sent: int = 0  # tasks sent over its life; it exits after ``recycle_after``
+    tasks: deque[ExtractTask] = field(default_factory=deque)  # sent, not answered
+    started: float = 0.0  # when its first task in ``tasks`` started
+
+    @property
+    def task(self) -> ExtractTask | None:
+        """The task it is working on, if any."""
+        return self.tasks[0] if self.tasks else None
 
 
 class ExtractorPool:
@@ -108,7 +124,7 @@ class ExtractorPool:
     @property
     def in_flight(self) -> int:
         """Tasks queued or running."""
-        return len(self._queue) + sum(1 for w in self._workers if w.task is not None)
+        return len(self._queue) + sum(len(w.tasks) for w in self._workers)
 
     @property
     def pids(self) -> list[int]:
@@ -155,7 +171,7 @@ class ExtractorPool:
         self._closed = True
         self._queue.clear()
         for worker in self._workers:
-            worker.process.terminate()
+            _signal_group(worker, signal.SIGTERM)
         for worker in self._workers:
             _stop(worker)
         self._workers.clear()
@@ -174,22 +190,33 @@ class ExtractorPool:
     # -- internals ---------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        """Hand queued tasks to idle workers, starting workers up to the pool size."""
+        """Hand queued tasks to workers, starting workers up to the pool size."""
         while self._queue and not self._closed:
-            worker = self._idle() or self._spawn()
+            worker = self._idle() or self._spawn() or self._least_loaded()
             if worker is None:
                 return
             task = self._queue.popleft()
             try:
                 worker.conn.send(task)
-            except OSError:  # it died while idle; put the task back and try another
+            except OSError:  # it died; put the task back, report its running one lost
                 self._queue.appendleft(task)
-                self._remove(worker)
+                self._lose(worker, self._ready, _died(worker))
                 continue
-            worker.task, worker.started = task, time.monotonic()
+            if not worker.tasks:
+                worker.started = time.monotonic()
+            worker.tasks.append(task)
+            worker.sent += 1
 
     def _idle(self) -> _Worker | None:
-        return next((w for w in self._workers if w.task is None), None)
+        return next((w for w in self._workers if not w.tasks and self._accepts(w)), None)
+
+    def _least_loaded(self) -> _Worker | None:
+        open_ = [w for w in self._workers if len(w.tasks) < DEPTH and self._accepts(w)]
+        return min(open_, key=lambda w: len(w.tasks), default=None)
+
+    def _accepts(self, worker: _Worker) -> bool:
+        """A worker exits after ``recycle_after`` tasks: never send it more."""
+        return worker.sent < self._config.recycle_after
 
     def _spawn(self) -> _Worker | None:
         if len(self._workers) >= self._size:
@@ -221,51 +248,63 @@ class ExtractorPool:
                 self._service(worker, outcomes)
 
     def _service(self, worker: _Worker, outcomes: list[ExtractOutcome]) -> None:
-        """Take a worker's result, or report its task lost if the process died."""
+        """Take a worker's results, or report its task lost if the process died."""
         try:
-            if worker.conn.poll():
+            while worker.tasks and worker.conn.poll():
                 outcomes.append(worker.conn.recv())
-                worker.task = None
-                worker.done += 1
+                worker.tasks.popleft()
+                worker.started = time.monotonic()  # the next one starts now
         except (EOFError, OSError):
             pass  # it died mid-message; the liveness check below reports it
-        if worker.done >= self._config.recycle_after:
+        if not worker.tasks and not self._accepts(worker):
             self._remove(worker)  # it exits by itself after its last task
         elif not worker.process.is_alive():
             self._lose(worker, outcomes, _died(worker))
 
     def _expire(self, outcomes: list[ExtractOutcome]) -> None:
-        """Kill workers whose task has run past the per-task timeout."""
+        """Kill workers (and their children) whose task has run past the timeout."""
         now = time.monotonic()
         limit = self._limits.timeout_seconds
         for worker in list(self._workers):
-            if worker.task is not None and now - worker.started >= limit:
-                worker.process.kill()
+            if worker.tasks and now - worker.started >= limit:
+                _signal_group(worker, signal.SIGKILL)
                 self._lose(worker, outcomes, f"extraction timed out after {limit:g} s")
 
     def _lose(self, worker: _Worker, outcomes: list[ExtractOutcome], reason: str) -> None:
-        task = worker.task
+        """The worker is gone: its running task failed, the ones behind it go back first."""
         self._remove(worker)
-        if task is not None:
-            elapsed = time.monotonic() - worker.started
-            name = _extractor_name(task)
-            failure = ExtractFailure(task.sha256, FailureKind.PERMANENT, reason, name, elapsed)
-            outcomes.append(failure)
+        if not worker.tasks:
+            return
+        task = worker.tasks.popleft()
+        self._queue.extendleft(reversed(worker.tasks))
+        worker.tasks.clear()
+        elapsed = time.monotonic() - worker.started
+        failure = ExtractFailure(
+            task.sha256, FailureKind.PERMANENT, reason, _extractor_name(task), elapsed
+        )
+        outcomes.append(failure)
 
     def _remove(self, worker: _Worker) -> None:
         self._workers.remove(worker)
         _stop(worker)
 
     def _next_deadline(self) -> float:
-        starts = [w.started for w in self._workers if w.task is not None]
+        starts = [w.started for w in self._workers if w.tasks]
         return min(starts) + self._limits.timeout_seconds if starts else float("inf")
 
 
+def _signal_group(worker: _Worker, signum: int) -> None:
+    """Signal the worker's session: the worker and any OCR or soffice child."""
+    pid = worker.process.pid
+    if pid is not None and worker.process.exitcode is None:
+        child.kill_session(pid, signum)
+
+
 def _stop(worker: _Worker) -> None:
-    """Join a worker that is exiting or was signalled; kill it if it lingers."""
+    """Join a worker that is exiting or was signalled; kill its group if it lingers."""
     worker.process.join(_JOIN_SECONDS)
     if worker.process.is_alive():
-        worker.process.kill()
+        _signal_group(worker, signal.SIGKILL)
         worker.process.join(_JOIN_SECONDS)
     worker.conn.close()
     if worker.process.exitcode is not None:  # close() refuses a process stuck in the kernel

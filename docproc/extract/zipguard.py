@@ -56,12 +56,15 @@ class GuardedZip:
     size (never less than :data:`RATIO_FLOOR`).
     """
 
-    def __init__(self, data: bytes, limits: ExtractLimits, kind: str) -> None:
-        self._zip = _open(data, limits, kind)
+    def __init__(
+        self, data: bytes, limits: ExtractLimits, kind: str, *, encrypted_members: bool = False
+    ) -> None:
+        self._zip = _open(data, limits, kind, encrypted_members=encrypted_members)
         self._kind = kind
         ratio_budget = max(int(limits.max_expansion_ratio * len(data)), RATIO_FLOOR)
         self._budget = min(limits.max_archive_bytes, ratio_budget)
-        self.names = frozenset(self._zip.namelist())
+        self.infos = self._zip.infolist()
+        self.names = frozenset(info.filename for info in self.infos)
 
     def read(self, name: str) -> bytes | None:
         """Return the member's bytes, or None when the archive has no such member.
@@ -97,7 +100,9 @@ class GuardedZip:
         self.close()
 
 
-def _open(data: bytes, limits: ExtractLimits, kind: str) -> zipfile.ZipFile:
+def _open(
+    data: bytes, limits: ExtractLimits, kind: str, *, encrypted_members: bool = False
+) -> zipfile.ZipFile:
     if data.startswith(_OLE_MAGIC):
         raise PermanentExtractionError(_ole_reason(data, kind))
     try:
@@ -105,21 +110,27 @@ def _open(data: bytes, limits: ExtractLimits, kind: str) -> zipfile.ZipFile:
     except _DAMAGE as exc:
         raise _damaged(kind, exc) from exc
     try:
-        _check_directory(archive.infolist(), limits, kind)
+        _check_directory(archive.infolist(), limits, kind, encrypted_members)
     except BaseException:
         archive.close()
         raise
     return archive
 
 
-def _check_directory(members: list[zipfile.ZipInfo], limits: ExtractLimits, kind: str) -> None:
-    """Judge the declared sizes; nothing is decompressed here."""
+def _check_directory(
+    members: list[zipfile.ZipInfo], limits: ExtractLimits, kind: str, encrypted_members: bool
+) -> None:
+    """Judge the declared sizes; nothing is decompressed here.
+
+    ``encrypted_members``: a plain archive may hold some (they are skipped);
+    a document format with one is encrypted as a whole.
+    """
     if len(members) > MAX_MEMBERS:
         raise PermanentExtractionError(
             f"archive has {len(members):,} members (more than {MAX_MEMBERS:,}), "
             "refused as a possible zip bomb"
         )
-    if any(info.flag_bits & 0x1 for info in members):
+    if not encrypted_members and any(info.flag_bits & 0x1 for info in members):
         raise PermanentExtractionError(f"{kind} is password protected (encrypted zip)")
     expanded = sum(info.file_size for info in members)
     packed = max(sum(info.compress_size for info in members), 1)
