@@ -18,6 +18,7 @@ import lzma
 import posixpath
 import tarfile
 import zlib
+from typing import IO
 
 from docproc.errors import PermanentExtractionError
 from docproc.extract.reading import Reading
@@ -99,7 +100,7 @@ class _Budget:
         ratio_budget = max(int(limits.max_expansion_ratio * len(data)), RATIO_FLOOR)
         self.left = min(limits.max_archive_bytes, ratio_budget)
 
-    def read(self, stream: io.BufferedIOBase | None, name: str) -> bytes:
+    def read(self, stream: IO[bytes] | gzip.GzipFile | None, name: str) -> bytes:
         if stream is None:
             return b""
         parts = []

@@ -32,7 +32,9 @@ def extract(data: bytes, _reading: Reading) -> str:
     if not raw.lstrip().startswith("{\\rtf"):
         raise PermanentExtractionError("rtf is damaged or not an rtf (no {\\rtf header)")
     encoding = _codepage(raw)
-    text = rtf_to_text(strip_binary_groups(raw), encoding=encoding, errors="replace")
+    text: str = rtf_to_text(  # type: ignore[no-untyped-call]  # striprtf has no annotations
+        strip_binary_groups(raw), encoding=encoding, errors="replace"
+    )
     return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").split("\n"))
 
 

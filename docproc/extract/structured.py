@@ -68,7 +68,8 @@ def _dialect(sample: str) -> type[csv.Dialect]:
     lines = sample.split("\n")[:_SNIFF_LINES]
     if len(lines) > 1:
         lines = lines[:-1]  # the sample may cut the last line short
-    best, best_score = csv.excel, (0, 0)
+    best: type[csv.Dialect] = csv.excel
+    best_score = (0, 0)
     for delimiter in _DELIMITERS:
         dialect = csv.excel_tab if delimiter == "\t" else _with_delimiter(delimiter)
         try:
