@@ -428,16 +428,18 @@ class Ledger:
         conn.execute(
             "UPDATE versions SET state = 'extracted', extractor = ?, text_sha256 = ?, chars = ?,"
             " truncated_from = ?, failure_kind = NULL, error = NULL, retry_at = NULL,"
-            " attempts = ?, extracted_at = ?, extract_seconds = ?, json_bytes = ? WHERE id = ?",
+            " attempts = ?, extracted_at = ?, extract_seconds = ?, json_bytes = ?,"
+            " ocr_pages = ? WHERE id = ?",
             (
                 done.extractor, done.text_sha256, done.chars, done.truncated_from,
-                attempts, self.now(), done.seconds, done.json_bytes, version_id,
+                attempts, self.now(), done.seconds, done.json_bytes, done.ocr_pages, version_id,
             ),
         )  # fmt: skip
+        detail: dict[str, Any] = {"ocr_pages": done.ocr_pages} if done.ocr_pages else {}
         self.event(
             conn, "extraction.succeeded", f"version:{version_id}",
             extractor=done.extractor, chars=done.chars, text_sha256=done.text_sha256,
-            truncated_from=done.truncated_from,
+            truncated_from=done.truncated_from, **detail,
         )  # fmt: skip
 
     def due_extractions(self) -> list[ExtractTask]:

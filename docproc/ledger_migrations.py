@@ -289,3 +289,9 @@ def m006_s3_objects(db: Database) -> None:
         ALTER TABLE roots ADD COLUMN status TEXT;
         """
     )
+
+
+@migrations()
+def m010_ocr_pages(db: Database) -> None:
+    """Pages (or pictures) whose text came from OCR, per version (NULL before this)."""
+    db.execute("ALTER TABLE versions ADD COLUMN ocr_pages INTEGER")
