@@ -29,6 +29,12 @@ EXPECTED_EXTRACTOR = {
     ".json": "native:json",
     ".ndjson": "native:json",
     ".xml": "native:xml",
+    ".odt": "native:odt",
+    ".ods": "native:ods",
+    ".odp": "native:odp",
+    ".rtf": "native:rtf",
+    ".epub": "native:epub",
+    ".ipynb": "native:ipynb",
 }
 
 

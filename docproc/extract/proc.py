@@ -48,14 +48,15 @@ def run(
         )
     except OSError as exc:
         raise PermanentExtractionError(f"{what} could not be started ({exc.strerror})") from exc
-    try:
-        out, err = child.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(child)
-        raise PermanentExtractionError(f"{what} timed out after {timeout:g} s") from None
-    except BaseException:
-        _kill_group(child)
-        raise
+    with child:  # closes the pipes and reaps the process on every path
+        try:
+            out, err = child.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(child)
+            raise PermanentExtractionError(f"{what} timed out after {timeout:g} s") from None
+        except BaseException:
+            _kill_group(child)
+            raise
     if child.returncode != 0:
         detail = " ".join(err.decode("utf-8", "replace").split())[:200]
         raise PermanentExtractionError(f"{what} failed (exit {child.returncode}): {detail}")

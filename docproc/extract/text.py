@@ -33,7 +33,9 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 )
 _SAMPLE = 64 * 1024  # enough bytes to judge the NUL pattern of any text file
 _MIN_HIGH_BYTES = 8
-_MIN_HIGH_SHARE = 0.3
+_HIGH = bytes(range(0x80, 0x100))
+_ASCII_LETTERS = bytes(range(0x41, 0x5B)) + bytes(range(0x61, 0x7B))
+_MIN_HIGH_SHARE = 0.1
 
 
 def extract(data: bytes) -> str:
@@ -80,12 +82,12 @@ def decode(data: bytes, declared: str | None = None) -> str:
 def _non_latin_guess(sample: bytes) -> str | None:
     """charset-normalizer's encoding for ``sample`` when it reads as a non-Latin script.
 
-    Only asked when bytes >= 0x80 are dense among the letters (CJK and Cyrillic
-    text is nearly all of them; French or German, a few percent): on a few
+    Only asked when there are at least 8 bytes >= 0x80 and they are a tenth of
+    the letters or more (CJK and Cyrillic text is mostly such bytes): on a few
     accented letters every single-byte code page decodes something plausible.
     """
-    high = sum(1 for byte in sample if byte >= 0x80)
-    letters = high + sum(1 for byte in sample if 65 <= byte <= 90 or 97 <= byte <= 122)
+    high = len(sample) - len(sample.translate(None, _HIGH))
+    letters = high + len(sample) - len(sample.translate(None, _ASCII_LETTERS))
     if high < _MIN_HIGH_BYTES or high < _MIN_HIGH_SHARE * letters:
         return None
     best = charset_normalizer.from_bytes(sample).best()

@@ -40,9 +40,10 @@ def extract(data: bytes, _reading: Reading) -> str:
         return ""
     lines = []
     for element in root.iter():
-        if not isinstance(element.tag, str):
-            continue  # entity references, comments
-        for piece in (element.text, element.tail if element is not root else None):
+        # An unexpanded entity reference is a node too: its text ("&name;") is
+        # skipped, the text after it (its tail) is not.
+        text = element.text if isinstance(element.tag, str) else None
+        for piece in (text, element.tail if element is not root else None):
             if piece and piece.strip():
                 lines.append(_SPACES.sub(" ", piece.strip()))
     return "\n".join(lines)
