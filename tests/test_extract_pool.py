@@ -162,7 +162,7 @@ def test_hung_task_times_out_and_the_others_finish(make_pool: MakePool, tmp_path
         "extraction timed out after 1.5 s",
     )
     assert 1.4 < time.monotonic() - started < 10
-    assert all(isinstance(outcomes[t.sha256], Extraction) for t in fine)
+    assert all(isinstance(outcomes[t.sha256], Extraction) for t in fine), outcomes
 
 
 @pytest.mark.parametrize(("suffix", "code"), [(".exit", 3), (".sigkill", -9)])

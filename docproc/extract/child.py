@@ -7,43 +7,26 @@ is forked. It must stay free of unstructured, which is imported lazily.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import resource
 import signal
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import structlog
 
-from docproc.extract.worker import Extractor, run_task
-from docproc.models import ExtractLimits
+from docproc.extract.process import READY, WorkerConfig, kill_session
+from docproc.extract.worker import run_task
 from docproc.textstore import TextStore
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """Everything a worker needs, sent to it once when it starts."""
-
-    limits: ExtractLimits
-    text_dir: Path
-    recycle_after: int
-    memory_limit_mb: int | None
-    extra: dict[str, Extractor] = field(default_factory=dict)
-    # Configures logging in the worker like the daemon's (picklable: a
-    # module-level function or a partial of one); None: structlog's defaults.
-    log_setup: Callable[[], object] | None = None
 
 
 def main(conn: Connection, config: WorkerConfig) -> None:
     """Serve tasks from ``conn`` until told to stop, the pipe closes, or recycling.
 
-    Protocol: receive an :class:`~docproc.models.ExtractTask` (or None to
-    stop), send back its :class:`~docproc.models.ExtractOutcome`. After
+    Protocol: send :data:`~docproc.extract.process.READY` once started, then
+    receive an :class:`~docproc.models.ExtractTask` (or None to stop) and send
+    back its :class:`~docproc.models.ExtractOutcome`. After
     ``recycle_after`` tasks the worker exits with status 0 and the pool starts
     a fresh one, which bounds whatever memory the libraries leak or cache.
     """
@@ -59,7 +42,8 @@ def main(conn: Connection, config: WorkerConfig) -> None:
     structlog.contextvars.bind_contextvars(worker_pid=os.getpid())
     _exit_with_parent()
     limit_memory(config.memory_limit_mb)
-    store = TextStore(config.text_dir)
+    conn.send(READY)  # a task's timeout starts now, not while this process was starting
+    store = TextStore(config.text_dir, sync=config.sync_texts)
     for _ in range(config.recycle_after):
         try:
             task = conn.recv()
@@ -111,32 +95,3 @@ def _exit_with_parent() -> None:
         os._exit(70)  # EX_SOFTWARE
 
     threading.Thread(target=watch, name="docproc-parent-watch", daemon=True).start()
-
-
-def kill_session(sid: int, signum: int) -> None:
-    """Signal every process of session ``sid``: a worker and every helper it started.
-
-    Helpers lead process groups of their own (so a helper's timeout kills
-    what it forked), which a signal to the worker's group would miss; the
-    session holds them all. Read from /proc (Linux); elsewhere only ``sid``.
-    """
-    members = [sid]
-    try:
-        names = os.listdir("/proc")  # noqa: PTH208 - thousands of entries; no Path per pid
-    except OSError:
-        names = []
-    for name in names:
-        if name.isdigit() and int(name) != sid and _session_of(int(name)) == sid:
-            members.append(int(name))
-    for pid in members:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signum)
-
-
-def _session_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[3]) if len(fields) > 3 else None

@@ -47,17 +47,38 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from docproc.errors import FailureKind, PermanentExtractionError
-from docproc.extract import child, route
-from docproc.extract.worker import Extractor
-from docproc.models import ExtractFailure, ExtractLimits, ExtractOutcome, ExtractTask
+from docproc.extract import process, route
+from docproc.models import (
+    ExtractFailure,
+    Extraction,
+    ExtractLimits,
+    ExtractOutcome,
+    ExtractTask,
+)
+from docproc.textstore import TextStore, batched_sync_available
+
+if TYPE_CHECKING:
+    from docproc.extract.worker import Extractor
 
 PRELOAD = ["docproc.extract.child"]
 """Modules the forkserver imports once; every worker forked from it inherits them."""
 
-DEPTH = 4
+DEPTH = 8
 """Tasks queued in one worker's pipe at once (the first runs, the others wait)."""
+
+LINGER = 0.025
+"""Once an outcome is ready, collect() gathers more for this long (seconds) while
+work is in flight, so the caller records a batch in one transaction, behind one
+durability barrier, instead of one per document."""
+
+STARTUP_SECONDS = 60.0
+"""A worker that has not said it is ready after this long is killed; its first task fails."""
+
+BATCH = 256
+"""collect() returns as soon as this many outcomes are ready."""
 
 _JOIN_SECONDS = 2.0
 
@@ -68,7 +89,8 @@ class _Worker:
     conn: Connection
     sent: int = 0  # tasks sent over its life; it exits after ``recycle_after``
     tasks: deque[ExtractTask] = field(default_factory=deque)  # sent, not answered
-    started: float = 0.0  # when its first task in ``tasks`` started
+    started: float = field(default_factory=time.monotonic)  # spawned, or its first task began
+    ready: bool = False  # it has said READY: until then no task has started
 
     @property
     def task(self) -> ExtractTask | None:
@@ -107,13 +129,17 @@ class ExtractorPool:
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
         self._size = max(1, workers)
-        self._config = child.WorkerConfig(
+        # Texts are made durable in batches: one syncfs per collect() instead
+        # of an fsync per document in the workers (see textstore.py).
+        self._barrier = TextStore(text_dir) if batched_sync_available() else None
+        self._config = process.WorkerConfig(
             limits=limits,
             text_dir=text_dir,
             recycle_after=max(1, recycle_after),
             memory_limit_mb=memory_limit_mb,
             extra=dict(extra_extractors or {}),
             log_setup=log_setup,
+            sync_texts=self._barrier is None,
         )
         self._limits = limits
         self._queue: deque[ExtractTask] = deque()
@@ -148,16 +174,25 @@ class ExtractorPool:
         While waiting, tasks over ``limits.timeout_seconds`` are killed and
         dead workers are replaced; each such task yields a permanent failure.
         With nothing in flight it simply waits ``timeout``, so a caller's
-        loop can use it as its tick.
+        loop can use it as its tick. The text of every returned
+        :class:`Extraction` is on disk (the batch's durability barrier).
         """
         end = time.monotonic() + max(0.0, timeout)
         outcomes, self._ready = self._ready, []
+        lingering = False
         while True:
             self._expire(outcomes)
             self._dispatch()
             now = time.monotonic()
-            if outcomes or now >= end or self._closed:
-                return outcomes
+            if outcomes and not lingering:
+                lingering, end = True, min(end, now + LINGER) if timeout > 0 else now
+            if (
+                now >= end
+                or self._closed
+                or len(outcomes) >= BATCH
+                or (outcomes and not self.in_flight)
+            ):
+                return self._durable(outcomes)
             self._wait(min(end, self._next_deadline()) - now, outcomes)
 
     def close(self) -> None:
@@ -189,6 +224,22 @@ class ExtractorPool:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _durable(self, outcomes: list[ExtractOutcome]) -> list[ExtractOutcome]:
+        """Sync the texts of this batch; if that fails, they are retried, not recorded."""
+        if self._barrier is None or not any(isinstance(o, Extraction) for o in outcomes):
+            return outcomes
+        try:
+            self._barrier.barrier()
+        except OSError as exc:
+            reason = f"text store could not be synced to disk ({exc.strerror or exc})"
+            return [
+                ExtractFailure(o.sha256, FailureKind.TRANSIENT, reason, o.extractor, o.seconds)
+                if isinstance(o, Extraction)
+                else o
+                for o in outcomes
+            ]
+        return outcomes
+
     def _dispatch(self) -> None:
         """Hand queued tasks to workers, starting workers up to the pool size."""
         while self._queue and not self._closed:
@@ -202,7 +253,7 @@ class ExtractorPool:
                 self._queue.appendleft(task)
                 self._lose(worker, self._ready, _died(worker))
                 continue
-            if not worker.tasks:
+            if not worker.tasks and worker.ready:
                 worker.started = time.monotonic()
             worker.tasks.append(task)
             worker.sent += 1
@@ -222,15 +273,15 @@ class ExtractorPool:
         if len(self._workers) >= self._size:
             return None
         ours, theirs = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=child.main,
+        started = self._ctx.Process(
+            target=process.run_worker,
             args=(theirs, self._config),
             name="docproc-extract",
             daemon=True,
         )
-        process.start()
+        started.start()
         theirs.close()  # the child holds its own copy; ours must not keep the pipe open
-        worker = _Worker(process, ours)
+        worker = _Worker(started, ours)
         self._workers.append(worker)
         return worker
 
@@ -250,10 +301,14 @@ class ExtractorPool:
     def _service(self, worker: _Worker, outcomes: list[ExtractOutcome]) -> None:
         """Take a worker's results, or report its task lost if the process died."""
         try:
-            while worker.tasks and worker.conn.poll():
-                outcomes.append(worker.conn.recv())
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                worker.started = time.monotonic()  # the next task starts now
+                if message == process.READY:
+                    worker.ready = True
+                    continue
+                outcomes.append(message)
                 worker.tasks.popleft()
-                worker.started = time.monotonic()  # the next one starts now
         except (EOFError, OSError):
             pass  # it died mid-message; the liveness check below reports it
         if not worker.tasks and not self._accepts(worker):
@@ -266,7 +321,11 @@ class ExtractorPool:
         now = time.monotonic()
         limit = self._limits.timeout_seconds
         for worker in list(self._workers):
-            if worker.tasks and now - worker.started >= limit:
+            if not worker.ready and now - worker.started >= STARTUP_SECONDS:
+                _signal_group(worker, signal.SIGKILL)
+                reason = f"extraction worker did not start within {STARTUP_SECONDS:g} s"
+                self._lose(worker, outcomes, reason)
+            elif worker.ready and worker.tasks and now - worker.started >= limit:
                 _signal_group(worker, signal.SIGKILL)
                 self._lose(worker, outcomes, f"extraction timed out after {limit:g} s")
 
@@ -289,15 +348,20 @@ class ExtractorPool:
         _stop(worker)
 
     def _next_deadline(self) -> float:
-        starts = [w.started for w in self._workers if w.tasks]
-        return min(starts) + self._limits.timeout_seconds if starts else float("inf")
+        limit = self._limits.timeout_seconds
+        deadlines = [
+            w.started + (limit if w.ready else STARTUP_SECONDS)
+            for w in self._workers
+            if w.tasks or not w.ready
+        ]
+        return min(deadlines, default=float("inf"))
 
 
 def _signal_group(worker: _Worker, signum: int) -> None:
     """Signal the worker's session: the worker and any OCR or soffice child."""
     pid = worker.process.pid
     if pid is not None and worker.process.exitcode is None:
-        child.kill_session(pid, signum)
+        process.kill_session(pid, signum)
 
 
 def _stop(worker: _Worker) -> None:
@@ -314,9 +378,10 @@ def _stop(worker: _Worker) -> None:
 def _extractor_name(task: ExtractTask) -> str | None:
     """The extractor the lost task was routed to, for the ledger (None if unknown)."""
     try:
-        return route.route(task.path)
+        name = route.route(task.path)
     except PermanentExtractionError:
-        return None  # e.g. a test's extra extractor, which the parent does not route
+        return None
+    return None if name == route.SNIFF else name  # only the bytes would have told
 
 
 def _died(worker: _Worker) -> str:
