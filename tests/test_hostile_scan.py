@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from docproc.ledger import Ledger
 from docproc.extract.route import tesseract_available
+from docproc.ledger import Ledger
 from docproc.textstore import TextStore
 from tests.clitools import AS_ORDINARY_USER, docproc
 from tests.docgen import make_corpus, make_hostile
