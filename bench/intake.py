@@ -106,9 +106,8 @@ def bench_corpus(work: Path, args: argparse.Namespace, summary: dict[str, Any]) 
     files = sorted(probes)
     mb = sum(p.stat().st_size for p in files) / MB
     kinds = collections.Counter(p.suffix[1:] for p in files)
-    say(
-        f"corpus: {len(files)} files, {mb:.1f} MB ({', '.join(f'{k} {n}' for k, n in kinds.items())})"
-    )
+    per_kind = ", ".join(f"{k} {n}" for k, n in kinds.items())
+    say(f"corpus: {len(files)} files, {mb:.1f} MB ({per_kind})")
     runs: dict[str, engines.EngineRun] = {}
     kz = engines.kreuzberg(files, work, "corpus")
     if isinstance(kz, str):
