@@ -50,8 +50,13 @@ def scan(
     ``settle`` overrides the settle time of every folder (0: take files at once).
     """
     targets = [_absolute(p) for p in paths]
-    ledger = Ledger(settings.ledger_path, actor="scan")
-    intake = Intake(ledger, make_pool(settings), max_attempts=settings.extract.max_attempts)
+    pool = make_pool(settings)  # first: its forkserver starts while the ledger opens
+    try:
+        ledger = Ledger(settings.ledger_path, actor="scan")
+    except BaseException:
+        pool.close()
+        raise
+    intake = Intake(ledger, pool, max_attempts=settings.extract.max_attempts)
     try:
         roots = _add_targets(intake, settings, targets, settle)
         intake.recover()

@@ -150,7 +150,7 @@ def extract(t: Table) -> ExtractSettings:
     )
     settings = ExtractSettings(
         workers=t.integer("workers", 2),
-        recycle_after=t.integer("recycle_after", 200),
+        recycle_after=t.integer("recycle_after", 1000),
         memory_limit_mb=t.integer("memory_limit_mb", 2048, minimum=0),
         max_attempts=t.integer("max_attempts", 5),
         limits=limits,
