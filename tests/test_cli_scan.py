@@ -163,3 +163,21 @@ def test_csv_and_state_filter(inbox: Path, tmp_path: Path) -> None:
     assert lines[0] == "id,path,state,sha256,extractor,chars,error"
     assert len(lines) == 2
     assert "file is empty (0 bytes)" in lines[1]
+
+
+def test_old_files_are_taken_at_once_whatever_the_settle_time(tmp_path: Path) -> None:
+    """An existing tree (mtimes older than settle_seconds) needs no settle wait."""
+    import os
+    import time
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for i in range(20):
+        (folder / f"note{i}.txt").write_text(f"Archived note number {i}.\n")
+        os.utime(folder / f"note{i}.txt", (time.time() - 3600, time.time() - 3600))
+    started = time.monotonic()
+    scan = docproc("scan", "--settle", "60", folder, state=tmp_path / "state")
+    assert scan.returncode == 0, scan.stderr
+    assert time.monotonic() - started < 45, "waited for the settle time"
+    rows = files_json(tmp_path / "state")
+    assert sorted(r["state"] for r in rows.values()) == ["extracted"] * 20

@@ -53,12 +53,21 @@ def report_pid(_data: bytes) -> str:
     return f"pid {os.getpid()}"
 
 
+def hang_in_helper(data: bytes) -> str:
+    """Like a hung tesseract or soffice: a helper in its own process group that never ends."""
+    helper = subprocess.Popen(["sleep", "300"], process_group=0)
+    Path(data.decode().split()[-1]).write_text(str(helper.pid))
+    helper.wait()
+    return ""
+
+
 HOOKS = {
     ".hang": hang,
     ".exit": exit_abruptly,
     ".sigkill": sigkill_self,
     ".hog": hog_memory,
     ".pid": report_pid,
+    ".helper": hang_in_helper,
 }
 
 
@@ -271,3 +280,22 @@ def test_workers_exit_when_the_daemon_dies(tmp_path: Path) -> None:
         if daemon.stdout is not None:
             daemon.stdout.close()
     assert wait_gone([worker_pid], within=10) == []
+
+
+def test_a_hung_helper_dies_with_its_timed_out_worker(make_pool: MakePool, tmp_path: Path) -> None:
+    """A hanging OCR or LibreOffice child costs its worker and itself, nothing else."""
+    pool = make_pool(limits=ExtractLimits(timeout_seconds=2))
+    marker = tmp_path / "helper.pid"
+    path = tmp_path / "stuck.helper"
+    path.write_text(f"content {marker}")
+    stuck = task_for(path)
+    pool.submit(stuck)
+    fine = planted(tmp_path, ".pid", "after")
+    pool.submit(fine)
+    outcomes = collect_all(pool, 2, within=30)
+    failure = outcomes[stuck.sha256]
+    assert isinstance(failure, ExtractFailure)
+    assert failure.reason == "extraction timed out after 2 s"
+    assert isinstance(outcomes[fine.sha256], Extraction)
+    helper = int(marker.read_text())
+    assert wait_gone([helper], within=10) == [], "the helper outlived its worker"
