@@ -18,11 +18,10 @@ import lzma
 import posixpath
 import tarfile
 import zlib
-from typing import IO
 
 from docproc.errors import PermanentExtractionError
 from docproc.extract.reading import Reading
-from docproc.extract.zipguard import RATIO_FLOOR, GuardedZip
+from docproc.extract.zipguard import Budget, GuardedZip
 
 _CHUNK = 1024 * 1024
 _TAR_DAMAGE = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
@@ -52,7 +51,7 @@ def zip_archive(data: bytes, reading: Reading) -> str:
 def tar_archive(data: bytes, reading: Reading) -> str:
     """Every regular member of a tar (plain, gzip, bzip2 or xz), in order."""
     _check_depth(reading, "tar")
-    budget = _Budget(data, reading)
+    budget = Budget(len(data), reading.limits)
     sections: list[str] = []
     notes: list[str] = []
     count = 0
@@ -64,7 +63,8 @@ def tar_archive(data: bytes, reading: Reading) -> str:
                 count += 1
                 if count > reading.limits.max_archive_members:
                     continue
-                raw = budget.read(archive.extractfile(info), info.name)
+                member = archive.extractfile(info)
+                raw = budget.read(member, info.name) if member is not None else b""
                 sections.append(_member(info.name, raw, reading, notes))
     except _TAR_DAMAGE as exc:
         if not sections:
@@ -76,11 +76,11 @@ def tar_archive(data: bytes, reading: Reading) -> str:
 def gzip_file(data: bytes, reading: Reading) -> str:
     """A single gzip-compressed file (``notes.txt.gz``): the inner name routes it."""
     _check_depth(reading, "gz")
-    budget = _Budget(data, reading)
+    budget = Budget(len(data), reading.limits)
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as packed:
             inner_name = packed.name if isinstance(packed.name, str) else ""
-            raw = budget.read(packed, "gz")
+            raw = budget.read(packed, "gz")  # type: ignore[arg-type]  # GzipFile is an IO[bytes]
     except (OSError, EOFError, zlib.error) as exc:
         raise PermanentExtractionError(f"gz is damaged or not gzip ({exc})") from exc
     name = posixpath.basename(inner_name).removesuffix(".gz") or "document"
@@ -90,29 +90,6 @@ def gzip_file(data: bytes, reading: Reading) -> str:
     text = reading.member(name, raw, inner)
     reading.absorb(inner)
     return text
-
-
-class _Budget:
-    """The zip guard's decompression budget, for streams (tar, gzip)."""
-
-    def __init__(self, data: bytes, reading: Reading) -> None:
-        limits = reading.limits
-        ratio_budget = max(int(limits.max_expansion_ratio * len(data)), RATIO_FLOOR)
-        self.left = min(limits.max_archive_bytes, ratio_budget)
-
-    def read(self, stream: IO[bytes] | gzip.GzipFile | None, name: str) -> bytes:
-        if stream is None:
-            return b""
-        parts = []
-        while chunk := stream.read(min(_CHUNK, self.left + 1)):
-            self.left -= len(chunk)
-            if self.left < 0:
-                raise PermanentExtractionError(
-                    f"archive expands too much ({name} inflates past the limit), "
-                    "refused as a possible zip bomb"
-                )
-            parts.append(chunk)
-        return b"".join(parts)
 
 
 def _check_depth(reading: Reading, kind: str) -> None:

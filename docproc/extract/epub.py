@@ -11,13 +11,11 @@ documents listed outside the spine are not read.
 from __future__ import annotations
 
 import posixpath
-import xml.etree.ElementTree as ET
 from urllib.parse import unquote
 
-from docproc.errors import PermanentExtractionError
 from docproc.extract import html
 from docproc.extract.reading import Reading
-from docproc.extract.zipguard import GuardedZip
+from docproc.extract.zipguard import GuardedZip, local_name
 
 _CONTAINER = "META-INF/container.xml"
 _HTML_TYPES = frozenset(("application/xhtml+xml", "text/html", "application/x-dtbook+xml"))
@@ -59,15 +57,5 @@ def _spine(archive: GuardedZip) -> list[str]:
     return [manifest[idref] for idref in order if idref in manifest]
 
 
-def _xml(archive: GuardedZip, name: str) -> ET.Element | None:
-    raw = archive.read(name)
-    if raw is None:
-        return None
-    try:
-        return ET.fromstring(raw)  # noqa: S314 - expat refuses entity bombs; no external fetch
-    except ET.ParseError as exc:
-        raise PermanentExtractionError(f"epub is damaged ({name}: {exc})") from exc
-
-
-def _local(tag: object) -> str:
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+_xml = GuardedZip.xml
+_local = local_name

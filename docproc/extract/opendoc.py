@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from docproc.errors import PermanentExtractionError
 from docproc.extract.reading import Reading
-from docproc.extract.zipguard import GuardedZip
+from docproc.extract.zipguard import GuardedZip, local_name
 
 _TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
 _TEXT_NS = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
@@ -46,13 +46,10 @@ def odp(data: bytes, reading: Reading) -> str:
 
 def _content(data: bytes, reading: Reading, kind: str) -> ET.Element:
     with GuardedZip(data, reading.limits, kind) as archive:
-        raw = archive.read("content.xml")
-    if raw is None:
+        root = archive.xml("content.xml")
+    if root is None:
         raise PermanentExtractionError(f"{kind} is damaged or not a {kind} (no content.xml)")
-    try:
-        return ET.fromstring(raw)  # noqa: S314 - expat refuses entity bombs; no external fetch
-    except ET.ParseError as exc:
-        raise PermanentExtractionError(f"{kind} is damaged or not a {kind} ({exc})") from exc
+    return root
 
 
 def _blocks(element: ET.Element) -> Iterator[str]:
@@ -113,5 +110,4 @@ def _rows(table: ET.Element) -> Iterator[str]:
             yield line
 
 
-def _local(tag: object) -> str:
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+_local = local_name
