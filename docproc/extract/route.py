@@ -66,7 +66,7 @@ _NATIVE: dict[str, str] = {
     **dict.fromkeys((".odp", ".otp"), ODP),
     ".epub": EPUB,
     ".rtf": RTF,
-    **dict.fromkeys((".eml", ".mht", ".mhtml", ".p7s"), EML),
+    **dict.fromkeys((".eml", ".mht", ".mhtml"), EML),  # .p7s and .p7m: sniffed (MIME or DER)
     ".msg": MSG,
     **dict.fromkeys((".xls", ".xlsb", ".xla"), XLS),
     **dict.fromkeys((".zip",), ZIP),
