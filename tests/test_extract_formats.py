@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from docproc.errors import FailureKind
+from docproc.errors import FailureKind, PermanentExtractionError
 from docproc.extract import run_task
 from docproc.extract.route import soffice_available, tesseract_available
 from docproc.models import (
@@ -457,3 +457,22 @@ def test_ods_repeated_empty_cells_are_not_multiplied(tmp_path: Path) -> None:
     text, _ = text_of(tmp_path / "sheet.ods", tmp_path)
     assert all(s in text for s in said)
     assert len(text) < 2000
+
+
+@needs_tesseract
+def test_ocr_stops_at_the_documents_time_and_keeps_what_it_read(tmp_path: Path) -> None:
+    """Pages past the document's time for OCR are left out with a note, not the document."""
+    from docproc.extract import ocr, pdf
+    from docproc.extract.reading import Reading
+
+    path = docformats.write_mixed_pdf(tmp_path / "mixed.pdf", ["Typed first page words."])
+    out_of_time = Reading(ExtractLimits(), deadline=time.monotonic() - 1)
+    text = pdf.extract(path.read_bytes(), out_of_time)
+    assert "Typed first page words." in text
+    assert ocr.stopped_note(0, 1) in text
+    assert out_of_time.ocr_pages == 0
+    scan = tmp_path / "scan.png"
+    docformats.write_scan(scan)
+    with pytest.raises(PermanentExtractionError) as caught:
+        ocr.image(scan.read_bytes(), Reading(ExtractLimits(), deadline=time.monotonic() - 1))
+    assert caught.value.reason == f"image: {ocr.OUT_OF_TIME}"

@@ -34,6 +34,21 @@ from docproc.extract.zipguard import GuardedZip
 from docproc.models import ExtractLimits
 
 ENGINE = route.OCR
+
+
+class OutOfTime(Exception):  # noqa: N818 - a signal between two functions, not an error
+    """The document's time for OCR is used up: keep the pages read so far."""
+
+
+STOPPED = "[OCR stopped after "
+OUT_OF_TIME = "OCR ran out of the document's time limit before reading a page"
+
+
+def stopped_note(done: int, total: int) -> str:
+    """The line that says OCR stopped early, kept in the text for people."""
+    return f"{STOPPED}{done} of {total} pages: the document's time limit]"
+
+
 _OFF = 'OCR is off ([extract] ocr = "off")'
 _PICTURES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 _MIN_PICTURE_BYTES = 2048  # icons and bullets carry no text worth a Tesseract run
@@ -86,6 +101,10 @@ def image(data: bytes, reading: Reading) -> str:
     try:
         for frame in _frames(picture, limits.ocr.max_pages):
             pages.append(recognise(frame, reading))
+    except OutOfTime:
+        if not pages:
+            raise PermanentExtractionError(f"image: {OUT_OF_TIME}") from None
+        pages.append(stopped_note(len(pages), getattr(picture, "n_frames", 1)))
     except (OSError, ValueError, EOFError) as exc:
         if not pages:
             raise PermanentExtractionError(f"image is damaged or truncated ({exc})") from exc
@@ -109,15 +128,22 @@ def open_image(data: bytes, limits: ExtractLimits) -> PIL.Image.Image:
 
 
 def recognise(picture: PIL.Image.Image, reading: Reading) -> str:
-    """OCR one decoded page; counts it in ``reading``."""
+    """OCR one decoded page; counts it in ``reading``.
+
+    Raises:
+        OutOfTime: the document's time for slow work is used up (before starting).
+        PermanentExtractionError: tesseract failed or ran past its timeout.
+    """
+    if reading.time_left() <= 0:
+        raise OutOfTime
     grey = picture.convert("L")
     buffer = io.BytesIO()
     grey.save(buffer, format="PPM")  # 8-bit grey saves as a binary PGM: no compression cost
     options = reading.limits.ocr
     argv = ["tesseract", "stdin", "stdout", "-l", "+".join(options.languages), "--psm", "3"]
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    out = proc.run(argv, timeout=options.timeout_seconds, what="tesseract", stdin=buffer.getvalue(),
-                   env=env)  # fmt: skip
+    timeout = max(1.0, min(options.timeout_seconds, reading.time_left()))
+    out = proc.run(argv, timeout=timeout, what="tesseract", stdin=buffer.getvalue(), env=env)
     reading.ocr_pages += 1
     reading.used(ENGINE)
     return out.decode("utf-8", "replace").replace("\f", "").strip()
@@ -152,7 +178,7 @@ def _picture_text(raw: bytes, reading: Reading) -> str:
         return ""
     try:
         return recognise(picture, reading)
-    except (OSError, ValueError, EOFError, PermanentExtractionError):
+    except (OSError, ValueError, EOFError, PermanentExtractionError, OutOfTime):
         return ""  # one unreadable picture must not cost the others
     finally:
         picture.close()

@@ -43,13 +43,13 @@ def extract(data: bytes, reading: Reading) -> str:
         pages = [_page_text(pdf, index) for index in range(count)]
         scanned = [i for i, text in enumerate(pages) if not text.strip() and _has_image(pdf, i)]
         if scanned and ocr.available(reading.limits):
-            for index in scanned[: reading.limits.ocr.max_pages]:
-                pages[index] = _ocr_page(pdf, index, reading)
+            _ocr_pages(pdf, pages, scanned[: reading.limits.ocr.max_pages], reading)
     finally:
         pdf.close()
-    if not any(page.strip() for page in pages):
+    if not any(page.strip() and not page.startswith(ocr.STOPPED) for page in pages):
         if scanned:
             ocr.check_available(reading.limits, "pdf has no text layer; its scanned pages")
+            raise PermanentExtractionError(f"pdf has no text layer, and {ocr.OUT_OF_TIME}")
         raise PermanentExtractionError("pdf has no text (no text layer and no scanned pages)")
     return "\f".join(pages)
 
@@ -95,6 +95,18 @@ def _has_image(pdf: pypdfium2.PdfDocument, index: int) -> bool:
         return next(iter(page.get_objects(filter=kinds, max_depth=3)), None) is not None
     finally:
         page.close()
+
+
+def _ocr_pages(
+    pdf: pypdfium2.PdfDocument, pages: list[str], scanned: list[int], reading: Reading
+) -> None:
+    """OCR the scanned pages in order until done or out of time (a note says so)."""
+    for done, index in enumerate(scanned):
+        try:
+            pages[index] = _ocr_page(pdf, index, reading)
+        except ocr.OutOfTime:
+            pages[index] = ocr.stopped_note(done, len(scanned))
+            return
 
 
 def _ocr_page(pdf: pypdfium2.PdfDocument, index: int, reading: Reading) -> str:

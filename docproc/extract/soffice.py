@@ -8,7 +8,8 @@ and the native OOXML readers take it from there. Each conversion:
 * runs in a private temporary directory with its own LibreOffice profile
   (``-env:UserInstallation``), so concurrent workers never share a lock or a
   half-written profile, and nothing is left behind;
-* runs under its own timeout (a share of the document's), in its own process
+* runs under its own timeout (what is left of the document's time for slow
+  work, see :class:`~docproc.extract.reading.Reading`), in its own process
   group, killed with everything it forked (``soffice`` starts
   ``soffice.bin``); past the document's timeout the pool kills the worker's
   whole session anyway.
@@ -34,7 +35,6 @@ _TARGETS = {
     "pps": ("pptx", ooxml.pptx),
     "pot": ("pptx", ooxml.pptx),
 }
-_TIMEOUT_SHARE = 0.8  # of the document's timeout: our own reason before the pool's kill
 
 
 def extract(data: bytes, kind: str, reading: Reading) -> str:
@@ -54,7 +54,7 @@ def extract(data: bytes, kind: str, reading: Reading) -> str:
             "--convert-to", target, "--outdir", str(folder / "out"), str(source),
         ]  # fmt: skip
         env = {**os.environ, "HOME": scratch, "SAL_USE_VCLPLUGIN": "svp"}
-        timeout = reading.limits.timeout_seconds * _TIMEOUT_SHARE
+        timeout = max(1.0, reading.time_left())
         proc.run(argv, timeout=timeout, what="LibreOffice", env=env, cwd=folder)
         converted = folder / "out" / f"document.{target}"
         if not converted.is_file():
