@@ -55,7 +55,8 @@ def scan(
     """
     targets = [_absolute(p) for p in paths]
     with WriterLock.acquire(settings.state_dir, "docproc scan"):
-        pool = make_pool(settings)  # first: its forkserver starts while the ledger opens
+        # A scan runs no threads: its workers are forked directly (no forkserver).
+        pool = make_pool(settings, start_method="fork")
         try:
             ledger = Ledger(settings.ledger_path, actor="scan")
         except BaseException:
