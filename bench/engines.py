@@ -75,13 +75,14 @@ def docproc(target: Path, state: Path, log: Path, files: Iterable[Path]) -> Engi
     command = [sys.executable, "-m", "docproc", "scan", "--settle", "0", str(target)]
     seconds, returncode, sampler = sampled(command, env, log)
     run = EngineRun("docproc", seconds, returncode=returncode)
-    # Extraction workers are forked by the forkserver: grandchildren of the scan.
+    # A scan forks its extraction workers: children of the scan (the daemon's
+    # come from a forkserver, grandchildren; the max over both covers either).
     run.main_rss_mb = sampler.max_kb(0, 0) / 1024
-    run.workers_rss_mb = sampler.max_kb(2) / 1024
+    run.workers_rss_mb = sampler.max_kb(1) / 1024
     run.cpu_s = sampler.cpu_sum(0)
     run.output = log.read_text(errors="replace")[-2000:]
     rows = ledger_rows(state)
-    run.extra = {"extractors": {}, "ocr_pages": 0, "workers_started": len(sampler.pids(2))}
+    run.extra = {"extractors": {}, "ocr_pages": 0, "workers_started": len(sampler.pids(1))}
     from docproc.ledger import file_uri
     from docproc.textstore import TextStore
 
