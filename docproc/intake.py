@@ -36,7 +36,7 @@ from docproc.sources.base import Source
 
 log = structlog.get_logger()
 HASH_CHUNK = 1024 * 1024
-TAKE_CHUNK = 64
+TAKE_CHUNK = 16
 RETRY_CHECK_SECONDS = 10.0
 
 
