@@ -476,3 +476,19 @@ def test_ocr_stops_at_the_documents_time_and_keeps_what_it_read(tmp_path: Path) 
     with pytest.raises(PermanentExtractionError) as caught:
         ocr.image(scan.read_bytes(), Reading(ExtractLimits(), deadline=time.monotonic() - 1))
     assert caught.value.reason == f"image: {ocr.OUT_OF_TIME}"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"<html><body><table><tr><td>Region</td><td>North</td></tr></table></body></html>",
+         "Region\tNorth"),
+        (b"region,total\nNorth,12\n", "region; total\nregion: North; total: 12"),
+    ],
+)  # fmt: skip
+def test_a_fake_xls_export_is_read_as_what_it_is(
+    tmp_path: Path, body: bytes, expected: str
+) -> None:
+    (tmp_path / "export.xls").write_bytes(body)
+    text, outcome = text_of(tmp_path / "export.xls", tmp_path)
+    assert (text, outcome.extractor) == (expected, "calamine:xls")

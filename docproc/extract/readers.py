@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
+from docproc.errors import PermanentExtractionError
 from docproc.extract import (
     archives,
     epub,
@@ -57,6 +58,20 @@ def _pptx(data: bytes, reading: Reading) -> str:
     return ooxml.pptx(data, reading.limits) or ocr.pictures(data, "ppt/media/", reading)
 
 
+def _xls(data: bytes, reading: Reading) -> str:
+    """A workbook; many ".xls" exports are really HTML or CSV, read as what they are."""
+    try:
+        return sheets.extract(data, reading)
+    except PermanentExtractionError:
+        if data.startswith((b"\xd0\xcf\x11\xe0", b"PK\x03\x04")):
+            raise  # a real workbook (OLE or zip) that is damaged or encrypted
+        kind = sniff.route_bytes(data, ".xls")
+        if kind not in (route.HTML, route.XML, route.TEXT):
+            raise
+    content = _READERS[kind](data, reading)
+    return structured.delimited(data, reading) if kind == route.TEXT else content
+
+
 def _odp(data: bytes, reading: Reading) -> str:
     return opendoc.odp(data, reading) or ocr.pictures(data, "Pictures/", reading)
 
@@ -79,7 +94,7 @@ _READERS: dict[str, Reader] = {
     route.RTF: rtf.extract,
     route.EML: lambda data, _reading: mail.extract(data),
     route.MSG: msg.extract,
-    route.XLS: sheets.extract,
+    route.XLS: _xls,
     route.ZIP: archives.zip_archive,
     route.TAR: archives.tar_archive,
     route.GZIP: archives.gzip_file,
