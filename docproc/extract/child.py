@@ -2,7 +2,9 @@
 
 This module is preloaded by the pool's forkserver, so everything it imports
 (the native extractors, lxml, pypdfium2) is already in memory when a worker
-is forked. It must stay free of unstructured, which is imported lazily.
+is forked; a worker forked straight from ``docproc scan`` imports it at its
+start, before it says READY. It must stay free of unstructured, which is
+imported lazily.
 """
 
 from __future__ import annotations
