@@ -12,6 +12,7 @@ import io
 import json
 import re
 import shutil
+import struct
 import time
 import zipfile
 from pathlib import Path
@@ -492,3 +493,37 @@ def test_a_fake_xls_export_is_read_as_what_it_is(
     (tmp_path / "export.xls").write_bytes(body)
     text, outcome = text_of(tmp_path / "export.xls", tmp_path)
     assert (text, outcome.extractor) == (expected, "calamine:xls")
+
+
+def _lzfu(tokens: list[bytes | tuple[int, int]]) -> bytes:
+    """Compress per MS-OXRTFCP from explicit tokens: literal bytes or (offset, length) runs."""
+    body, write, flags, group = bytearray(), 207, 0, bytearray()
+    items: list[bytes | tuple[int, int]] = [t for tok in tokens for t in (
+        [bytes([b]) for b in tok] if isinstance(tok, bytes) else [tok])]  # fmt: skip
+    items.append((0, 0))  # the end marker, offset filled in below
+    for position, item in enumerate(items):
+        if isinstance(item, tuple):
+            offset, length = item if position < len(items) - 1 else (write, 2)
+            flags |= 1 << (position % 8)
+            group += ((offset << 4) | (length - 2)).to_bytes(2, "big")
+            write = (write + length) % 4096
+        else:
+            group += item
+            write = (write + 1) % 4096
+        if position % 8 == 7 or position == len(items) - 1:
+            body += bytes([flags]) + group
+            flags, group = 0, bytearray()
+    return struct.pack("<IIII", len(body) + 12, 0, 0x75465A4C, 0) + bytes(body)
+
+
+def test_compressed_rtf_bodies_of_outlook_messages_are_decompressed() -> None:
+    from docproc.extract.msg import decompress_rtf
+
+    # "{\rtf1\ansi" is the first 11 bytes of the preloaded dictionary: one run.
+    packed = _lzfu([(0, 11), b" Minutes of the board meeting.}"])
+    assert decompress_rtf(packed, 10_000) == b"{\\rtf1\\ansi Minutes of the board meeting.}"
+    # A run that overlaps the bytes it writes repeats them ("ab" x 3).
+    packed = _lzfu([b"{ab", (208, 6), b"}"])
+    assert decompress_rtf(packed, 10_000) == b"{abababab}"
+    stored = struct.pack("<IIII", 20, 8, 0x414C454D, 0) + b"{\\rtf1 x}"
+    assert decompress_rtf(stored, 10_000) == b"{\\rtf1 x"
