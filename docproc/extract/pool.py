@@ -36,6 +36,7 @@ every worker dies at start and each task fails with "extractor process died".
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.forkserver
@@ -116,11 +117,11 @@ class ExtractorPool:
         log_setup: called first in each worker to configure logging (picklable).
         start_method: ``"forkserver"`` (the default, and the only safe one in a
             process with threads, like the daemon), or ``"fork"`` for a
-            single-threaded caller (``docproc scan``): workers are forked from
-            the caller at once, with no forkserver to start first (profiled:
-            the forkserver's start-up was 0.8 s of a 2,000-file scan's wall time
-            on a loaded machine), and import the readers themselves. With
-            threads running, ``"fork"`` falls back to ``"forkserver"``.
+            single-threaded caller (``docproc scan``): the caller imports the
+            readers and forks its workers at once, with no forkserver to start
+            first (profiled: the forkserver's start-up was 0.8 s of a
+            2,000-file scan's wall time on a loaded machine). With threads
+            running, ``"fork"`` falls back to ``"forkserver"``.
 
     Not thread-safe: one thread (the daemon's main loop) owns the pool.
     """
@@ -140,6 +141,10 @@ class ExtractorPool:
         self._ctx: ForkContext | ForkServerContext
         if start_method == "fork" and threading.active_count() == 1:
             self._ctx = multiprocessing.get_context("fork")
+            # Import the readers once, here: every worker forked later (recycled
+            # ones included) inherits them instead of importing them again.
+            for module in PRELOAD:
+                importlib.import_module(module)
         else:
             server = multiprocessing.get_context("forkserver")
             server.set_forkserver_preload(PRELOAD)
