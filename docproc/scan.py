@@ -55,8 +55,9 @@ def scan(
     """
     targets = [_absolute(p) for p in paths]
     with WriterLock.acquire(settings.state_dir, "docproc scan"):
-        # A scan runs no threads: its workers are forked directly (no forkserver).
-        pool = make_pool(settings, start_method="fork")
+        # A scan runs no threads: its workers are forked directly (no forkserver),
+        # and its texts are synced to disk a batch at a time (see ExtractorPool).
+        pool = make_pool(settings, start_method="fork", batch_sync=True)
         try:
             ledger = Ledger(settings.ledger_path, actor="scan")
         except BaseException:

@@ -10,9 +10,12 @@ Durability: a text must be on disk before the ledger says it exists. By
 default each write is fsynced. Profiled on a 2,000-document scan, that
 fsync was most of an extraction worker's time (0.4 ms a file on an idle
 disk, 4 ms under load, against 0.1-1 ms of parsing), so where the kernel has
-``syncfs`` (Linux) workers write with ``sync=False`` and the daemon makes a
-whole batch durable with one :meth:`TextStore.barrier` before it records
-the batch (:class:`~docproc.extract.ExtractorPool` does this).
+``syncfs`` (Linux) a bulk ``docproc scan`` has its workers write with
+``sync=False`` and makes a whole batch durable with one
+:meth:`TextStore.barrier` before it records the batch
+(:class:`~docproc.extract.ExtractorPool` with ``batch_sync``). The daemon
+keeps the per-file fsync: ``syncfs`` waits for every writer on the
+filesystem, which a long-running service must not.
 """
 
 from __future__ import annotations

@@ -299,3 +299,28 @@ def test_a_hung_helper_dies_with_its_timed_out_worker(make_pool: MakePool, tmp_p
     assert isinstance(outcomes[fine.sha256], Extraction)
     helper = int(marker.read_text())
     assert wait_gone([helper], within=10) == [], "the helper outlived its worker"
+
+
+def test_batch_sync_turns_a_failed_sync_into_retries(
+    make_pool: MakePool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With batch_sync, texts are synced per batch; an I/O error there records nothing as done."""
+    from docproc.textstore import TextStore, batched_sync_available
+
+    if not batched_sync_available():
+        pytest.skip("no syncfs here: workers fsync each text instead")
+    pool = make_pool(batch_sync=True)
+    ok = planted(tmp_path, ".pid", "synced")
+    pool.submit(ok)
+    assert isinstance(collect_all(pool, 1, within=30)[ok.sha256], Extraction)
+
+    def broken(_self: TextStore) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(TextStore, "barrier", broken)
+    failing = planted(tmp_path, ".pid", "unsynced")
+    pool.submit(failing)
+    outcome = collect_all(pool, 1, within=30)[failing.sha256]
+    assert isinstance(outcome, ExtractFailure)
+    assert outcome.kind is FailureKind.TRANSIENT
+    assert outcome.reason == "text store could not be synced to disk (Input/output error)"

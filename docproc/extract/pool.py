@@ -122,6 +122,12 @@ class ExtractorPool:
             first (profiled: the forkserver's start-up was 0.8 s of a
             2,000-file scan's wall time on a loaded machine). With threads
             running, ``"fork"`` falls back to ``"forkserver"``.
+        batch_sync: make texts durable with one ``syncfs`` per batch instead of
+            an ``fsync`` per document (profiled: the fsync was most of a
+            worker's time on a 2,000-file scan). For ``docproc scan``; the
+            daemon keeps per-document fsyncs, because ``syncfs`` also waits for
+            everyone else's writes on that filesystem (a 10 GB copy into a
+            watched folder would stall the daemon's loop).
 
     Not thread-safe: one thread (the daemon's main loop) owns the pool.
     """
@@ -137,6 +143,7 @@ class ExtractorPool:
         extra_extractors: Mapping[str, Extractor] | None = None,
         log_setup: Callable[[], object] | None = None,
         start_method: str = "forkserver",
+        batch_sync: bool = False,
     ) -> None:
         self._ctx: ForkContext | ForkServerContext
         if start_method == "fork" and threading.active_count() == 1:
@@ -154,9 +161,10 @@ class ExtractorPool:
             # of making the first submit() wait for it.
             multiprocessing.forkserver.ensure_running()
         self._size = max(1, workers)
-        # Texts are made durable in batches: one syncfs per collect() instead
-        # of an fsync per document in the workers (see textstore.py).
-        self._barrier = TextStore(text_dir) if batched_sync_available() else None
+        # batch_sync: texts are made durable in batches, one syncfs per collect()
+        # instead of an fsync per document in the workers (see textstore.py).
+        batched = batch_sync and batched_sync_available()
+        self._barrier = TextStore(text_dir) if batched else None
         self._config = process.WorkerConfig(
             limits=limits,
             text_dir=text_dir,
