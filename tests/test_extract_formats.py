@@ -527,3 +527,28 @@ def test_compressed_rtf_bodies_of_outlook_messages_are_decompressed() -> None:
     assert decompress_rtf(packed, 10_000) == b"{abababab}"
     stored = struct.pack("<IIII", 20, 8, 0x414C454D, 0) + b"{\\rtf1 x}"
     assert decompress_rtf(stored, 10_000) == b"{\\rtf1 x"
+
+
+@needs_soffice
+def test_legacy_office_files_under_other_names_are_read_as_what_they_are(tmp_path: Path) -> None:
+    """A .doc renamed .docx, and one with no name at all, both go to LibreOffice."""
+    import subprocess
+
+    said = sentences("renamed", 3)
+    docformats.write_odt(tmp_path / "source.odt", said)
+    profile = (tmp_path / "profile").as_uri()
+    subprocess.run(
+        ["soffice", f"-env:UserInstallation={profile}", "--headless", "--convert-to", "doc",
+         "--outdir", str(tmp_path), str(tmp_path / "source.odt")],
+        check=True, capture_output=True, timeout=180,
+    )  # fmt: skip
+    legacy = (tmp_path / "source.doc").read_bytes()
+    (tmp_path / "renamed.docx").write_bytes(legacy)
+    (tmp_path / "SCAN0042").write_bytes(legacy)
+    limits = ExtractLimits(timeout_seconds=180)
+    text, outcome = text_of(tmp_path / "renamed.docx", tmp_path, limits)
+    assert all(s in " ".join(text.split()) for s in said)
+    assert outcome.extractor == "native:docx+soffice:doc"
+    text, outcome = text_of(tmp_path / "SCAN0042", tmp_path, limits)
+    assert all(s in " ".join(text.split()) for s in said)
+    assert outcome.extractor == "soffice:doc"

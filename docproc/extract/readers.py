@@ -38,6 +38,7 @@ from docproc.extract import (
 from docproc.extract.reading import Reading
 
 Reader = Callable[[bytes, Reading], str]
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a Compound File: legacy Office, or encrypted OOXML
 
 _EMPTY: dict[str, str] = {
     route.HTML: "page contains no visible text",
@@ -51,11 +52,28 @@ _EMPTY: dict[str, str] = {
 
 
 def _docx(data: bytes, reading: Reading) -> str:
+    if data.startswith(_OLE):  # a legacy .doc under a new name
+        return _legacy(data, ".docx", reading)
     return ooxml.docx(data, reading.limits) or ocr.pictures(data, "word/media/", reading)
 
 
 def _pptx(data: bytes, reading: Reading) -> str:
+    if data.startswith(_OLE):
+        return _legacy(data, ".pptx", reading)
     return ooxml.pptx(data, reading.limits) or ocr.pictures(data, "ppt/media/", reading)
+
+
+def _legacy(data: bytes, suffix: str, reading: Reading) -> str:
+    """A legacy Office file (or an encrypted one) named like OOXML: read as what it is."""
+    kind = sniff.ole_kind(data, suffix)
+    reading.used(kind)
+    return read(kind, data, reading)
+
+
+def _xlsx(data: bytes, reading: Reading) -> str:
+    if data.startswith(_OLE):
+        return _legacy(data, ".xlsx", reading)
+    return ooxml.xlsx(data, reading.limits)
 
 
 def _xls(data: bytes, reading: Reading) -> str:
@@ -86,7 +104,7 @@ _READERS: dict[str, Reader] = {
     route.PDF: pdf.extract,
     route.DOCX: _docx,
     route.PPTX: _pptx,
-    route.XLSX: lambda data, reading: ooxml.xlsx(data, reading.limits),
+    route.XLSX: _xlsx,
     route.ODT: opendoc.odt,
     route.ODS: opendoc.ods,
     route.ODP: _odp,

@@ -30,6 +30,15 @@ _IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"BM", "image/bmp"),
 )
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED = "encrypted"
+_OLE_STREAMS = (
+    ("EncryptedPackage", _ENCRYPTED),  # an encrypted .docx/.xlsx/.pptx
+    ("__substg1.0_", route.MSG),
+    ("WordDocument", route.SOFFICE_PREFIX + "doc"),
+    ("PowerPoint Document", route.SOFFICE_PREFIX + "ppt"),
+    ("Workbook", route.XLS),
+    ("Book", route.XLS),
+)
 _ODF_MIMETYPES = {
     b"application/vnd.oasis.opendocument.text": route.ODT,
     b"application/vnd.oasis.opendocument.spreadsheet": route.ODS,
@@ -70,10 +79,28 @@ def route_bytes(data: bytes, suffix: str) -> str:
     if head.startswith(b"PK\x03\x04"):
         return _zip_kind(data)
     if head.startswith(_OLE):
-        raise PermanentExtractionError(_unknown(suffix, "an OLE compound file"))
+        return ole_kind(data, suffix)
     if len(head) > 262 and head[257:262] == b"ustar":
         return route.TAR
     return _textual(head, suffix)
+
+
+def ole_kind(data: bytes, suffix: str) -> str:
+    """Which legacy Office file an OLE compound file is, by the streams it names.
+
+    The directory's entries hold stream names in UTF-16-LE; a search for them
+    is cheap and needs no OLE parser.
+    """
+    for name, kind in _OLE_STREAMS:
+        if name.encode("utf-16-le") in data:
+            if kind == _ENCRYPTED:
+                what = suffix[1:] or "Office document"
+                raise PermanentExtractionError(f"{what} is password protected")
+            if kind.startswith(route.SOFFICE_PREFIX) and not route.soffice_available():
+                what = kind.removeprefix(route.SOFFICE_PREFIX)
+                raise PermanentExtractionError(f"{what} needs LibreOffice: {route.SOFFICE_HINT}")
+            return kind
+    raise PermanentExtractionError(_unknown(suffix, "an OLE compound file"))
 
 
 def _zip_kind(data: bytes) -> str:
