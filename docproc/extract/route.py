@@ -185,3 +185,31 @@ def _refusal(suffix: str) -> str | None:
     if suffix in _UNREAD_ARCHIVES:
         return f"archives of type '{suffix}' are not expanded (zip and tar are)"
     return None
+
+
+# Reasons an older docproc (before OCR, LibreOffice and the native readers of
+# OpenDocument, RTF, EPUB and archives) recorded for files it can read now.
+_OUTDATED_REASONS = (
+    "%needs OCR, which is not installed%",
+    "%need OCR, which is not installed%",
+    "%needs LibreOffice (soffice), which is not installed%",
+    "%needs the optional 'pandoc' extra%",
+    "archives are not expanded%",
+    "unsupported file type '%'",
+    "unsupported file type (the name has no extension)",
+)
+
+
+def readable_again() -> tuple[str, ...]:
+    """SQL LIKE patterns of failure reasons that what is installed now can overcome.
+
+    Reasons naming Tesseract or LibreOffice as missing, once installed, and
+    the reasons older versions gave for formats read natively now. Matching
+    versions are extracted again (once: their new reason no longer matches).
+    """
+    patterns = list(_OUTDATED_REASONS)
+    if tesseract_available():
+        patterns.append(f"%{TESSERACT_HINT}%")
+    if soffice_available():
+        patterns.append(f"%{SOFFICE_HINT}%")
+    return tuple(patterns)
