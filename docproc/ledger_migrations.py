@@ -311,3 +311,9 @@ def m007_attempts_only_grow(db: Database) -> None:
                            WHERE r.job_id = jobs.id);
         """
     )
+
+
+@migrations()
+def m010_ocr_pages(db: Database) -> None:
+    """Pages (or pictures) whose text came from OCR, per version (NULL before this)."""
+    db.execute("ALTER TABLE versions ADD COLUMN ocr_pages INTEGER")
