@@ -315,7 +315,13 @@ def m007_attempts_only_grow(db: Database) -> None:
 
 
 @migrations()
-def m008_staged_batches(db: Database) -> None:
+def m010_ocr_pages(db: Database) -> None:
+    """Pages (or pictures) whose text came from OCR, per version (NULL before this)."""
+    db.execute("ALTER TABLE versions ADD COLUMN ocr_pages INTEGER")
+
+
+@migrations()
+def m011_staged_batches(db: Database) -> None:
     """The ledger's own random identity, and what staged and live batches record.
 
     ``ledger_meta.instance`` makes the idempotency token of each batch
