@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from docproc import sidecars
 from docproc.errors import SidecarConflict, SidecarError
 from docproc.models import Highlight, Usage
 from docproc.sidecars import (
@@ -32,6 +31,7 @@ from docproc.sidecars import (
     temp_name,
     write_atomic,
 )
+from docproc.sidecars import write as sidecar_writes
 from docproc.sources.filters import IgnoreRules
 
 SHA = "0123456789abcdef" * 4
@@ -384,14 +384,14 @@ def test_a_file_created_during_the_write_is_not_clobbered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "x.pdf.summary.md"
-    real_link_new = sidecars._link_new
+    real_link_new = sidecar_writes._link_new
 
     def user_wins_the_race(dir_fd: int, tmp: str, name: str) -> bool:
         if not target.exists():
             target.write_bytes(b"user was faster")
         return real_link_new(dir_fd, tmp, name)
 
-    monkeypatch.setattr(sidecars, "_link_new", user_wins_the_race)
+    monkeypatch.setattr(sidecar_writes, "_link_new", user_wins_the_race)
     with pytest.raises(SidecarConflict):
         write_atomic(target, b"docproc", expected_existing=set())
     assert target.read_bytes() == b"user was faster"
