@@ -43,6 +43,7 @@ from docproc.metrics import MetricsServer
 from docproc.models import S3WatchSpec, TaskSpec, WatchSpec
 from docproc.notify import Notifier
 from docproc.pipeline import Pipeline
+from docproc.providers.base import Provider
 from docproc.publish import Publisher
 from docproc.sources.local import LocalSource
 from docproc.textstore import TextStore
@@ -62,6 +63,7 @@ class Options:
     state_dir: Path | None = None
     provider: str | None = None
     once: bool = False
+    log_level: str | None = None  # overrides [log] level
 
 
 class Daemon:
@@ -82,16 +84,20 @@ class Daemon:
     def run(self) -> int:
         """Run until stopped (or, with ``once``, until the work is done); the exit code."""
         settings = self._load()
+        level = self.options.log_level or settings.log.level
         fmt = logconfig.for_daemon(
-            settings.log.level,
+            level,
             settings.log.format,
             journal_stream=self._journal_stream,
             redact=secrets_held(),
         )
-        self._log_setup = partial(logconfig.for_daemon, settings.log.level, fmt)
+        self._log_setup = partial(logconfig.for_daemon, level, fmt)
+        # Before anything is logged: a provider that cannot be made (unknown, no key) is
+        # a configuration error, not a daemon that started and stopped.
+        provider = make_provider(settings, self.options.provider)
         previous = self._install_signals()
         try:
-            self._start(settings)
+            self._start(settings, provider)
             self._report(time.monotonic(), send=False)
             self.notifier.ready(self._status)
             return self._loop()
@@ -125,7 +131,7 @@ class Daemon:
     def _load(self) -> Settings:
         return load(self.options.config, state_dir=self.options.state_dir)
 
-    def _start(self, settings: Settings) -> None:
+    def _start(self, settings: Settings, provider: Provider) -> None:
         self.settings = self.settings_at_start = settings
         self.ledger = Ledger(settings.ledger_path, actor="daemon")
         work = WorkLedger(self.ledger, prices=settings.prices, retry_base=settings.retry_backoff)
@@ -136,7 +142,6 @@ class Daemon:
             max_attempts=settings.extract.max_attempts,
         )
         recovered = self.intake.recover()
-        provider = make_provider(settings, self.options.provider)
         task = settings.task if not self.options.provider else _task_for(settings, provider.name)
         dispatcher = Dispatcher(
             work, provider, store, task=task, limits=settings.batch,

@@ -42,6 +42,11 @@ from docproc.models import (
 )
 
 GENESIS = "0" * 64
+# The states of the file_status view, in the order a file goes through them.
+FILE_STATES = (
+    "pending", "extracted", "queued", "submitting", "submitted", "done", "written",
+    "retrying", "failed", "conflict", "deleted",
+)  # fmt: skip
 BUSY_TIMEOUT_S = 30.0
 Row = dict[str, Any]
 

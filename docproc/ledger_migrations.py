@@ -289,3 +289,44 @@ def m006_s3_objects(db: Database) -> None:
         ALTER TABLE roots ADD COLUMN status TEXT;
         """
     )
+
+
+@migrations()
+def m007_conflict_reasons(db: Database) -> None:
+    """A file in conflict shows why (the sidecar's reason) in file_status and stuck."""
+    db.executescript(
+        """
+        DROP VIEW stuck;
+        DROP VIEW file_status;
+        CREATE VIEW file_status AS
+        WITH current_job AS (
+            SELECT version_id, MAX(id) AS job_id FROM jobs GROUP BY version_id
+        )
+        SELECT f.id, f.path, f.uri, r.uri AS root,
+               CASE WHEN f.state = 'deleted' THEN 'deleted'
+                    WHEN f.state = 'problem' THEN 'failed'
+                    WHEN v.id IS NULL THEN 'pending'
+                    WHEN v.state = 'failed' AND v.failure_kind = 'transient' THEN 'retrying'
+                    WHEN v.state != 'extracted' THEN v.state
+                    WHEN j.id IS NULL THEN 'extracted'
+                    WHEN EXISTS (SELECT 1 FROM sidecars s WHERE s.file_id = f.id
+                                 AND s.job_id = j.id AND s.state = 'conflict') THEN 'conflict'
+                    WHEN j.state = 'done' AND EXISTS (
+                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
+                        AND s.state = 'written') THEN 'written'
+                    ELSE j.state END AS state,
+               v.sha256, f.size, v.extractor, v.chars, v.truncated_from,
+               COALESCE(f.problem, v.error,
+                        (SELECT s.detail FROM sidecars s WHERE s.file_id = f.id
+                         AND s.job_id = j.id AND s.state = 'conflict' ORDER BY s.id DESC LIMIT 1),
+                        j.error) AS error,
+               v.failure_kind, v.attempts,
+               j.id AS job_id, f.first_seen_at, f.updated_at, v.extracted_at
+        FROM files f JOIN roots r ON r.id = f.root_id
+        LEFT JOIN versions v ON v.id = f.version_id
+        LEFT JOIN current_job cj ON cj.version_id = v.id
+        LEFT JOIN jobs j ON j.id = cj.job_id;
+        CREATE VIEW stuck AS
+        SELECT * FROM file_status WHERE state IN ('failed', 'retrying', 'conflict');
+        """
+    )

@@ -102,18 +102,27 @@ def _take_file(intake: Intake, root_id: int, path: Path) -> None:
 
 
 def _drive(intake: Intake, settle: float, progress: Progress) -> int:
-    """Tick until nothing is settling or extracting; return files that never settled."""
-    done = total = 0
+    """Tick until nothing is settling or extracting; return files that never settled.
+
+    Progress counts files: the total is fixed once the first tick has walked every
+    folder (files found, plus single files already handed to extraction), before
+    anything is counted done; the last call reports the total as done.
+    """
+    done, total = 0, intake.in_extraction
     give_up_at = time.monotonic() + settle * 2 + GRACE_SECONDS
+    first = True
     while True:
         now = time.monotonic()
         report = intake.tick(now, wait=TICK_WAIT)
-        total += report.taken - report.reused
-        done += len(report.outcomes)
-        progress(done, max(total, done))
+        if first:  # the walk is done: what it found is taken, settling or in extraction
+            total, first = total + report.taken + intake.settling, False
+        done = min(total, done + report.reused + len(report.outcomes))
+        progress(done, total)
         if not intake.busy:
+            progress(total, total)
             return 0
         if now > give_up_at and not intake.extracting:
+            progress(total, total)
             return sum(source.pending for source in intake.sources.values())
 
 

@@ -7,8 +7,8 @@ exit 1 with one line; nothing a user can cause prints a traceback.
 
 One module per group of commands: :mod:`.run` (the daemon, scan),
 :mod:`.status` (status, config check), :mod:`.queries` (reading the ledger),
-:mod:`.operations` (what changes docproc's work); :mod:`.common` holds what
-they share and :mod:`.root` the group itself.
+:mod:`.operations` (what changes docproc's work), :mod:`.shell` (tab
+completion); :mod:`.common` holds what they share and :mod:`.root` the group.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from docproc.cli.operations import cancel, ledger_retry
 from docproc.cli.queries import ledger
 from docproc.cli.root import main
 from docproc.cli.run import run, scan
+from docproc.cli.shell import completion
 from docproc.cli.status import config_group, status
 
 __all__ = ["main"]
 
-for _command in (run, scan, status, config_group, ledger, cancel):
+for _command in (run, scan, status, config_group, ledger, cancel, completion):
     main.add_command(_command)
 ledger.add_command(ledger_retry)

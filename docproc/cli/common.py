@@ -23,6 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Options:
     config: Path | None = None
     state_dir: Path | None = None
+    log_level: str | None = None  # --log-level, when given
 
     def settings(self, *, watches_required: bool = True) -> Settings:
         return load(self.config, state_dir=self.state_dir, watches_required=watches_required)
@@ -75,10 +76,20 @@ def opts() -> Options:
 
 
 def output_options(func: F) -> F:
-    """--json / --csv on a listing command (table by default)."""
-    func = click.option("--csv", "fmt", flag_value="csv", help="CSV output.")(func)
-    func = click.option("--json", "fmt", flag_value="json", help="JSON array output.")(func)
-    return click.option("--table", "fmt", flag_value="table", default=True, hidden=True)(func)
+    """--json / --csv on a listing command (table by default); the command gets ``fmt``.
+
+    Both at once is a usage error (exit 2), not a silent pick of one.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, as_json: bool, as_csv: bool, **kwargs: Any) -> Any:
+        if as_json and as_csv:
+            raise click.UsageError("--json and --csv cannot be used together")
+        fmt = "json" if as_json else "csv" if as_csv else "table"
+        return func(*args, fmt=fmt, **kwargs)
+
+    wrapped = click.option("--csv", "as_csv", is_flag=True, help="CSV output.")(wrapper)
+    return click.option("--json", "as_json", is_flag=True, help="JSON output.")(wrapped)  # type: ignore[return-value]
 
 
 def find_file(reader: Ledger, ref: str) -> dict[str, Any]:

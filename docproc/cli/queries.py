@@ -9,6 +9,8 @@ import click
 
 from docproc.cli.common import age, common_options, find_file, handle_errors, opts, output_options
 from docproc.errors import DocprocError
+from docproc.ledger import FILE_STATES
+from docproc.ledger_reports import datasette_metadata
 from docproc.ledger_work import WorkLedger
 from docproc.output import as_json, render, table
 from docproc.textstore import TextStore
@@ -31,7 +33,7 @@ def ledger() -> None:
 
 
 @ledger.command("files")
-@click.option("--state", help="Only files in this state (extracted, failed, retrying, ...).")
+@click.option("--state", type=click.Choice(FILE_STATES), help="Only files in this state.")
 @output_options
 @common_options
 @handle_errors
@@ -142,3 +144,17 @@ def ledger_costs(by: str, fmt: str) -> None:
 def ledger_path() -> None:
     """Print where the ledger file is."""
     click.echo(opts().ledger_path())
+
+
+@ledger.command("datasette-metadata")
+@common_options
+@handle_errors
+def ledger_datasette_metadata() -> None:
+    """Print datasette metadata with canned audit queries (stuck files, spend per day
+    and model, batches in flight, a file's history).
+
+    \b
+    docproc ledger datasette-metadata > metadata.json
+    datasette "$(docproc ledger path)" -m metadata.json
+    """
+    click.echo(as_json(datasette_metadata(opts().ledger_path().stem)))

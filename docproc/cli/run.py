@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from docproc.cli.common import common_options, handle_errors, opts
+from docproc.config import PROVIDERS
 from docproc.output import table
 
 
@@ -18,7 +19,9 @@ from docproc.output import table
     is_flag=True,
     help="Take what is there, flush at once, wait for the results, write, exit.",
 )
-@click.option("--provider", metavar="NAME", help="Use this provider instead of [task] provider.")
+@click.option(
+    "--provider", type=click.Choice(PROVIDERS), help="Use this provider instead of [task] provider."
+)
 @common_options
 @handle_errors
 def run(once: bool, provider: str | None) -> None:
@@ -31,7 +34,9 @@ def run(once: bool, provider: str | None) -> None:
     from docproc.daemon import Options as RunOptions
 
     options = opts()
-    daemon = Daemon(RunOptions(options.config, options.state_dir, provider, once))
+    daemon = Daemon(
+        RunOptions(options.config, options.state_dir, provider, once, options.log_level)
+    )
     sys.exit(daemon.run())
 
 
@@ -54,17 +59,36 @@ def scan(paths: tuple[Path, ...], settle: float | None) -> None:
         if not path.exists() and not path.is_symlink():
             click.echo(f"docproc: {path.absolute()} does not exist", err=True)
             sys.exit(2)
-    with click.progressbar(length=1, label="extracting", file=sys.stderr) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.length = max(total, 1)
-            bar.update(done - bar.pos)
-
-        result = run_scan(settings, list(paths), progress, settle=settle)
+    bar = _Bar()
+    try:
+        result = run_scan(settings, list(paths), bar.update, settle=settle)
+    finally:
+        bar.close()
     click.echo(_scan_summary(result.rows, result.still_changing))
     if not any(row["state"] == "extracted" for row in result.rows):
         click.echo("docproc: nothing could be read", err=True)
         sys.exit(1)
+
+
+class _Bar:
+    """A progress bar over files, drawn once their total is known (so its rate and
+    time left mean something from the start)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        if total == 0:  # nothing new to read: complete from the start
+            done = total = 1
+        if self._bar is None:
+            self._bar = click.progressbar(length=max(total, 1), label="extracting",
+                                          file=sys.stderr, show_pos=True)  # fmt: skip
+            self._bar.__enter__()
+        self._bar.update(done - self._bar.pos)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
 
 
 def _scan_summary(rows: list[dict[str, Any]], still_changing: int) -> str:

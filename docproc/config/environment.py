@@ -47,6 +47,8 @@ def state_dir_only(path: Path | None, *, state_dir: Path | None = None) -> Path:
     if path is not None:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except IsADirectoryError:
+            raise ConfigError("", f"{path} is a directory, not a configuration file") from None
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError("", f"config file {path} cannot be read: {exc}") from None
         value = data.get("state_dir", "")
