@@ -31,6 +31,7 @@ from types import FrameType
 import structlog
 
 from docproc import logconfig
+from docproc.adopt import Adopter
 from docproc.compose import make_pool, make_provider, make_s3_root
 from docproc.config import DEFAULT_MODELS, Settings, load, secrets_held, service_env
 from docproc.dispatch import Dispatcher
@@ -38,10 +39,13 @@ from docproc.errors import ConfigError, ObjectStoreError, SourceError
 from docproc.health import status_line
 from docproc.intake import Intake
 from docproc.ledger import Ledger, file_uri
+from docproc.ledger_imports import ImportLedger
+from docproc.ledger_requests import RequestLedger
 from docproc.ledger_work import WorkLedger
 from docproc.metrics import MetricsServer
 from docproc.models import S3WatchSpec, TaskSpec, WatchSpec
 from docproc.notify import Notifier
+from docproc.operations import Operations
 from docproc.pipeline import Pipeline
 from docproc.providers.base import Provider
 from docproc.publish import Publisher
@@ -149,7 +153,9 @@ class Daemon:
             prices=settings.prices, budget=settings.budget,
         )  # fmt: skip
         publisher = Publisher(work, task_id=dispatcher.task_id, settings=settings.sidecars)
-        self.pipeline = Pipeline(self.intake, dispatcher, publisher)
+        adopter = Adopter(ImportLedger(self.ledger), settings=settings.sidecars)
+        operations = Operations(RequestLedger(self.ledger), work, dispatcher)
+        self.pipeline = Pipeline(self.intake, dispatcher, publisher, adopter, operations)
         for spec in settings.watches:
             self._add_watch(spec)
         for s3_spec in settings.s3_watches:

@@ -138,6 +138,11 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def identity(self) -> str:
+        """This ledger's random id (8 hex digits), made when it was created or migrated."""
+        row = self.db.conn.execute("SELECT value FROM ledger_info WHERE key = 'id'").fetchone()
+        return str(row[0])
+
     # -- transactions and events ----------------------------------------
 
     def now(self) -> str:

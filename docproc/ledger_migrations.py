@@ -293,7 +293,9 @@ def m006_s3_objects(db: Database) -> None:
 
 @migrations()
 def m007_conflict_reasons(db: Database) -> None:
-    """A file in conflict shows why (the sidecar's reason) in file_status and stuck."""
+    """A file in conflict shows why (the sidecar's reason) in file_status and stuck; a
+    file whose result was imported from its sidecars is written before its text is
+    extracted again."""
     db.executescript(
         """
         DROP VIEW stuck;
@@ -307,6 +309,9 @@ def m007_conflict_reasons(db: Database) -> None:
                     WHEN f.state = 'problem' THEN 'failed'
                     WHEN v.id IS NULL THEN 'pending'
                     WHEN v.state = 'failed' AND v.failure_kind = 'transient' THEN 'retrying'
+                    WHEN v.state = 'pending' AND j.state = 'done' AND EXISTS (
+                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
+                        AND s.state = 'written') THEN 'written'
                     WHEN v.state != 'extracted' THEN v.state
                     WHEN j.id IS NULL THEN 'extracted'
                     WHEN EXISTS (SELECT 1 FROM sidecars s WHERE s.file_id = f.id
@@ -328,5 +333,40 @@ def m007_conflict_reasons(db: Database) -> None:
         LEFT JOIN jobs j ON j.id = cj.job_id;
         CREATE VIEW stuck AS
         SELECT * FROM file_status WHERE state IN ('failed', 'retrying', 'conflict');
+        """
+    )
+
+
+@migrations()
+def m008_ledger_identity(db: Database) -> None:
+    """A random id per ledger, part of every custom_id from now on: a rebuilt ledger
+    never sends a custom_id an earlier one used, nor collides with results it imports."""
+    db.executescript(
+        """
+        CREATE TABLE ledger_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO ledger_info (key, value) VALUES ('id', lower(hex(randomblob(4))));
+        """
+    )
+
+
+@migrations()
+def m009_operator_requests(db: Database) -> None:
+    """What operators asked (cancel, retry, reprocess), for the daemon to carry out,
+    with who asked and what it was estimated to cost; a batch canceled without retry."""
+    db.executescript(
+        """
+        CREATE TABLE operator_requests (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            estimated_cost_usd REAL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            outcome TEXT,
+            done_at TEXT
+        );
+        CREATE INDEX operator_requests_state ON operator_requests(state, id);
+        ALTER TABLE batches ADD COLUMN cancel_retry INTEGER;
         """
     )

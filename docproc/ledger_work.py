@@ -41,6 +41,7 @@ RETRY_CAP_S = 3600.0
 REQUEST_OVERHEAD_BYTES = 4096
 CUT_MARKER_BYTES = 200
 COST_GROUPS = ("day", "model", "root", "batch_id")
+NO_RETRY = "canceled by an operator without retry (docproc cancel --no-retry)"
 MAX_TOKENS_GROWTH = 2  # a response cut off at max_tokens is retried once with this much more room
 
 
@@ -114,6 +115,10 @@ class WorkLedger:
     ) -> int:
         """Queue a job for every extracted version held by a live file under ``root_ids``.
 
+        A version already summarised under another task (the prompt or model
+        changed since) gets none: sending it again is ``docproc reprocess``,
+        an explicit and costed decision, never a side effect of a new config.
+
         Each job's request size is computed from the text's JSON size (measured
         at extraction) plus ``overhead`` (the request without text or title),
         so the planner fills batches close to the provider's byte limit.
@@ -125,7 +130,8 @@ class WorkLedger:
             "SELECT v.id, v.chars, v.json_bytes, (SELECT MAX(LENGTH(CAST(f.path AS BLOB)))"  # noqa: S608
             " FROM files f WHERE f.version_id = v.id) FROM versions v"
             " WHERE v.state = 'extracted'"
-            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.version_id = v.id AND j.task = ?)"
+            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.version_id = v.id"
+            "   AND (j.task = ? OR j.state = 'done'))"  # summarised under another task: kept
             " AND EXISTS (SELECT 1 FROM files f WHERE f.version_id = v.id"
             f" AND f.state = 'present' AND f.root_id IN ({marks}))"
         )
@@ -300,7 +306,13 @@ class WorkLedger:
                 "UPDATE requests SET state = 'missing' WHERE batch_id = ? AND state = 'pending'",
                 (batch_id,),
             )
+            (cancel_retry,) = conn.execute(
+                "SELECT cancel_retry FROM batches WHERE id = ?", (batch_id,)
+            ).fetchone()
             for job_id, attempts in missing:
+                if cancel_retry == 0:  # canceled by an operator, without retry
+                    self._fail(conn, job_id, NO_RETRY)
+                    continue
                 self._retry_or_fail(conn, job_id, attempts, "no result for this request", 10**6)
             self.ledger.event(conn, "batch.applied", f"batch:{batch_id}", missing=len(missing))
 
@@ -335,10 +347,16 @@ class WorkLedger:
             else:
                 self.ledger.event(conn, "submission.resumed", "dispatch")
 
-    def cancel_requested(self, batch_id: int) -> None:
-        """Someone asked the provider to cancel this batch (it still ends and is applied)."""
+    def cancel_requested(self, batch_id: int, *, retry: bool = True, by: str = "") -> None:
+        """Someone asked the provider to cancel this batch (it still ends and is applied).
+
+        ``retry``: its canceled requests are sent again (with backoff); without,
+        they are quarantined (``docproc ledger retry`` sends them later).
+        """
         with self.ledger.transaction() as conn:
-            self.ledger.event(conn, "batch.cancel_requested", f"batch:{batch_id}")
+            conn.execute("UPDATE batches SET cancel_retry = ? WHERE id = ?", (int(retry), batch_id))
+            self.ledger.event(conn, "batch.cancel_requested", f"batch:{batch_id}", retry=retry,
+                              by=by)  # fmt: skip
 
     def provider_batch_ids(self) -> set[str]:
         """Every provider batch id the ledger holds (reconciliation must not adopt these)."""
@@ -432,6 +450,8 @@ class WorkLedger:
         reason = _reason(result)
         if result.error_type == "invalid_request_error":
             return self._fail(conn, job_id, reason)
+        if result.kind is ResultKind.CANCELED and self._canceled_for_good(conn, request_id):
+            return self._fail(conn, job_id, NO_RETRY)
         return self._retry_or_fail(conn, job_id, attempts, reason, max_attempts)
 
     def _output_problem(
@@ -479,6 +499,15 @@ class WorkLedger:
                 result.error_message or None, self.ledger.now(), cost, request_id,
             ),
         )  # fmt: skip
+
+    def _canceled_for_good(self, conn: sqlite3.Connection, request_id: int) -> bool:
+        """Whether the request's batch was canceled by an operator without retry."""
+        row = conn.execute(
+            "SELECT b.cancel_retry FROM requests r JOIN batches b ON b.id = r.batch_id"
+            " WHERE r.id = ?",
+            (request_id,),
+        ).fetchone()
+        return row is not None and row[0] == 0
 
     def fail_job(self, job_id: int, reason: str) -> None:
         """Quarantine one job with a reason (e.g. too large to batch)."""
@@ -532,7 +561,7 @@ class WorkLedger:
         return list(
             self.ledger.db.query(
                 "SELECT f.id AS file_id, f.uri, f.path, r.uri AS root_uri, v.id AS version_id,"
-                " v.sha256, j.id AS job_id, q.summary, q.highlights, q.dropped_highlights,"
+                " v.sha256, j.id AS job_id, j.task, q.summary, q.highlights, q.dropped_highlights,"
                 " q.model, q.custom_id, q.completed_at, q.input_tokens, q.output_tokens,"
                 " q.cache_creation_input_tokens, q.cache_read_input_tokens, q.cost_usd,"
                 " b.provider, b.provider_batch_id,"

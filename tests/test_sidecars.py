@@ -93,11 +93,13 @@ def test_json_has_the_documented_schema_in_order() -> None:
         "dropped_highlights",
         "reused",
         "provider",
+        "task",
         "usage",
         "cost_usd",
         "ledger",
         "generated_at",
         "generator",
+        "digest",
     ]
     assert doc["schema"] == SCHEMA == "docproc.sidecar/1"
     assert doc["source"] == {"path": "/data/inbox/Rapport été.pdf", "sha256": SHA}
@@ -154,8 +156,11 @@ def test_markdown_front_matter_title_summary_and_highlights() -> None:
         "generated_at": "2025-01-31T12:00:00Z",
         "generator": fields["generator"],
         "reused": False,
+        "task": "",
+        "digest": fields["digest"],
     }
     assert str(fields["generator"]).startswith("docproc ")
+    assert str(fields["digest"]).startswith("sha256:")
     body = md.split("\n---\n", 1)[1]
     assert "\n# Summary of Rapport été.pdf\n" in body
     assert "The report covers three things.\nIt ends well." in body

@@ -13,7 +13,7 @@ completion); :mod:`.common` holds what they share and :mod:`.root` the group.
 
 from __future__ import annotations
 
-from docproc.cli.operations import cancel, ledger_retry
+from docproc.cli.operations import cancel, ledger_import_sidecars, ledger_retry
 from docproc.cli.queries import ledger
 from docproc.cli.root import main
 from docproc.cli.run import run, scan
@@ -25,3 +25,4 @@ __all__ = ["main"]
 for _command in (run, scan, status, config_group, ledger, cancel, completion):
     main.add_command(_command)
 ledger.add_command(ledger_retry)
+ledger.add_command(ledger_import_sidecars)

@@ -11,6 +11,7 @@ from docproc.cli.common import age, common_options, find_file, handle_errors, op
 from docproc.errors import DocprocError
 from docproc.ledger import FILE_STATES
 from docproc.ledger_reports import datasette_metadata
+from docproc.ledger_requests import RequestLedger
 from docproc.ledger_work import WorkLedger
 from docproc.output import as_json, render, table
 from docproc.textstore import TextStore
@@ -20,6 +21,9 @@ EVENT_COLUMNS = ("id", "at", "actor", "kind", "subject", "detail")
 BATCH_COLUMNS = (
     "id", "provider_batch_id", "state", "request_count", "succeeded", "failed", "age",
     "estimated_cost_usd", "cost_usd",
+)  # fmt: skip
+REQUEST_COLUMNS = (
+    "id", "kind", "state", "requested_by", "requested_at", "estimated_cost_usd", "outcome",
 )  # fmt: skip
 COST_COLUMNS = (
     "requests", "input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens",
@@ -136,6 +140,19 @@ def ledger_costs(by: str, fmt: str) -> None:
     with opts().reader() as reader:
         rows = WorkLedger(reader).costs(key)
     click.echo(render(rows, (key, *COST_COLUMNS), fmt))
+
+
+@ledger.command("requests")
+@click.option("--limit", type=int, default=50, show_default=True, help="Most recent N (0: all).")
+@output_options
+@common_options
+@handle_errors
+def ledger_requests(limit: int, fmt: str) -> None:
+    """What operators asked (cancel, retry, reprocess), newest first: who, when, the
+    estimate, and what the daemon did."""
+    with opts().reader() as reader:
+        rows = RequestLedger(reader).requests(limit or None)
+    click.echo(render(rows, REQUEST_COLUMNS, fmt))
 
 
 @ledger.command("path")

@@ -70,8 +70,10 @@ One UTF-8 object, keys in this order, two-space indent, a trailing newline::
 """
 
 from docproc.sidecars.cleanup import Removal, remove_sidecars, remove_stale_temps
+from docproc.sidecars.digest import is_own, markdown_intact
 from docproc.sidecars.fs import temp_name
 from docproc.sidecars.paths import NAME_MAX, PATH_MAX, SidecarPaths, plan_paths
+from docproc.sidecars.reading import read_result
 from docproc.sidecars.render import (
     GENERATOR,
     SCHEMA,
@@ -92,7 +94,10 @@ __all__ = [
     "Staged",
     "commit",
     "discard",
+    "is_own",
+    "markdown_intact",
     "plan_paths",
+    "read_result",
     "remove_sidecars",
     "remove_stale_temps",
     "render_json",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from docproc.errors import SidecarConflict, SidecarError
+from docproc.sidecars.digest import MAX_SIDECAR_BYTES, is_own
 from docproc.sidecars.paths import NAME_MAX, _check_inside, _inside
 
 TEMP_SUFFIX = ".tmp"
@@ -28,6 +29,7 @@ class _Found(NamedTuple):
 
     sha256: str
     identity: tuple[int, int, int, int]  # device, inode, size, mtime_ns
+    own: bool = False  # a sidecar docproc wrote, unchanged (its digest still matches)
 
 
 def _make_parents(directory: Path, within: Path | None) -> None:
@@ -85,16 +87,24 @@ def _inspect(dir_fd: int, target: Path) -> _Found | None:
         if not stat.S_ISREG(info.st_mode):
             raise SidecarConflict(str(target), None, "something other than a regular file is there")
         identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-        return _Found(_hash_fd(fd), identity)
+        sha256, head = _hash_fd(fd)
+        own = info.st_size <= MAX_SIDECAR_BYTES and is_own(head)
+        return _Found(sha256, identity, own)
     finally:
         os.close(fd)
 
 
-def _hash_fd(fd: int) -> str:
+def _hash_fd(fd: int) -> tuple[str, bytes]:
+    """The file's sha256, and its bytes when it is small enough to be a sidecar."""
     digest = hashlib.sha256()
+    kept: list[bytes] = []
+    size = 0
     while chunk := os.read(fd, _CHUNK):
         digest.update(chunk)
-    return digest.hexdigest()
+        size += len(chunk)
+        if size <= MAX_SIDECAR_BYTES:
+            kept.append(chunk)
+    return digest.hexdigest(), b"".join(kept) if size <= MAX_SIDECAR_BYTES else b""
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from docproc import __version__
 from docproc.models import Highlight, Usage
+from docproc.sidecars.digest import digest_line, seal_json
 
 SCHEMA = "docproc.sidecar/1"
 GENERATOR = f"docproc {__version__}"
@@ -50,6 +51,7 @@ class SidecarContent:
         reused: the result was made for the same bytes at another path.
         dropped_highlights: quotes left out because they were not found verbatim.
         generator: the program that wrote the sidecar.
+        task: fingerprint of the task (prompt, model, ...) the result answers.
     """
 
     source: str
@@ -69,22 +71,23 @@ class SidecarContent:
     reused: bool = False
     dropped_highlights: int = 0
     generator: str = GENERATOR
+    task: str = ""  # the task fingerprint the result answers
 
 
 # -- rendering (pure) -----------------------------------------------------------
 
 
 def render_json(content: SidecarContent) -> bytes:
-    """The ``.docproc.json`` sidecar: schema ``docproc.sidecar/1`` (see the module docstring).
+    """The ``.docproc.json`` sidecar: schema ``docproc.sidecar/1`` (see the package docstring).
 
     Args:
         content: what the sidecar says.
 
     Returns:
-        UTF-8 JSON with a trailing newline; the same content gives the same bytes.
+        UTF-8 JSON with a trailing newline, sealed with its digest
+        (:mod:`~docproc.sidecars.digest`); the same content gives the same bytes.
     """
-    text = json.dumps(_json_document(content), ensure_ascii=False, indent=2, allow_nan=False)
-    return (text + "\n").encode("utf-8")
+    return seal_json(_json_document(content))
 
 
 def _json_document(c: SidecarContent) -> dict[str, Any]:
@@ -101,6 +104,7 @@ def _json_document(c: SidecarContent) -> dict[str, Any]:
             "batch_id": _text(c.batch_id),
             "custom_id": _text(c.custom_id),
         },
+        "task": c.task,
         "usage": {
             "input_tokens": c.usage.input_tokens,
             "output_tokens": c.usage.output_tokens,
@@ -129,7 +133,8 @@ def render_markdown(content: SidecarContent) -> bytes:
         content: what the sidecar says.
 
     Returns:
-        UTF-8 Markdown with a trailing newline; the same content gives the same bytes.
+        UTF-8 Markdown with a trailing newline, sealed with its digest (the last
+        front-matter line); the same content gives the same bytes.
     """
     parts = [
         _front_matter(content),
@@ -140,7 +145,9 @@ def render_markdown(content: SidecarContent) -> bytes:
     ]
     if content.dropped_highlights:
         parts.append(_dropped_note(content.dropped_highlights))
-    return ("\n\n".join(parts) + "\n").encode("utf-8")
+    unsealed = ("\n\n".join(parts) + "\n").encode("utf-8")
+    closing = unsealed.index(b"\n---\n") + 1  # the front matter's closing line
+    return unsealed[:closing] + digest_line(unsealed) + unsealed[closing:]
 
 
 def _front_matter(c: SidecarContent) -> str:
@@ -154,6 +161,7 @@ def _front_matter(c: SidecarContent) -> str:
         ("generated_at", _yaml_str(c.written_at)),
         ("generator", _yaml_str(c.generator)),
         ("reused", "true" if c.reused else "false"),
+        ("task", _yaml_str(c.task)),
     ]
     return "\n".join(["---", *(f"{key}: {value}" for key, value in fields), "---"])
 

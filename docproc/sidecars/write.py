@@ -52,7 +52,9 @@ def write_atomic(
         target: the sidecar path, as planned by :func:`plan_paths`.
         data: the rendered sidecar.
         expected_existing: sha256 hashes of what docproc wrote at ``target``
-            before (from the ledger); only such a file may be replaced.
+            before (from the ledger); only such a file may be replaced, or a
+            sidecar whose own digest shows it is docproc's, unchanged (a
+            ledger that lost its record of it).
         within: the base directory (root or output directory); when given, the
             directory actually opened is checked to lie inside it.
         make_parents: create missing parent directories (the output-directory
@@ -76,7 +78,7 @@ def write_atomic(
                 found = _inspect(dir_fd, target)
                 if found is not None and found.sha256 == digest:
                     return digest
-                if found is not None and found.sha256 not in expected_existing:
+                if found is not None and not (found.own or found.sha256 in expected_existing):
                     raise SidecarConflict(str(target), found.sha256, _NOT_OURS)
                 if _install(dir_fd, target.name, data, found):
                     _fsync_dir(dir_fd)
@@ -129,7 +131,7 @@ def stage(
             found = _inspect(dir_fd, target)
             if found is not None and found.sha256 == digest:
                 return None
-            if found is not None and found.sha256 not in expected_existing:
+            if found is not None and not (found.own or found.sha256 in expected_existing):
                 raise SidecarConflict(str(target), found.sha256, _NOT_OURS)
             tmp = temp_name(target.name)
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
