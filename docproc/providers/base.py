@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from docproc.models import CUSTOM_ID_PATTERN, BatchStatus, JobRequest, ProviderResult, TaskSpec
 
@@ -111,6 +111,18 @@ class Provider(Protocol):
         Used after a create whose outcome is unknown. ``created_after`` must be
         timezone-aware; ``exclude`` names batches already accounted for (the
         ledger's). Returns None when no such batch exists.
+        """
+        ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A provider with a token-counting endpoint (free, used for estimates)."""
+
+    def count_tokens(self, request: dict[str, Any]) -> int:
+        """Input tokens of one request built by ``build_request``, as the provider counts.
+
+        Raises ``ProviderRetryable`` (rate limited, ...) or ``ProviderRejected``.
         """
         ...
 
