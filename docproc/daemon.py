@@ -23,7 +23,7 @@ import functools
 import os
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -32,8 +32,8 @@ import structlog
 
 from docproc import logconfig
 from docproc.adopt import Adopter
-from docproc.compose import make_pool, make_provider, make_s3_root
-from docproc.config import DEFAULT_MODELS, Settings, load, secrets_held, service_env
+from docproc.compose import make_pool, make_provider, make_s3_root, task_for
+from docproc.config import Settings, load, secrets_held, service_env
 from docproc.dispatch import Dispatcher
 from docproc.errors import ConfigError, ObjectStoreError, SourceError
 from docproc.health import status_line
@@ -43,7 +43,7 @@ from docproc.ledger_imports import ImportLedger
 from docproc.ledger_requests import RequestLedger
 from docproc.ledger_work import WorkLedger
 from docproc.metrics import MetricsServer
-from docproc.models import S3WatchSpec, TaskSpec, WatchSpec
+from docproc.models import S3WatchSpec, WatchSpec
 from docproc.notify import Notifier
 from docproc.operations import Operations
 from docproc.pipeline import Pipeline
@@ -146,7 +146,7 @@ class Daemon:
             max_attempts=settings.extract.max_attempts,
         )
         recovered = self.intake.recover()
-        task = settings.task if not self.options.provider else _task_for(settings, provider.name)
+        task = task_for(settings, self.options.provider)
         dispatcher = Dispatcher(
             work, provider, store, task=task, limits=settings.batch,
             poll_interval=settings.poll_interval, max_attempts=settings.max_attempts,
@@ -322,10 +322,3 @@ class Daemon:
         if hasattr(self, "ledger"):
             self.ledger.close()
         log.info("daemon.stopped")
-
-
-def _task_for(settings: Settings, provider: str) -> TaskSpec:
-    """The configured task, moved to another provider by ``--provider``."""
-    if provider == settings.task.provider:
-        return settings.task
-    return replace(settings.task, provider=provider, model=DEFAULT_MODELS.get(provider, ""))

@@ -160,6 +160,13 @@ class Dispatcher:
             self._advance(batch, now)
         return self._apply_results(now)
 
+    def reprocess(self, version_ids: Sequence[int], *, by: str) -> tuple[int, int]:
+        """Queue these versions under the current task again (an operator's request)."""
+        counts = self.work.reprocess(version_ids, self.task_id, by=by, overhead=self._overhead,
+                                     max_chars=self.task.max_input_chars)  # fmt: skip
+        self.wake()
+        return counts
+
     def wake(self) -> None:
         """Jobs were requeued or queued from outside (an operator): plan at once."""
         self._plan_at = 0.0

@@ -553,6 +553,60 @@ class WorkLedger:
                 self.ledger.event(conn, "job.retry", f"job:{job_id}")
         return len(ids)
 
+    def reprocess(
+        self,
+        version_ids: Sequence[int],
+        task: str,
+        *,
+        by: str,
+        overhead: int = REQUEST_OVERHEAD_BYTES,
+        max_chars: int | None = None,
+    ) -> tuple[int, int]:
+        """Queue these versions under ``task`` again, as an operator asked; one transaction.
+
+        A version without a job under ``task`` gets one; one whose job is done or
+        failed has it queued again (its attempts go on: a new custom_id), and
+        its written sidecars marked ``superseded``: they stay on disk, and are
+        replaced only when the new result is written. A job already queued or
+        in a batch is left as it is. Returns (queued, skipped).
+        """
+        queued = skipped = 0
+        with self.ledger.transaction() as conn:
+            now, ready_at = self.ledger.now(), self._clock()
+            for version_id in version_ids:
+                row = conn.execute(
+                    "SELECT j.id, j.state, v.chars, v.json_bytes FROM versions v"
+                    " LEFT JOIN jobs j ON j.version_id = v.id AND j.task = ?"
+                    " WHERE v.id = ? AND v.state = 'extracted'",
+                    (task, version_id),
+                ).fetchone()
+                if row is None or row[1] in ("queued", "submitting", "submitted"):
+                    skipped += 1
+                    continue
+                job_id, _, chars, json_bytes = row
+                if job_id is None:
+                    size = overhead + _text_bytes(chars or 0, json_bytes, max_chars)
+                    job_id = conn.execute(
+                        "INSERT INTO jobs (version_id, task, state, created_at, updated_at,"
+                        " ready_at, request_bytes) VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                        (version_id, task, now, now, ready_at, size),
+                    ).lastrowid
+                else:
+                    conn.execute(
+                        "UPDATE jobs SET state = 'queued', error = NULL, ready_at = ?,"
+                        " updated_at = ?, output_retries = 0, max_tokens = NULL WHERE id = ?",
+                        (ready_at, now, job_id),
+                    )
+                    conn.execute(
+                        "UPDATE sidecars SET state = 'superseded' WHERE job_id = ?"
+                        " AND state = 'written'",
+                        (job_id,),
+                    )
+                self.ledger.event(conn, "job.reprocess", f"job:{job_id}", version_id=version_id,
+                                  task=task, by=by)  # fmt: skip
+                queued += 1
+        return queued, skipped
+
     # -- sidecars ---------------------------------------------------------
 
     def to_publish(self, task: str, limit: int, after_file_id: int = 0) -> list[Row]:
@@ -622,7 +676,9 @@ class WorkLedger:
     def sidecar_hashes(self, uri: str) -> set[str]:
         """sha256 of every sidecar docproc wrote (or was about to write) at ``uri``."""
         rows = self.conn.execute(
-            "SELECT sha256 FROM sidecars WHERE uri = ? AND state IN ('writing', 'written')", (uri,)
+            "SELECT sha256 FROM sidecars WHERE uri = ?"
+            " AND state IN ('writing', 'written', 'superseded')",
+            (uri,),
         )
         return {sha for (sha,) in rows if sha}
 

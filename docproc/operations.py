@@ -9,7 +9,9 @@ for. The commands need no provider key: only the daemon holds it.
 * ``cancel``: the provider is asked (on the provider thread) to cancel a
   submitted batch; the batch still ends and is applied as usual, its
   canceled requests then retried, or quarantined with ``--no-retry``.
-* ``reprocess``: see :meth:`Operations._reprocess`.
+* ``reprocess``: the versions asked for are queued under the current task
+  (the one the estimate was made for); the budget caps apply as to any batch;
+  their sidecars are replaced only when the new results are written.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class Operations:
             self._retry(request)
         elif request.kind == "cancel":
             self._cancel(request)
+        elif request.kind == "reprocess":
+            self._reprocess(request)
         else:
             self._refuse(request, f"unknown request kind {request.kind!r}")
 
@@ -74,6 +78,20 @@ class Operations:
         count = self.work.requeue_failed(job_ids)
         self.dispatcher.wake()
         self.requests.finish(request.id, done=True, outcome=f"requeued {count} job(s)")
+
+    def _reprocess(self, request: OperatorRequest) -> None:
+        """Queue the versions asked for under the task the estimate was made for; a
+        daemon running another task refuses (the estimate would not hold)."""
+        task = request.detail.get("task")
+        if task != self.dispatcher.task_id:
+            self._refuse(request, f"the daemon runs task {self.dispatcher.task_id}, the request"
+                                  f" was estimated for task {task}: estimate again")  # fmt: skip
+            return
+        versions = [int(v) for v in request.detail.get("version_ids", [])]
+        queued, skipped = self.dispatcher.reprocess(versions, by=request.requested_by)
+        note = f"; {skipped} already on their way or not readable" if skipped else ""
+        self.requests.finish(request.id, done=True,
+                             outcome=f"queued {queued} document(s){note}")  # fmt: skip
 
     def _cancel(self, request: OperatorRequest) -> None:
         batch_id = int(request.detail["batch_id"])
