@@ -35,6 +35,10 @@ def run(config: Path) -> DaemonProcess:
     return DaemonProcess(config, env={**os.environ, "ANTHROPIC_API_KEY": KEY})
 
 
+def all_written(daemon: DaemonProcess) -> None:
+    daemon.until(lambda: len(daemon.states()) == 4 and set(daemon.states().values()) == {"written"})
+
+
 def cli(config: Path, *args: str | Path) -> tuple[int, str, str]:
     out = docproc(*args, "--config", config, state=config.parent / "state", env=keyless())
     return out.returncode, out.stdout, out.stderr
@@ -45,8 +49,7 @@ def test_reprocess_sends_exactly_the_selection_once(tmp_path: Path) -> None:
         config, inbox = setup(tmp_path, server)
         daemon = run(config)
         try:
-            daemon.until(lambda: len(daemon.states()) == 4
-                         and set(daemon.states().values()) == {"written"})  # fmt: skip
+            all_written(daemon)
             first = sum(server.submitted_ids().values())
             old = (inbox / "doc1.txt.docproc.json").read_text()
             code, out, err = cli(config, "reprocess", inbox / "doc1.txt", inbox / "doc2.txt",
@@ -83,8 +86,7 @@ def test_reprocess_respects_the_budget(tmp_path: Path) -> None:
         config, inbox = setup(tmp_path, server)
         daemon = run(config)
         try:
-            daemon.until(lambda: len(daemon.states()) == 4
-                         and set(daemon.states().values()) == {"written"})  # fmt: skip
+            all_written(daemon)
         finally:
             assert daemon.stop() == 0
         spent = json.loads(cli(config, "status", "--json")[1])["spend"]["today_usd"]
