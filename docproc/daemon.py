@@ -10,8 +10,10 @@ Under systemd (``Type=notify``) the loop reports through :mod:`docproc.notify`:
 READY=1 once recovery is done and the first reconcile walk is queued; a
 STATUS= line every few seconds (from :meth:`Pipeline.snapshot`, the same
 value ``/metrics`` serves); WATCHDOG=1 from the loop itself, so a loop that
-stops turning gets the service restarted; RELOADING=1 then READY=1 around a
-reload; STOPPING=1 and EXTEND_TIMEOUT_USEC while shutting down.
+stops turning gets the service restarted, and so does one that is *stuck*
+(a tick failing again for the same cause, see :class:`TickFailures`: the
+pings stop, and STATUS=, ``/metrics`` and ``docproc status`` say why);
+RELOADING=1 then READY=1 around a reload; STOPPING=1 and EXTEND_TIMEOUT_USEC while shutting down.
 
 ``once``: take what is there, flush batches without waiting for thresholds,
 apply every result, write every sidecar, and exit when nothing is left.
@@ -23,7 +25,7 @@ import functools
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -36,7 +38,7 @@ from docproc.compose import make_pool, make_provider, make_s3_root, task_for
 from docproc.config import Settings, load, secrets_held, service_env
 from docproc.dispatch import Dispatcher
 from docproc.errors import ConfigError, ObjectStoreError, SourceError
-from docproc.health import status_line
+from docproc.health import Snapshot, TickFailures, status_line
 from docproc.intake import Intake
 from docproc.ledger import Ledger, file_uri
 from docproc.ledger_imports import ImportLedger
@@ -51,6 +53,7 @@ from docproc.providers.base import Provider
 from docproc.publish import Publisher
 from docproc.sources.local import LocalSource
 from docproc.textstore import TextStore
+from docproc.writerlock import WriterLock
 
 log = structlog.get_logger()
 TICK_WAIT_S = 0.5
@@ -84,10 +87,21 @@ class Daemon:
         self.notifier = Notifier(env.notify_socket, env.watchdog_usec)
         self.metrics: MetricsServer | None = None
         self._status, self._next_status = "starting", 0.0
+        self.failures = TickFailures()
+        self._snapshot = Snapshot()
+        self._stuck_recorded = False  # the ledger says stuck (this run or the one before)
 
     def run(self) -> int:
-        """Run until stopped (or, with ``once``, until the work is done); the exit code."""
+        """Run until stopped (or, with ``once``, until the work is done); the exit code.
+
+        Raises:
+            LedgerBusy: another ``run`` or ``scan`` writes this ledger (before any work).
+        """
         settings = self._load()
+        with WriterLock.acquire(settings.state_dir, "docproc run"):
+            return self._run(settings)
+
+    def _run(self, settings: Settings) -> int:
         level = self.options.log_level or settings.log.level
         fmt = logconfig.for_daemon(
             level,
@@ -156,6 +170,7 @@ class Daemon:
         adopter = Adopter(ImportLedger(self.ledger), settings=settings.sidecars)
         operations = Operations(RequestLedger(self.ledger), work, dispatcher)
         self.pipeline = Pipeline(self.intake, dispatcher, publisher, adopter, operations)
+        self._stuck_recorded = work.stuck_reason() is not None
         for spec in settings.watches:
             self._add_watch(spec)
         for s3_spec in settings.s3_watches:
@@ -220,27 +235,56 @@ class Daemon:
     # -- the loop -----------------------------------------------------------
 
     def _loop(self) -> int:
-        failures = 0
         while not self.stopping:
-            # The only watchdog ping: if this loop stalls, systemd restarts us.
-            self.notifier.watchdog(time.monotonic())
+            self._ping()
             if self.reload_requested:
                 self._reload()
             try:
                 self.pipeline.tick(time.monotonic(), wait=self._tick_wait(),
                                    flush_all=self.options.once)  # fmt: skip
+                if self.failures.succeeded(time.monotonic()) or self._stuck_recorded:
+                    self._recovered()
                 self._report(time.monotonic())
-                failures = 0
-            except Exception:  # the loop's boundary: log, back off, carry on
-                failures += 1
-                log.exception("daemon.tick_failed", consecutive=failures)
-                if failures >= MAX_FAILED_TICKS:
+            except Exception as exc:  # the loop's boundary: log, back off, carry on
+                log.exception("daemon.tick_failed", consecutive=self.failures.consecutive + 1)
+                if self.failures.failed(exc, time.monotonic()):
+                    self._became_stuck()
+                if self.failures.consecutive >= MAX_FAILED_TICKS or (
+                    self.options.once and self.failures.stuck
+                ):
                     return 1
-                self._pause(min(5.0, 0.2 * failures))
+                self._pause(min(5.0, 0.2 * self.failures.consecutive))
             if self.options.once and self.pipeline.idle():
                 log.info("daemon.once_done")
                 break
         return 0
+
+    def _ping(self) -> None:
+        """The only watchdog ping. A loop that stalls, or turns without getting anywhere
+        (stuck: the same failure tick after tick), stops feeding it: systemd restarts us."""
+        if self.failures.stuck is None:
+            self.notifier.watchdog(time.monotonic())
+
+    def _became_stuck(self) -> None:
+        reason = self.failures.stuck
+        log.error("daemon.stuck", reason=reason)
+        self._record_stuck(reason)
+        self._next_status = 0.0
+        self._report(time.monotonic())
+
+    def _recovered(self) -> None:
+        log.info("daemon.recovered")
+        self._record_stuck(None)
+        self._next_status = 0.0
+
+    def _record_stuck(self, reason: str | None) -> None:
+        """Tell ``docproc status`` through the ledger, if the ledger is not the trouble."""
+        try:
+            self.pipeline.dispatcher.work.daemon_stuck(reason)
+        except Exception:  # STATUS= and /metrics still say it
+            log.warning("daemon.stuck_not_recorded", exc_info=True)
+            return
+        self._stuck_recorded = reason is not None
 
     def _tick_wait(self) -> float:
         """The longest a tick may block: short enough for every watchdog ping."""
@@ -252,14 +296,20 @@ class Daemon:
         deadline = time.monotonic() + seconds
         while not self.stopping and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, self._tick_wait()))
-            self.notifier.watchdog(time.monotonic())
+            self._ping()
 
     def _report(self, now: float, *, send: bool = True) -> None:
         """Every STATUS_EVERY_S: one snapshot, to systemd's STATUS= and to /metrics."""
         if now < self._next_status:
             return
         self._next_status = now + STATUS_EVERY_S
-        snapshot = self.pipeline.snapshot()
+        try:
+            self._snapshot = self.pipeline.snapshot()
+        except Exception:
+            if self.failures.stuck is None:
+                raise
+            log.warning("daemon.snapshot_failed", exc_info=True)  # the last one, marked stuck
+        snapshot = replace(self._snapshot, stuck=self.failures.stuck)
         if self.metrics is not None:
             self.metrics.publish(snapshot)
         line = status_line(snapshot)

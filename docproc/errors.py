@@ -14,6 +14,7 @@ what the caller does about them::
     │   │                              recorded and quarantined, never retried
     │   └── TransientExtractionError   busy, vanished, I/O: retried with backoff
     ├── LedgerError              the ledger cannot be opened, migrated or queried
+    │   └── LedgerBusy           another process is the ledger's one writer
     ├── ProviderError            a provider call failed
     │   ├── ProviderRetryable    rate limit, overload, timeout, 5xx: try later
     │   └── ProviderRejected     the request or batch is invalid: retrying cannot help
@@ -112,6 +113,10 @@ class LedgerError(DocprocError):
     """The ledger cannot be opened, migrated or queried."""
 
 
+class LedgerBusy(LedgerError):  # noqa: N818 - named for what the caller meets
+    """Another process holds the ledger's writer lock (a service and a manual run, say)."""
+
+
 class ProviderError(DocprocError):
     """A call to a summarising provider failed; the subclass says what to do."""
 
@@ -156,3 +161,8 @@ class SidecarConflict(SidecarError):  # noqa: N818 - a conflict is an outcome, n
         self.reason = reason
         self.path = path
         self.found_sha256 = found_sha256
+
+
+def brief(exc: BaseException, limit: int = 500) -> str:
+    """An exception as one line for a ledger row or a status line: its type and message."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:limit]

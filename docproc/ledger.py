@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes
 
 from docproc.errors import FailureKind, LedgerError
+from docproc.ledger_invariants import Violation, check
 from docproc.ledger_migrations import Database, migrations
 from docproc.models import (
     ExtractFailure,
@@ -162,6 +163,23 @@ class Ledger:
             raise
         self._head = None
         conn.commit()
+
+    @contextmanager
+    def savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """A part of the current transaction that may fail alone (one item of many).
+
+        On an exception its changes, events included, are undone and the
+        exception propagates; the rest of the transaction stands.
+        """
+        conn.execute("SAVEPOINT item")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK TO SAVEPOINT item")
+            conn.execute("RELEASE SAVEPOINT item")
+            self._head = None  # an event appended inside was undone with it
+            raise
+        conn.execute("RELEASE SAVEPOINT item")
 
     def event(self, conn: sqlite3.Connection, name: str, subject: str, **detail: Any) -> None:
         """Append one event to the hash chain, inside the caller's transaction."""
@@ -563,6 +581,10 @@ class Ledger:
                 return Verification(False, count, event_id, "event content was changed")
             prev = digest
         return Verification(True, count)
+
+    def violations(self) -> list[Violation]:
+        """The invariants the ledger's state breaks (see :mod:`docproc.ledger_invariants`)."""
+        return check(self.db.conn)
 
 
 # Live objects of S3 roots with their hints; "settled": nothing left to extract.

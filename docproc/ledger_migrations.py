@@ -292,7 +292,29 @@ def m006_s3_objects(db: Database) -> None:
 
 
 @migrations()
-def m007_conflict_reasons(db: Database) -> None:
+def m007_attempts_only_grow(db: Database) -> None:
+    """Where each job's current round of attempts began, and repair of lowered counts.
+
+    ``docproc ledger retry`` used to set ``attempts`` back to 0, so the next
+    request rebuilt a custom_id already in ``requests`` and every batch after
+    it failed (issue 16). The retry now starts a round at ``attempts_at_retry``;
+    a job whose count was lowered gets it back, as a job retried at that point.
+    """
+    db.executescript(
+        """
+        ALTER TABLE jobs ADD COLUMN attempts_at_retry INTEGER NOT NULL DEFAULT 0;
+        UPDATE jobs
+           SET attempts = (SELECT MAX(r.attempt) FROM requests r WHERE r.job_id = jobs.id),
+               attempts_at_retry = (SELECT MAX(r.attempt) FROM requests r
+                                    WHERE r.job_id = jobs.id)
+         WHERE attempts < (SELECT COALESCE(MAX(r.attempt), 0) FROM requests r
+                           WHERE r.job_id = jobs.id);
+        """
+    )
+
+
+@migrations()
+def m008_conflict_reasons(db: Database) -> None:
     """A file in conflict shows why (the sidecar's reason) in file_status and stuck; a
     file whose result was imported from its sidecars is written before its text is
     extracted again."""
@@ -338,7 +360,7 @@ def m007_conflict_reasons(db: Database) -> None:
 
 
 @migrations()
-def m008_ledger_identity(db: Database) -> None:
+def m009_ledger_identity(db: Database) -> None:
     """A random id per ledger, part of every custom_id from now on: a rebuilt ledger
     never sends a custom_id an earlier one used, nor collides with results it imports."""
     db.executescript(
@@ -350,7 +372,7 @@ def m008_ledger_identity(db: Database) -> None:
 
 
 @migrations()
-def m009_operator_requests(db: Database) -> None:
+def m010_operator_requests(db: Database) -> None:
     """What operators asked (cancel, retry, reprocess), for the daemon to carry out,
     with who asked and what it was estimated to cost; a batch canceled without retry."""
     db.executescript(

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from docproc.errors import ObjectStoreError, SidecarConflict, SidecarError
+from docproc.errors import ObjectStoreError, SidecarConflict, SidecarError, brief
 from docproc.ledger import file_uri, uri_path
 from docproc.ledger_work import WorkLedger, stored_highlights
 from docproc.models import SidecarSettings, Usage, object_key
@@ -142,18 +142,25 @@ class Publisher:
     def _remove_orphans(self, limit: int) -> None:
         """Sources deleted: remove their sidecars, unless someone changed them since."""
         for row in self.work.orphaned_sidecars(limit):
-            if row["uri"].startswith("s3://"):
-                self._remove_orphan_object(row)
-                continue
-            path = uri_path(row["uri"])
-            within = self.settings.output_dir or uri_path(row["root_uri"])
             try:
-                result = remove_sidecars([path], {row["sha256"]}, within=within)
-            except (SidecarError, OSError) as exc:  # left in place, and not tried again
-                log.warning("sidecars.remove_failed", path=str(path), reason=str(exc))
+                self._remove_orphan(row)
+            except Exception:  # this sidecar alone: left in place, not retried
+                log.exception("sidecars.remove_failed", path=row["uri"])
                 self.work.sidecar_removed(row["id"], row["file_id"], kept=True)
-                continue
-            self.work.sidecar_removed(row["id"], row["file_id"], kept=bool(result.kept))
+
+    def _remove_orphan(self, row: dict[str, Any]) -> None:
+        if row["uri"].startswith("s3://"):
+            self._remove_orphan_object(row)
+            return
+        path = uri_path(row["uri"])
+        within = self.settings.output_dir or uri_path(row["root_uri"])
+        try:
+            result = remove_sidecars([path], {row["sha256"]}, within=within)
+        except (SidecarError, OSError) as exc:  # left in place, and not tried again
+            log.warning("sidecars.remove_failed", path=str(path), reason=str(exc))
+            self.work.sidecar_removed(row["id"], row["file_id"], kept=True)
+            return
+        self.work.sidecar_removed(row["id"], row["file_id"], kept=bool(result.kept))
 
     def _remove_orphan_object(self, row: dict[str, Any]) -> None:
         sink = self._object_roots.get(row["root_uri"])
@@ -200,10 +207,13 @@ class Publisher:
                     summary_suffix=self.settings.summary_suffix,
                     json_suffix=self.settings.json_suffix, output_dir=self.settings.output_dir,
                 )  # fmt: skip
+                reused, markdown, json = self._render(row, jobs_here)
             except SidecarError as exc:
                 self._problem(row, row["uri"], "error", str(exc))
                 continue
-            reused, markdown, json = self._render(row, jobs_here)
+            except Exception as exc:  # noqa: BLE001 - one bad row: retried after a pause
+                self._failure(row, row["uri"], exc)
+                continue
             writes = [(paths.markdown, markdown), (paths.json, json)]
             items.append(_Item(row, reused, writes, uri_path(row["root_uri"])))
         return items
@@ -232,6 +242,9 @@ class Publisher:
                 return self._unstage(item, uri, "conflict", str(exc))
             except (SidecarError, OSError) as exc:
                 return self._unstage(item, uri, "error", str(exc))
+            except Exception as exc:  # this file alone: retried after a pause
+                log.exception("sidecars.failed", path=item.row["path"])
+                return self._unstage(item, uri, "error", brief(exc))
             if staged is not None:
                 item.staged.append(staged)
         return True
@@ -241,6 +254,12 @@ class Publisher:
         item.staged.clear()
         self._problem(item.row, uri, state, reason)
         return False
+
+    def _failure(self, row: dict[str, Any], uri: str, exc: Exception) -> None:
+        """Something unexpected failed for one file: logged with its traceback, and
+        recorded as a sidecar ``error`` (tried again after a pause), never the whole tick."""
+        log.exception("sidecars.failed", path=row["path"])
+        self._problem(row, uri, "error", brief(exc))
 
     def _problem(self, row: dict[str, Any], uri: str, state: str, reason: str) -> None:
         log.warning(f"sidecars.{state}", path=row["path"], reason=reason)
@@ -280,10 +299,13 @@ class Publisher:
                 continue  # the root is not watched now: left for when it is
             try:
                 keys = sink.plan(object_key(row["uri"])[1])
+                reused, markdown, json = self._render(row, jobs_here)
             except SidecarError as exc:
                 self._problem(row, row["uri"], "error", str(exc))
                 continue
-            reused, markdown, json = self._render(row, jobs_here)
+            except Exception as exc:  # noqa: BLE001 - one bad row: retried after a pause
+                self._failure(row, row["uri"], exc)
+                continue
             writes = [(keys.markdown, markdown, "markdown"), (keys.json, json, "json")]
             items.append(_ObjectItem(row, reused, sink, writes))
         return items
@@ -302,6 +324,9 @@ def _write_objects(item: _ObjectItem) -> tuple[str, str, str] | None:
             return item.sink.uri(key), "conflict", str(exc)
         except (SidecarError, ObjectStoreError) as exc:
             return item.sink.uri(key), "error", str(exc)
+        except Exception as exc:  # this object alone: retried after a pause
+            log.exception("sidecars.failed", path=item.row["path"])
+            return item.sink.uri(key), "error", brief(exc)
     return None
 
 

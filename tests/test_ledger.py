@@ -40,9 +40,10 @@ def test_new_ledger_is_wal_with_foreign_keys_and_all_migrations(ledger: Ledger) 
         "m004_sidecars_by_job",
         "m005_costs_and_output_retries",
         "m006_s3_objects",
-        "m007_conflict_reasons",
-        "m008_ledger_identity",
-        "m009_operator_requests",
+        "m007_attempts_only_grow",
+        "m008_conflict_reasons",
+        "m009_ledger_identity",
+        "m010_operator_requests",
     ]
     tables = set(ledger.db.table_names())
     assert {"roots", "files", "versions", "jobs", "events", "batches", "requests"} <= tables

@@ -101,14 +101,21 @@ def ledger_events(limit: int, fmt: str) -> None:
 @common_options
 @handle_errors
 def ledger_verify() -> None:
-    """Check the event hash chain; exit 1 if it is broken."""
+    """Check the event hash chain and the ledger's invariants; exit 1 if either fails."""
     with opts().reader() as reader:
-        result = reader.verify()
+        result, broken = reader.verify(), reader.violations()
     if result.ok:
         click.echo(f"ok: {result.events} events, hash chain intact")
-        return
-    click.echo(f"BROKEN at event {result.broken_at}: {result.reason}", err=True)
-    sys.exit(1)
+    else:
+        click.echo(f"BROKEN at event {result.broken_at}: {result.reason}", err=True)
+    if not broken:
+        click.echo("ok: every invariant holds (docproc.ledger_invariants)")
+    for violation in broken:
+        click.echo(f"VIOLATED {violation.name}: {violation.statement}", err=True)
+        for example in violation.examples:
+            click.echo(f"  e.g. {example}", err=True)
+    if broken or not result.ok:
+        sys.exit(1)
 
 
 @ledger.command("batches")

@@ -23,15 +23,18 @@ def status(as_json_: bool) -> None:
     with opts().reader() as ledger:
         counts, roots = ledger.state_counts(), ledger.roots()
         reader = WorkLedger(ledger)
-        work, paused = reader.counts(), reader.pause_reason()
+        work, paused, stuck = reader.counts(), reader.pause_reason(), reader.stuck_reason()
         day, month = period_starts(time.time())
         spend = {"today_usd": round(reader.billed(day), 4),
                  "month_usd": round(reader.billed(month), 4),
                  "reserved_usd": round(reader.reserved(), 4)}  # fmt: skip
     if as_json_:
         click.echo(as_json({"files": counts, "roots": roots, "work": work, "spend": spend,
-                            "submission_paused": paused}))  # fmt: skip
+                            "submission_paused": paused, "stuck": stuck}))  # fmt: skip
         return
+    if stuck:
+        click.echo(f"DAEMON STUCK: {stuck}")
+        click.echo("(the same failure every tick; systemd restarts it; see its log)\n")
     if paused:
         click.echo(f"SUBMISSION PAUSED: {paused}")
         click.echo("(extraction goes on; raise the cap in [budget] and reload, or wait)\n")
