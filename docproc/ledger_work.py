@@ -661,7 +661,9 @@ class WorkLedger:
         """Queue these versions under ``task`` again, as an operator asked; one transaction.
 
         A version without a job under ``task`` gets one; one whose job is done or
-        failed has it queued again (its attempts go on: a new custom_id), and
+        failed has it queued again for a new round of attempts, as ``ledger
+        retry`` does (:meth:`requeue_failed`: the count goes on, so the next
+        request has a new custom_id, and ``max_attempts`` counts from here), and
         its written sidecars marked ``superseded``: they stay on disk, and are
         replaced only when the new result is written. A job already queued or
         in a batch is left as it is. Returns (queued, skipped).
@@ -689,8 +691,9 @@ class WorkLedger:
                     ).lastrowid
                 else:
                     conn.execute(
-                        "UPDATE jobs SET state = 'queued', error = NULL, ready_at = ?,"
-                        " updated_at = ?, output_retries = 0, max_tokens = NULL WHERE id = ?",
+                        "UPDATE jobs SET state = 'queued', attempts_at_retry = attempts,"
+                        " error = NULL, ready_at = ?, updated_at = ?, output_retries = 0,"
+                        " max_tokens = NULL WHERE id = ?",
                         (ready_at, now, job_id),
                     )
                     conn.execute(

@@ -16,6 +16,7 @@ from docproc.ledger_selection import Selected
 from docproc.models import JobRequest, TaskSpec
 from docproc.providers.anthropic import AnthropicProvider
 from docproc.providers.base import request_size
+from docproc.writerlock import WriterLock
 from tests.batchserver import FakeBatches
 from tests.batchserver.tokens import count_tokens
 from tests.clitools import docproc
@@ -131,3 +132,23 @@ def test_a_changed_task_resends_nothing_by_itself(tmp_path: Path) -> None:
         result = json.loads(out.stdout)
         assert (result["documents"], result["already_summarised"]) == (3, 1)
         Ledger(tmp_path / "state" / "ledger.db", readonly=True).close()
+
+
+def test_estimate_of_a_folder_while_another_process_writes_the_ledger(tmp_path: Path) -> None:
+    """The daemon holds the writer lock: the folder is not read, the ledger is priced."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(2):
+        (inbox / f"doc{i}.txt").write_text(document(i))
+    config, state = write_config(tmp_path, [inbox]), tmp_path / "state"
+    assert docproc("scan", inbox, "--config", config, state=state).returncode == 0
+    (inbox / "late.txt").write_text(document(5))
+    with WriterLock.acquire(state, "docproc run"):
+        out = docproc("estimate", inbox, "--json", "--config", config, state=state)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["documents"] == 2  # late.txt is not in the ledger yet
+    (note,) = out.stderr.splitlines()
+    assert note.startswith(f"note: docproc run (pid {os.getpid()} on ")
+    assert "files it has not read yet are left out" in note
+    out = docproc("estimate", inbox, "--json", "--config", config, state=state)
+    assert json.loads(out.stdout)["documents"] == 3 and out.stderr == ""  # free: read first

@@ -15,6 +15,7 @@ import pytest
 
 from docproc.sidecars import write_atomic
 from docproc.sidecars.digest import is_own, markdown_intact, open_json
+from docproc.writerlock import WriterLock
 from tests.batchserver import FakeBatches
 from tests.clitools import docproc
 from tests.daemonrun import DaemonProcess, query, write_config
@@ -122,6 +123,11 @@ def test_import_sidecars_rebuilds_the_costs_ledger_costs_shows(
     assert {row["state"] for row in json.loads(by_batch.stdout)} == {"imported"}
     again = docproc("ledger", "import-sidecars", inbox, state=tmp_path / "state")
     assert "0 result(s) recorded" in again.stdout and "4 already in the ledger" in again.stdout
+
+    with WriterLock.acquire(tmp_path / "state", "docproc run"):  # a daemon at work
+        busy = docproc("ledger", "import-sidecars", inbox, state=tmp_path / "state")
+    assert busy.returncode == 1 and "is in use by docproc run" in busy.stderr
+    assert busy.stdout == ""  # refused before reading anything
 
     edited.write_text(edited.read_text().replace('"summary": "', '"summary": "Edited. ', 1))
     shutil.rmtree(tmp_path / "state")

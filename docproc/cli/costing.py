@@ -12,7 +12,7 @@ from docproc.cli.common import common_options, handle_errors, opts, output_optio
 from docproc.cli.operations import ask, wait_option
 from docproc.compose import make_provider, make_request_builder, task_for
 from docproc.config import PROVIDERS, Settings
-from docproc.errors import DocprocError
+from docproc.errors import DocprocError, LedgerBusy
 from docproc.estimate import Estimate, estimate
 from docproc.ledger import Ledger, file_uri
 from docproc.ledger_selection import Selected, SelectionLedger
@@ -58,9 +58,16 @@ def estimate_command(
 
 
 def _scan(settings: Settings, paths: list[Path]) -> None:
+    """Read what is new under ``paths`` into the ledger, unless another process writes
+    it (the daemon): then the estimate is of what the ledger holds, and says so."""
     from docproc.scan import scan  # the pipeline is heavy; only this path needs it
 
-    scan(settings, paths)
+    try:
+        scan(settings, paths)
+    except LedgerBusy as busy:
+        click.echo(f"note: {busy.holder or 'another process'} writes this ledger, so files it"
+                   " has not read yet are left out: this estimates what it holds",
+                   err=True)  # fmt: skip
 
 
 def _select(selection: SelectionLedger, paths: tuple[Path, ...], task: TaskSpec) -> list[Selected]:

@@ -18,6 +18,7 @@ from docproc.ledger_imports import ImportLedger
 from docproc.ledger_requests import RequestLedger
 from docproc.ledger_work import WorkLedger
 from docproc.output import usd
+from docproc.writerlock import WriterLock
 
 WAIT_HELP = "Seconds to wait for the daemon to carry the request out (0: do not wait)."
 POLL_S = 0.2
@@ -125,10 +126,15 @@ def ledger_import_sidecars(paths: tuple[Path, ...]) -> None:
     cost, from docproc's own sidecars under PATHS (after the ledger was lost).
 
     Only sidecars whose digest shows them untouched are read; edited ones are
-    counted and left alone. Safe while the daemon runs.
+    counted and left alone. It writes many rows, so it is refused while the
+    daemon (or a scan) writes the ledger: stop it first (a running daemon
+    adopts the sidecars under its watched folders by itself).
     """
     settings = opts().settings(watches_required=False)
-    with Ledger(settings.ledger_path, actor="cli") as writer:
+    with (
+        WriterLock.acquire(settings.state_dir, "docproc ledger import-sidecars"),
+        Ledger(settings.ledger_path, actor="cli") as writer,
+    ):
         report = import_sidecars(ImportLedger(writer), paths, settings=settings.sidecars,
                                  watched=[w.path for w in settings.watches])  # fmt: skip
     click.echo(
