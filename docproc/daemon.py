@@ -217,11 +217,15 @@ class Daemon:
             return
         self.intake.add_source(root_id, source)
         self.pipeline.publisher.add_object_root(spec.uri, sink)
+        if self.pipeline.adopter is not None:
+            self.pipeline.adopter.add_object_root(spec.uri, sink)
         self._s3_watches[spec.uri] = (root_id, spec)
 
     def _remove_s3_watch(self, uri: str) -> None:
         root_id, _ = self._s3_watches.pop(uri)
         self.pipeline.publisher.remove_object_root(uri)
+        if self.pipeline.adopter is not None:
+            self.pipeline.adopter.remove_object_root(uri)
         source = self.intake.remove_source(root_id)
         if source is not None:
             source.close()

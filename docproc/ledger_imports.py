@@ -26,11 +26,11 @@ from docproc.models import ImportedResult, custom_id_attempt
 
 @dataclass(frozen=True, slots=True)
 class Unclaimed:
-    """A version no job was ever made for, and its live local files."""
+    """A version no job was ever made for, and its live files."""
 
     version_id: int
     sha256: str
-    files: list[tuple[int, str, str]]  # (file id, file URI, root URI)
+    files: list[tuple[int, str, int, str]]  # (file id, file URI, root id, root URI)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,27 +50,31 @@ class ImportLedger:
         self.ledger = ledger
         self.conn = ledger.db.conn
 
-    def unclaimed(self, root_ids: Sequence[int], limit: int = 1000) -> list[Unclaimed]:
-        """Extracted versions no job has ever been made for, with their live local files
-        under ``root_ids``: where a sidecar of a lost ledger may be waiting."""
+    def unclaimed(
+        self, root_ids: Sequence[int], limit: int = 1000, *, after: int = 0
+    ) -> list[Unclaimed]:
+        """Up to ``limit`` extracted versions (ids above ``after``, in order) no job has
+        ever been made for, each with its live files under ``root_ids``: where a
+        sidecar of a lost ledger may be waiting."""
         if not root_ids:
             return []
         marks = ",".join("?" * len(root_ids))
+        under = f"f.state = 'present' AND f.root_id IN ({marks})"
         sql = (
-            "SELECT v.id, v.sha256, f.id, f.uri, r.uri FROM versions v"  # noqa: S608
-            " JOIN files f ON f.version_id = v.id AND f.state = 'present'"
-            f" AND f.root_id IN ({marks}) AND f.uri LIKE 'file://%'"
+            "SELECT v.id, v.sha256, f.id, f.uri, r.id, r.uri FROM versions v"  # noqa: S608
+            f" JOIN files f ON f.version_id = v.id AND {under}"
             " JOIN roots r ON r.id = f.root_id"
-            " WHERE v.state = 'extracted'"
-            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.version_id = v.id)"
-            " ORDER BY v.id, f.id LIMIT ?"
+            " WHERE v.id IN (SELECT v.id FROM versions v WHERE v.state = 'extracted'"
+            "   AND v.id > ? AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.version_id = v.id)"
+            f"   AND EXISTS (SELECT 1 FROM files f WHERE f.version_id = v.id AND {under})"
+            "   ORDER BY v.id LIMIT ?)"
+            " ORDER BY v.id, f.id"
         )
         found: dict[int, Unclaimed] = {}
-        for version_id, sha256, file_id, uri, root_uri in self.conn.execute(
-            sql, (*root_ids, limit)
-        ):
+        args = (*root_ids, after, *root_ids, limit)
+        for version_id, sha256, file_id, uri, root_id, root_uri in self.conn.execute(sql, args):
             entry = found.setdefault(version_id, Unclaimed(version_id, sha256, []))
-            entry.files.append((file_id, uri, root_uri))
+            entry.files.append((file_id, uri, root_id, root_uri))
         return list(found.values())
 
     def adopt(self, adoptions: Sequence[Adoption], *, how: str = "adopted") -> int:

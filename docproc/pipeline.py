@@ -67,10 +67,12 @@ class Pipeline:
         with _stage(failed):
             if self._jobs_due or extracted or report.taken:
                 self._jobs_due = True  # until it succeeds: a failed try is not forgotten
+                roots = list(self.intake.sources)
+                held = set[int]()  # roots whose sidecars could not be read: no jobs yet
                 if self.adopter is not None:  # before jobs are made: adopted versions need none
-                    self.adopter.tick(list(self.intake.sources))
-                self.dispatcher.queue_jobs(list(self.intake.sources))
-                self._jobs_due = False
+                    held = self.adopter.tick(roots, now)
+                self.dispatcher.queue_jobs([root for root in roots if root not in held])
+                self._jobs_due = bool(held)
         if self.operations is not None:
             with _stage(failed):
                 self.operations.tick(now)

@@ -40,13 +40,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from docproc.errors import ObjectStoreError, SidecarConflict, SidecarError
 from docproc.models import SidecarSettings, object_key, object_uri
-from docproc.sidecars.digest import is_own
+from docproc.sidecars.digest import MAX_SIDECAR_BYTES, is_own
 
 if TYPE_CHECKING:
     from docproc.aws import Bucket
 
 MAX_KEY_BYTES = 1024
-MAX_SIDECAR_READ = 16 * 1024 * 1024  # a bigger object at a sidecar key is not docproc's
 _ATTEMPTS = 3
 _NOT_OURS = "an object docproc did not write is there; it is left untouched"
 CONTENT_TYPES = {"markdown": "text/markdown; charset=utf-8", "json": "application/json"}
@@ -147,6 +146,21 @@ class ObjectSidecars:
             self.uri(key), None, "the object kept changing while docproc wrote it"
         )
 
+    def read(self, key: str) -> bytes | None:
+        """The object at ``key``, or ``None`` when there is none or it is too large to be
+        a sidecar of docproc's (for a ledger adopting the sidecars it finds).
+
+        Raises:
+            ObjectStoreError: the read failed (access denied, throttled, ...).
+        """
+        try:
+            found = self.bucket.read(key, max_bytes=MAX_SIDECAR_BYTES)
+        except ObjectStoreError as exc:
+            if exc.code == "too_large":
+                return None
+            raise
+        return None if found is None else found[0]
+
     def remove_if_ours(self, key: str, expected: Collection[str]) -> bool:
         """Delete the sidecar at ``key`` if it still holds bytes docproc wrote.
 
@@ -166,7 +180,7 @@ class ObjectSidecars:
     def _read(self, key: str) -> tuple[str, str, bool] | None:
         """(sha256, ETag, docproc's own and unchanged) of the object at ``key``."""
         try:
-            found = self.bucket.read(key, max_bytes=MAX_SIDECAR_READ)
+            found = self.bucket.read(key, max_bytes=MAX_SIDECAR_BYTES)
         except ObjectStoreError as exc:
             if exc.code == "too_large":
                 raise SidecarConflict(self.uri(key), None, _NOT_OURS) from exc

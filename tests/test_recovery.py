@@ -19,6 +19,7 @@ from docproc.writerlock import WriterLock
 from tests.batchserver import FakeBatches
 from tests.clitools import docproc
 from tests.daemonrun import DaemonProcess, query, write_config
+from tests.s3server import Fault, FaultProxy, Moto
 from tests.test_daemon_anthropic import KEY, document
 
 pytestmark = pytest.mark.slow
@@ -36,9 +37,18 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
-def config_for(tmp_path: Path, inbox: Path, server: FakeBatches) -> Path:
+def config_for(
+    tmp_path: Path, inbox: Path, server: FakeBatches, s3_watch: tuple[str, str] | None = None
+) -> Path:
+    """The daemon on ``inbox`` (or, with ``s3_watch`` = (bucket, endpoint), on the
+    bucket's ``docs/`` prefix) with the Message Batches test server."""
     extra = f'[task]\nprovider = "anthropic"\n[anthropic]\nbase_url = "{server.url}"\n'
-    return write_config(tmp_path, [inbox], extra)
+    if s3_watch is None:
+        return write_config(tmp_path, [inbox], extra)
+    bucket, endpoint = s3_watch
+    extra += (f'[[watch]]\ns3 = "s3://{bucket}/docs/"\nendpoint_url = "{endpoint}"\n'
+              'region = "us-east-1"\ninterval = 1\n')  # fmt: skip
+    return write_config(tmp_path, [], extra)
 
 
 def sidecars(path: Path) -> tuple[Path, Path]:
@@ -172,3 +182,84 @@ def test_an_untouched_sidecar_unknown_to_the_ledger_is_replaced_an_edited_one_is
     with pytest.raises(SidecarConflict):
         write_atomic(theirs, new, expected_existing=set())
     assert b"Mine." in theirs.read_bytes()
+
+
+# -- S3: sidecar objects of a lost ledger ------------------------------------------
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_a_new_state_directory_adopts_untouched_sidecar_objects_on_s3(
+    tmp_path: Path, server: FakeBatches, api_key: str, moto: Moto
+) -> None:
+    """Moto's S3 behind the fault proxy: after the ledger is lost, docproc's own sidecar
+    objects are adopted (nothing sent again, an edited one left alone); while one of
+    them cannot be read (SlowDown), no job is made under the prefix."""
+    s3 = moto.client()
+    bucket = moto.bucket(s3)
+    names = [f"doc{i}.txt" for i in range(3)]
+    for i, name in enumerate(names):
+        s3.put_object(Bucket=bucket, Key=f"docs/{name}", Body=document(i).encode())
+    proxy = FaultProxy(moto.url)
+    try:
+        config = config_for(tmp_path, tmp_path / "unused", server, s3_watch=(bucket, proxy.url))
+        summarise(config, names)
+        assert sum(server.submitted_ids().values()) == 3
+        edited = "docs/doc0.txt.summary.md"
+        body = s3.get_object(Bucket=bucket, Key=edited)["Body"].read() + b"\nMy own note.\n"
+        s3.put_object(Bucket=bucket, Key=edited, Body=body)
+        before = {k: s3.get_object(Bucket=bucket, Key=f"docs/{k}.docproc.json")["ETag"]
+                  for k in names}  # fmt: skip
+        shutil.rmtree(tmp_path / "state")  # the ledger is lost
+
+        unreadable = proxy.add(Fault(lambda method, path, _: method == "GET"
+                                     and "doc1.txt.docproc.json" in path))  # fmt: skip
+        daemon = DaemonProcess(config)
+        try:
+            daemon.until(lambda: daemon.states().get("doc0.txt") == "written"
+                         and daemon.states().get("doc2.txt") == "written", 60)  # fmt: skip
+            daemon.until(lambda: daemon.states().get("doc1.txt") == "extracted")
+            tried = unreadable.times
+            daemon.until(lambda: unreadable.times < tried - 1, 30)  # looked at again, later
+            assert daemon.query("SELECT COUNT(*) FROM jobs j JOIN files f"
+                                " ON f.version_id = j.version_id WHERE f.path LIKE '%doc1.txt'"
+                                ) == [(0,)]  # fmt: skip
+            proxy.clear()
+            daemon.until(lambda: set(daemon.states().values()) == {"written"}, 60)
+        finally:
+            assert daemon.stop() == 0
+    finally:
+        proxy.close()
+    assert sum(server.submitted_ids().values()) == 3  # nothing was sent again
+    assert s3.get_object(Bucket=bucket, Key=edited)["Body"].read() == body  # left alone
+    after = {k: s3.get_object(Bucket=bucket, Key=f"docs/{k}.docproc.json")["ETag"]
+             for k in names}  # fmt: skip
+    assert after == before  # adopted as they were, not rewritten
+    ledger = tmp_path / "state" / "ledger.db"
+    adopted = query(ledger, "SELECT uri FROM sidecars WHERE detail = 'adopted' ORDER BY uri")
+    assert [Path(uri).name for (uri,) in adopted] == [
+        "doc0.txt.docproc.json", "doc1.txt.docproc.json", "doc1.txt.summary.md",
+        "doc2.txt.docproc.json", "doc2.txt.summary.md"]  # fmt: skip
+    assert docproc("ledger", "verify", state=tmp_path / "state").returncode == 0
+
+
+def test_unclaimed_versions_come_in_pages_each_with_all_its_files(tmp_path: Path) -> None:
+    """The adopter looks at every unclaimed version, page by page (not only the first
+    page: the rest would otherwise get jobs, and be sent again, unlooked)."""
+    from docproc.ledger import Ledger
+    from docproc.ledger_imports import ImportLedger
+    from docproc.models import Extraction
+
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        root = ledger.ensure_root("file:///docs", kind="local", mode="events")
+        for i in range(3):
+            for copy in range(2):  # each version held by two files
+                ledger.record_version(root, Path(f"/docs/{copy}/f{i}.txt"), size=1, mtime_ns=1,
+                                      sha256=f"{i:064x}")  # fmt: skip
+            ledger.record_extraction(Extraction(f"{i:064x}", "native:text", "t" * 64, 10))
+        imports = ImportLedger(ledger)
+        pages, after = [], 0
+        while page := imports.unclaimed([root], 1, after=after):
+            pages.append([(v.version_id, len(v.files)) for v in page])
+            after = page[-1].version_id
+        assert pages == [[(1, 2)], [(2, 2)], [(3, 2)]]
+        assert imports.unclaimed([], 10) == []
