@@ -71,6 +71,8 @@ def test_cancel_from_a_second_process_without_the_key(tmp_path: Path, retry: boo
             files = json.loads(cli(config, "ledger", "files", "--json")[1])
             assert all("without retry" in row["error"] for row in files)
             assert len(server.batches) == 1  # nothing was sent again
+        code, out, err = cli(config, "ledger", "verify")  # issue 16's invariants hold
+        assert code == 0 and "every invariant holds" in out, err
 
 
 def test_retry_from_a_second_process_is_carried_out_by_the_daemon(tmp_path: Path) -> None:
@@ -96,6 +98,8 @@ def test_retry_from_a_second_process_is_carried_out_by_the_daemon(tmp_path: Path
         assert max(server.submitted_ids().values()) == 1  # attempts grow: new custom_ids
         code, out, err = cli(config, "cancel", "1", "--wait", "0")
         assert code == 1 and "only a submitted batch" in err
+        code, out, err = cli(config, "ledger", "verify")
+        assert code == 0 and "every invariant holds" in out, err
         assert KEY not in daemon.output()
 
 
