@@ -89,7 +89,7 @@ class Dispatcher:
         self.paused = work.pause_reason()  # why submission is paused (the budget), if it is
         if self.paused and not self.budget.capped:
             self._affordable(0.0)  # the cap was lifted while stopped: record the resumption
-        self._ledger_id = work.ledger.identity()  # in every custom_id: see m008
+        self._ledger_id = work.ledger.identity()  # in every custom_id: see m009_ledger_identity
         empty = JobRequest(make_custom_id(0, 0, self._ledger_id), 0, "", "")
         self._overhead = request_size(provider.build_request(empty, task)) + CUSTOM_ID_SLACK
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="provider")
