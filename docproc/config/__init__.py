@@ -27,6 +27,7 @@ from docproc.config.environment import (
     ANTHROPIC_KEY,
     SECRET_NAMES,
     anthropic_key,
+    operator_name,
     resolve_state_dir,
     secret,
     secrets_held,
@@ -65,6 +66,7 @@ __all__ = [
     "Settings",
     "anthropic_key",
     "load",
+    "operator_name",
     "secret",
     "secrets_held",
     "service_env",
@@ -109,6 +111,8 @@ def load(
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError("", f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError("", f"{path} is a directory, not a configuration file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("", f"config file {path} cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -126,7 +130,7 @@ def _from_table(
     settle = intake.number("settle_seconds", 5.0)
     intake.finish()
     sidecar_settings = sections.sidecars(top.table("sidecars"), base)
-    folders, s3_watches = watches.watches(top, base, settle, sidecar_settings.suffixes, required)
+    folders, s3_watches = watches.watches(top, base, settle, sidecar_settings.suffixes)
     extract = sections.extract(top.table("extract"))
     task, max_attempts, backoff = sections.task(top.table("task"), extract)
     batch_table = top.table("batch")
@@ -138,7 +142,9 @@ def _from_table(
     prices = sections.prices(top.table("costs"))
     budget = sections.budget(top.table("budget"))
     metrics = sections.metrics(top.table("metrics"))
-    top.finish()
+    top.finish()  # before "no [[watch]]": a typo'd [[wathc]] is reported as what it is
+    if required and not folders and not s3_watches:
+        raise ConfigError("watch", "at least one [[watch]] folder or S3 prefix is required")
     if task.model not in prices.prices and (budget.capped or task.provider != "local"):
         raise ConfigError(
             "task.model",
