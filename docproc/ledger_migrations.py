@@ -8,7 +8,6 @@ of schema is a new function at the end of this file.
 from __future__ import annotations
 
 import sys
-import uuid
 from types import ModuleType
 
 
@@ -315,29 +314,107 @@ def m007_attempts_only_grow(db: Database) -> None:
 
 
 @migrations()
-def m010_ocr_pages(db: Database) -> None:
+def m008_conflict_reasons(db: Database) -> None:
+    """A file in conflict shows why (the sidecar's reason) in file_status and stuck; a
+    file whose result was imported from its sidecars is written before its text is
+    extracted again."""
+    db.executescript(
+        """
+        DROP VIEW stuck;
+        DROP VIEW file_status;
+        CREATE VIEW file_status AS
+        WITH current_job AS (
+            SELECT version_id, MAX(id) AS job_id FROM jobs GROUP BY version_id
+        )
+        SELECT f.id, f.path, f.uri, r.uri AS root,
+               CASE WHEN f.state = 'deleted' THEN 'deleted'
+                    WHEN f.state = 'problem' THEN 'failed'
+                    WHEN v.id IS NULL THEN 'pending'
+                    WHEN v.state = 'failed' AND v.failure_kind = 'transient' THEN 'retrying'
+                    WHEN v.state = 'pending' AND j.state = 'done' AND EXISTS (
+                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
+                        AND s.state = 'written') THEN 'written'
+                    WHEN v.state != 'extracted' THEN v.state
+                    WHEN j.id IS NULL THEN 'extracted'
+                    WHEN EXISTS (SELECT 1 FROM sidecars s WHERE s.file_id = f.id
+                                 AND s.job_id = j.id AND s.state = 'conflict') THEN 'conflict'
+                    WHEN j.state = 'done' AND EXISTS (
+                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
+                        AND s.state = 'written') THEN 'written'
+                    ELSE j.state END AS state,
+               v.sha256, f.size, v.extractor, v.chars, v.truncated_from,
+               COALESCE(f.problem, v.error,
+                        (SELECT s.detail FROM sidecars s WHERE s.file_id = f.id
+                         AND s.job_id = j.id AND s.state = 'conflict' ORDER BY s.id DESC LIMIT 1),
+                        j.error) AS error,
+               v.failure_kind, v.attempts,
+               j.id AS job_id, f.first_seen_at, f.updated_at, v.extracted_at
+        FROM files f JOIN roots r ON r.id = f.root_id
+        LEFT JOIN versions v ON v.id = f.version_id
+        LEFT JOIN current_job cj ON cj.version_id = v.id
+        LEFT JOIN jobs j ON j.id = cj.job_id;
+        CREATE VIEW stuck AS
+        SELECT * FROM file_status WHERE state IN ('failed', 'retrying', 'conflict');
+        """
+    )
+
+
+@migrations()
+def m009_ledger_identity(db: Database) -> None:
+    """A random id per ledger, part of every custom_id from now on: a rebuilt ledger
+    never sends a custom_id an earlier one used, nor collides with results it imports."""
+    db.executescript(
+        """
+        CREATE TABLE ledger_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO ledger_info (key, value) VALUES ('id', lower(hex(randomblob(4))));
+        """
+    )
+
+
+@migrations()
+def m010_operator_requests(db: Database) -> None:
+    """What operators asked (cancel, retry, reprocess), for the daemon to carry out,
+    with who asked and what it was estimated to cost; a batch canceled without retry."""
+    db.executescript(
+        """
+        CREATE TABLE operator_requests (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            estimated_cost_usd REAL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            outcome TEXT,
+            done_at TEXT
+        );
+        CREATE INDEX operator_requests_state ON operator_requests(state, id);
+        ALTER TABLE batches ADD COLUMN cancel_retry INTEGER;
+        """
+    )
+
+
+@migrations()
+def m011_ocr_pages(db: Database) -> None:
     """Pages (or pictures) whose text came from OCR, per version (NULL before this)."""
     db.execute("ALTER TABLE versions ADD COLUMN ocr_pages INTEGER")
 
 
 @migrations()
-def m011_staged_batches(db: Database) -> None:
-    """The ledger's own random identity, and what staged and live batches record.
+def m012_staged_batches(db: Database) -> None:
+    """What staged and live batches record.
 
-    ``ledger_meta.instance`` makes the idempotency token of each batch
-    (``batches.submit_token``, written before the create call) unique to this
-    ledger, so two ledgers sharing an account and a staging prefix never adopt
-    each other's jobs. ``batches.tier`` is ``batch`` (a provider batch, at the
-    batch price) or ``live`` (below a provider's minimum: sent through the live
-    API at the list price). ``provider_status`` and ``provider_detail`` hold the
-    provider's last word on a batch (e.g. ``InProgress``; message and counts).
+    ``batches.submit_token`` is the batch's idempotency token, written before
+    the create call and made of the ledger's id (``m009_ledger_identity``) and
+    the batch id, so two ledgers sharing an account and a staging prefix never
+    adopt each other's jobs. ``batches.tier`` is ``batch`` (a provider batch,
+    at the batch price) or ``live`` (below a provider's minimum: sent through
+    the live API at the list price). ``provider_status`` and ``provider_detail``
+    hold the provider's last word on a batch (e.g. ``InProgress``; message and
+    counts).
     """
     db.executescript(
         """
-        CREATE TABLE ledger_meta (
-            key TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        );
         ALTER TABLE batches ADD COLUMN submit_token TEXT;
         ALTER TABLE batches ADD COLUMN tier TEXT NOT NULL DEFAULT 'batch';
         ALTER TABLE batches ADD COLUMN provider_status TEXT;
@@ -366,8 +443,4 @@ def m011_staged_batches(db: Database) -> None:
                b.error, b.submit_token, b.provider_detail
         FROM batches b;
         """
-    )
-    # Random, made here (not by SQL) so every database engine runs the same migration.
-    db.execute(
-        "INSERT INTO ledger_meta (key, value) VALUES ('instance', ?)", [uuid.uuid4().hex[:12]]
     )

@@ -355,4 +355,5 @@ def _content(row: dict[str, Any], *, reused: bool) -> SidecarContent:
         written_at=row["completed_at"],
         reused=reused,
         dropped_highlights=row["dropped_highlights"] or 0,
+        task=row["task"],
     )

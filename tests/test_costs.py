@@ -44,7 +44,7 @@ def test_period_starts_are_utc_day_and_month() -> None:
 
 def test_live_requests_cost_the_list_price() -> None:
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
-    assert TABLE.cost("m", usage, live=True) == pytest.approx(3 + 15)
+    assert TABLE.cost("m", usage, batch=False) == pytest.approx(3 + 15)
     assert TABLE.cost("m", usage) == pytest.approx((3 + 15) / 2)
     assert TABLE.estimate("m", 3_000_000, 1, 0, live=True) == pytest.approx(3.0)
 
