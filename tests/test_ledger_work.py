@@ -345,7 +345,7 @@ def test_each_batch_has_a_token_unique_to_its_ledger(work: WorkLedger, tmp_path:
     batch_id, _ = submit(work, task)
     token = work.find_batch(str(batch_id))["submit_token"]  # type: ignore[index]
     assert token == work.submit_token(batch_id)
-    assert re.fullmatch(r"docproc-[0-9a-f]{12}-b1", token)
+    assert re.fullmatch(r"docproc-[0-9a-f]{8}-b1", token)
     other = Ledger(tmp_path / "other.db")
     try:
         assert WorkLedger(other).submit_token(batch_id) != token
