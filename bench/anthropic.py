@@ -155,19 +155,7 @@ def measure(state: Path, url: str, count: int) -> dict[str, Any]:
     dispatcher = Dispatcher(work, provider, TextStore(state / "text"), task=TASK, limits=limits,
                             poll_interval=0.5, max_attempts=3)  # fmt: skip
     rss_before = peak_rss_mb()
-    started = time.monotonic()
-    dispatcher.queue_jobs([1])
-    deadline = started + TIMEOUT_S
-    submitted = None
-    while time.monotonic() < deadline:
-        dispatcher.tick(time.monotonic(), flush_all=True)
-        rows = work.open_batches()
-        if submitted is None and rows and all(r["state"] != "planned" for r in rows):
-            submitted = time.monotonic() - started
-            submit_rss = peak_rss_mb()
-        if not rows and dispatcher.in_flight == 0 and submitted is not None:
-            break
-        time.sleep(min(0.05, dispatcher.idle_for(time.monotonic())))
+    submitted, submit_rss = drive(dispatcher, work)
     dispatcher.close()
     provider.close()
     batches = work.batches()
@@ -187,6 +175,24 @@ def measure(state: Path, url: str, count: int) -> dict[str, Any]:
         "apply_results_per_s": round(done / max(applied - ended, 1e-9)),
         "jobs_done": done,
     }
+
+
+def drive(dispatcher: Dispatcher, work: WorkLedger) -> tuple[float | None, float]:
+    """Queue the jobs and tick until every batch is applied: (seconds until every batch
+    was submitted, peak RSS MB then)."""
+    started = time.monotonic()
+    dispatcher.queue_jobs([1])
+    submitted, submit_rss = None, 0.0
+    while time.monotonic() < started + TIMEOUT_S:
+        dispatcher.tick(time.monotonic(), flush_all=True)
+        rows = work.open_batches()
+        if submitted is None and rows and all(r["state"] != "planned" for r in rows):
+            submitted, submit_rss = time.monotonic() - started, peak_rss_mb()
+            print(f"submitted after {submitted:.1f} s; waiting for the results...", flush=True)
+        if not rows and dispatcher.in_flight == 0 and submitted is not None:
+            break
+        time.sleep(min(0.05, dispatcher.idle_for(time.monotonic())))
+    return submitted, submit_rss
 
 
 def main() -> None:

@@ -25,6 +25,10 @@ waited ``max_wait`` — whichever comes first. Made precise:
 4. At most ``max_in_flight - in_flight`` batches are returned; chunks are
    taken in order, so the oldest work goes first, and the rest waits for a
    later call.
+5. A flushed chunk smaller than ``min_requests`` (a provider's minimum batch
+   size, e.g. Bedrock's minimum records per job) is returned apart, in
+   :attr:`Plan.below_minimum`: the caller sends it another way (a live API)
+   or leaves its jobs waiting for more.
 
 Request sizes are whatever the caller measured (the serialised request, plus
 one byte for the separator in the create body is a fair measure); the planner
@@ -48,10 +52,12 @@ class Plan:
             the batches in ready order too.
         oversized: ids of jobs bigger than the byte cap on their own; they can
             never be batched and should be quarantined.
+        below_minimum: batches due now but smaller than ``min_requests``.
     """
 
     batches: list[list[int]] = field(default_factory=list)
     oversized: list[int] = field(default_factory=list)
+    below_minimum: list[list[int]] = field(default_factory=list)
 
 
 def effective_caps(limits: BatchLimits) -> tuple[int, int]:
@@ -74,6 +80,7 @@ def plan_batches(
     in_flight: int,
     *,
     flush_all: bool = False,
+    min_requests: int = 1,
 ) -> Plan:
     """Decide which ready jobs to submit now (see the module docstring for the rule).
 
@@ -83,6 +90,7 @@ def plan_batches(
         now: the current time on the same clock as ``ReadyJob.ready_at``.
         in_flight: batches already submitted and not yet ended.
         flush_all: flush every ready job now, whatever the thresholds say.
+        min_requests: the smallest batch the provider takes.
 
     Returns:
         A :class:`Plan`. Every job appears at most once in it; jobs not in it
@@ -92,13 +100,14 @@ def plan_batches(
     sendable = [job for job in ready if job.request_bytes <= max_bytes]
     oversized = [job.job_id for job in ready if job.request_bytes > max_bytes]
     slots = max(0, limits.max_in_flight - in_flight)
-    batches: list[list[int]] = []
+    plan = Plan(oversized=oversized)
     chunks = _pack(sendable, max_requests, max_bytes)
     for index, chunk in enumerate(chunks[:slots]):
         last = index == len(chunks) - 1
         if flush_all or not last or _due(chunk, max_requests, max_bytes, now, limits.max_wait):
-            batches.append([job.job_id for job in chunk])
-    return Plan(batches=batches, oversized=oversized)
+            small = len(chunk) < min_requests
+            (plan.below_minimum if small else plan.batches).append([job.job_id for job in chunk])
+    return plan
 
 
 def _pack(jobs: Sequence[ReadyJob], max_requests: int, max_bytes: int) -> list[list[ReadyJob]]:

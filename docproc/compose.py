@@ -18,12 +18,14 @@ from docproc.config import (
     anthropic_key,
     secret,
 )
-from docproc.errors import ConfigError
+from docproc.errors import ConfigError, ObjectStoreError
 from docproc.extract import ExtractorPool
 from docproc.models import ObjectState, S3WatchSpec, TaskSpec, object_key
 from docproc.providers.anthropic import AnthropicProvider
-from docproc.providers.base import Provider
+from docproc.providers.base import Provider, ProviderLimits
+from docproc.providers.bedrock import bedrock_provider
 from docproc.providers.local import LocalProvider
+from docproc.providers.staging import FileLimits
 from docproc.sidecar_objects import ObjectSidecars
 from docproc.sources.notifications import NotificationListener
 from docproc.sources.s3 import S3Source
@@ -60,8 +62,54 @@ def make_provider(settings: Settings, name: str | None = None) -> Provider:
             spool_dir=settings.provider_dir / "anthropic",
             timeout=settings.anthropic.timeout,
         )
+    if chosen == "bedrock":
+        return make_bedrock(settings)
     known = ", ".join(PROVIDERS)
     raise ConfigError("task.provider", f"unknown provider {chosen!r} (known: {known})")
+
+
+def make_bedrock(settings: Settings) -> Provider:
+    """The ``bedrock`` provider: its S3 staging, control-plane and runtime clients.
+
+    Each client gets its own endpoint when ``[bedrock]`` names one; otherwise
+    boto3 finds it (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_BEDROCK``,
+    ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``, else AWS in ``region``).
+
+    Raises:
+        ConfigError: ``[bedrock]`` is missing, or its profile does not exist.
+    """
+    from docproc import aws  # boto3 costs ~0.3 s at start-up: only AWS users pay it
+    from docproc.aws.bedrock import BedrockJobs, BedrockRuntime
+    from docproc.aws.staging import S3Staging
+
+    b = settings.bedrock
+    if b is None:
+        raise ConfigError("bedrock", "the bedrock provider needs a [bedrock] table")
+    bucket, prefix = object_key(b.staging)
+    try:
+        s3 = aws.Session(aws.Endpoint(b.s3_endpoint_url, b.region, b.profile))
+        # No blind retries of a create: after an unknown outcome the dispatcher looks
+        # the job up by name first, then sends the same token again.
+        control = aws.Session(aws.Endpoint(b.endpoint_url, b.region, b.profile), attempts=0)
+        # No retries by botocore for live calls: a call that timed out may have been
+        # answered (and billed); LiveBatches retries, and says so in the log.
+        runtime = aws.Session(aws.Endpoint(b.runtime_endpoint_url, b.region, b.profile),
+                              read_timeout=b.live_timeout, attempts=0)  # fmt: skip
+    except ObjectStoreError as exc:
+        raise ConfigError("bedrock.profile", exc.reason) from None
+    limits = ProviderLimits(
+        max_requests=b.max_records, max_bytes=b.max_job_bytes,
+        max_in_flight=b.max_concurrent_jobs, min_requests=b.min_records,
+        live_below_minimum=b.below_minimum == "live",
+    )  # fmt: skip
+    return bedrock_provider(
+        store=S3Staging(aws.Bucket(bucket, s3), prefix), control=BedrockJobs(control),
+        calls=BedrockRuntime(runtime), model=settings.task.model, role_arn=b.role_arn,
+        spool_dir=settings.provider_dir / "bedrock", limits=limits,
+        files=FileLimits(b.max_file_records, b.max_file_bytes), timeout_hours=b.timeout_hours,
+        invocation_type=b.invocation_type, live_concurrency=b.live_concurrency,
+        keep_staging=b.keep_staging,
+    )  # fmt: skip
 
 
 def make_request_builder(settings: Settings, name: str | None = None) -> Provider:

@@ -12,6 +12,8 @@ when its result arrives, so a later price change never rewrites history.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,12 +51,18 @@ class PriceTable:
     cache_read: float = 0.1
 
     def knows(self, model: str) -> bool:
-        return model in self.prices
+        return self.price(model) is not None
+
+    def price(self, model: str) -> ModelPrice | None:
+        """The model's list price: its own entry, else the entry of its base name
+        (:func:`base_model`), so Bedrock ids and dated ids share a default."""
+        found = self.prices.get(model)
+        return found if found is not None else self.prices.get(base_model(model))
 
     def cost(self, model: str, usage: Usage, *, batch: bool = True) -> float | None:
         """Dollars billed for one request (a batch request, or ``batch=False``: a live
         call at list price); None for a model without a price."""
-        price = self.prices.get(model)
+        price = self.price(model)
         if price is None:
             return None
         share = self.batch_discount if batch else 1.0
@@ -67,14 +75,16 @@ class PriceTable:
             + usage.output_tokens * per_output
         )
 
-    def estimate(self, model: str, request_bytes: int, requests: int, max_tokens: int) -> float:
+    def estimate(
+        self, model: str, request_bytes: int, requests: int, max_tokens: int, *, live: bool = False
+    ) -> float:
         """An upper-leaning estimate for a batch before it is sent: every input byte
         billed as uncached input at ``BYTES_PER_TOKEN``, every answer at ``max_tokens``.
         A model without a price estimates at 0 (the configuration refuses a budget then).
         """
         input_tokens = int(request_bytes / BYTES_PER_TOKEN)
         usage = Usage(input_tokens=input_tokens, output_tokens=requests * max_tokens)
-        return self.cost(model, usage) or 0.0
+        return self.cost(model, usage, batch=not live) or 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,32 @@ class Budget:
                     f" next batch would cross the cap of ${cap:.2f}"
                 )
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def base_model(model: str) -> str:
+    """The model a platform's id names, as priced in the table::
+
+        anthropic.claude-sonnet-4-5-20250929-v1:0           -> claude-sonnet-4-5
+        us.anthropic.claude-haiku-4-5-20251001-v1:0         -> claude-haiku-4-5
+        arn:aws:bedrock:...:inference-profile/eu.anthropic.claude-opus-4-5-...-v1:0
+                                                            -> claude-opus-4-5
+        claude-sonnet-4-5@20250929 (Vertex), claude-sonnet-4-5-20250929 -> claude-sonnet-4-5
+
+    An id it cannot read (an application inference profile's opaque ARN) comes
+    back unchanged: it needs its own ``[costs.models]`` entry.
+    """
+    name = model.rsplit("/", 1)[-1] if model.startswith("arn:") else model
+    name = _GEO_PREFIX.sub("", name)
+    name = name.removeprefix("anthropic.")
+    name = _VERSION_SUFFIX.sub("", name)
+    return _DATE_SUFFIX.sub("", name)
+
+
+# Bedrock's cross-region inference profiles prefix a geography; ids end in a version.
+_GEO_PREFIX = re.compile(r"^(?:us|eu|apac|ap|jp|au|ca|us-gov|global)\.(?=anthropic\.)")
+_VERSION_SUFFIX = re.compile(r"-v\d+(?::\d+)?$")
+_DATE_SUFFIX = re.compile(r"[-@]\d{8}$")
 
 
 def period_starts(epoch: float) -> tuple[str, str]:

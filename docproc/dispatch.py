@@ -4,17 +4,24 @@ The main loop owns the ledger; every provider call (create, poll, streaming
 results) runs on one background thread so the loop never blocks on the
 network. Crash safety comes from the order of writes:
 
-1. the batch and its custom_ids are recorded (``planned``) before create;
+1. the batch, its custom_ids and its idempotency token are recorded
+   (``planned``) before create;
 2. the provider's id is recorded right after (``submitted``);
 3. a create whose outcome is unknown (an error, a crash) is reconciled with
-   ``provider.find_batch`` before anything is submitted again;
+   ``provider.find_batch`` before anything is submitted again (a provider with
+   an idempotent create sends the same token again);
 4. results are applied in chunks, each one transaction; a result for a job
    that is no longer waiting for it is ignored, so nothing is applied twice.
+
+A batch below the provider's minimum size (``ProviderLimits.min_requests``)
+is sent through its live API when it is due, recorded as a ``live`` batch
+(list price), or its documents wait for more, as the provider is configured.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -25,13 +32,13 @@ from typing import Any
 
 import structlog
 
-from docproc.batching import plan_batches
+from docproc.batching import Plan, plan_batches
 from docproc.costs import Budget, PriceTable, period_starts
 from docproc.errors import ProviderAccountRefused, ProviderRejected, ProviderRetryable, brief
 from docproc.highlights import locate
 from docproc.ledger_work import BatchItem, WorkLedger
-from docproc.models import BatchLimits, JobRequest, ProviderResult, TaskSpec
-from docproc.providers.base import Provider, make_custom_id, request_size
+from docproc.models import BatchLimits, BatchStatus, JobRequest, ProviderResult, TaskSpec
+from docproc.providers.base import Provider, ProviderLimits, Ticket, make_custom_id, request_size
 from docproc.textstore import TextStore
 
 log = structlog.get_logger()
@@ -63,6 +70,13 @@ class _Batch:
     maybe_created: bool = False  # a create was sent and its outcome is unknown
     failures: int = 0  # provider calls failed in a row (backoff)
     stream: int = 0  # which results stream is current; chunks of older ones are dropped
+    token: str = ""  # the idempotency token recorded before the create call
+    live: bool = False  # below the provider's minimum: answered through its live API
+    provider_status: str = ""  # what the provider last said of it
+
+    @property
+    def ticket(self) -> Ticket:
+        return Ticket(self.batch_id, self.token, self.live)
 
 
 class Dispatcher:
@@ -82,11 +96,13 @@ class Dispatcher:
         budget: Budget | None = None,
     ) -> None:
         self.work, self.provider, self.store = work, provider, store
-        self.task, self.limits = task, limits
+        self.task, self.limits = task, _within(limits, provider.limits)
         self.task_id = work.register_task(task)
         self.poll_interval, self.max_attempts = poll_interval, max_attempts
         self.prices, self.budget = prices or PriceTable(), budget or Budget()
         self.paused = work.pause_reason()  # why submission is paused (the budget), if it is
+        self.waiting = work.waiting_reason()  # why small batches wait for more, if they do
+        self._held = 0  # jobs the last plan left waiting for the provider's minimum
         if self.paused and not self.budget.capped:
             self._affordable(0.0)  # the cap was lifted while stopped: record the resumption
         self._ledger_id = work.ledger.identity()  # in every custom_id: see m009_ledger_identity
@@ -110,13 +126,15 @@ class Dispatcher:
             self._open[row["id"]] = _Batch(
                 row["id"], row["provider_batch_id"], row["state"], created,
                 maybe_created=row["state"] == "planned",  # a crash may have hit mid-create
+                token=row["submit_token"] or self.work.submit_token(row["id"]),
+                live=row["tier"] == "live", provider_status=row["provider_status"] or "",
             )  # fmt: skip
 
     def configure(
         self, limits: BatchLimits, poll_interval: float, budget: Budget | None = None
     ) -> None:
         """New thresholds (SIGHUP); queued work is kept."""
-        self.limits, self.poll_interval = limits, poll_interval
+        self.limits, self.poll_interval = _within(limits, self.provider.limits), poll_interval
         self.budget = budget or self.budget
         self._plan_at = 0.0
 
@@ -150,8 +168,10 @@ class Dispatcher:
         return max(0.0, min(waits))
 
     def pending_jobs(self) -> int:
-        """Jobs of the current task not yet answered (queued, in backoff or in a batch)."""
-        return self.work.pending_jobs(self.task_id)
+        """Jobs of the current task not yet answered (queued, in backoff or in a batch),
+        except those waiting for a batch of the provider's minimum (``--once`` leaves
+        them queued for a later run)."""
+        return self.work.pending_jobs(self.task_id) - self._held
 
     def tick(self, now: float, *, flush_all: bool = False) -> int:
         """Plan and submit batches, advance open ones, apply results within a time budget.
@@ -200,6 +220,9 @@ class Dispatcher:
         for batch in self._open.values():
             batch.stop.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        close = getattr(self.provider, "close", None)
+        if callable(close):
+            close()
 
     # -- planning and submitting -------------------------------------------
 
@@ -209,41 +232,70 @@ class Dispatcher:
         self._plan_at = now + REPLAN_S  # also catches jobs whose backoff ends
         ready = self.work.ready_jobs(self.task_id)
         if not ready:
+            self._held = 0
+            self._set_waiting(0, self.provider.limits.min_requests)
             return
         wall = self.work.clock()
-        plan = plan_batches(ready, self.limits, wall, self.in_flight, flush_all=flush_all)
-        planned = {job_id for batch in plan.batches for job_id in batch} | set(plan.oversized)
-        waiting = [job.ready_at for job in ready if job.job_id not in planned]
+        caps = self.provider.limits
+        plan = plan_batches(ready, self.limits, wall, self.in_flight, flush_all=flush_all,
+                            min_requests=caps.min_requests)  # fmt: skip
+        held = [] if caps.live_below_minimum else plan.below_minimum
+        planned = {job_id for batch in plan.batches + plan.below_minimum for job_id in batch}
+        waiting = [job.ready_at for job in ready if job.job_id not in planned | set(plan.oversized)]
         if waiting:  # look again when the oldest of them is due
             due_in = max(0.0, min(waiting) + self.limits.max_wait - wall)
             self._plan_at = min(self._plan_at, now + due_in)
+        self._held = sum(map(len, held))
+        self._set_waiting(self._held, caps.min_requests)
         sizes = {job.job_id: job.request_bytes for job in ready}
-        for job_ids in plan.batches:
-            nbytes = sum(sizes[job_id] for job_id in job_ids)
-            estimate = self.prices.estimate(
-                self.task.model, nbytes, len(job_ids), self.task.max_tokens
-            )
-            if not self._affordable(estimate):
+        for job_ids, live in _to_send(plan, caps):
+            if not self._open_batch(job_ids, sizes, now, live=live):
                 break
-            items = self._with_text(self.work.batch_items(job_ids))
-            if not items:
-                continue
-            pairs = [(item, make_custom_id(item.job_id, item.attempt, self._ledger_id))
-                     for item in items]  # fmt: skip
-            nbytes = sum(sizes[item.job_id] for item in items)
-            batch_id = self.work.create_batch(
-                self.provider.name, pairs, nbytes, model=self.task.model,
-                estimated_cost=estimate, max_chars=self.task.max_input_chars,
-                max_attempts=self.max_attempts,
-            )  # fmt: skip
-            if batch_id is None:  # no request could be recorded; their jobs were set back
-                continue
-            recorded = self.work.batch_requests(batch_id)
-            batch = _Batch(batch_id, None, "planned", datetime.now(UTC), next_poll=now)
-            self._open[batch_id] = batch
-            self._start(batch, self._submit, recorded)
         for job_id in plan.oversized:
             self.work.fail_job(job_id, "document is too large for one batch request")
+
+    def _open_batch(
+        self, job_ids: list[int], sizes: dict[int, int], now: float, *, live: bool
+    ) -> bool:
+        """Record one batch and start its create call; False if the budget stops it."""
+        nbytes = sum(sizes[job_id] for job_id in job_ids)
+        estimate = self.prices.estimate(
+            self.task.model, nbytes, len(job_ids), self.task.max_tokens, live=live
+        )
+        if not self._affordable(estimate):
+            return False
+        items = self._with_text(self.work.batch_items(job_ids))
+        if not items:
+            return True
+        pairs = [(item, make_custom_id(item.job_id, item.attempt, self._ledger_id))
+                 for item in items]  # fmt: skip
+        nbytes = sum(sizes[item.job_id] for item in items)
+        batch_id = self.work.create_batch(
+            self.provider.name, pairs, nbytes, model=self.task.model,
+            estimated_cost=estimate, max_chars=self.task.max_input_chars,
+            max_attempts=self.max_attempts, tier="live" if live else "batch",
+        )  # fmt: skip
+        if batch_id is None:  # no request could be recorded; their jobs were set back
+            return True
+        recorded = self.work.batch_requests(batch_id)
+        batch = _Batch(batch_id, None, "planned", datetime.now(UTC), next_poll=now,
+                       token=self.work.submit_token(batch_id), live=live)  # fmt: skip
+        self._open[batch_id] = batch
+        self._start(batch, self._submit, recorded, batch.ticket)
+        return True
+
+    def _set_waiting(self, held: int, minimum: int) -> None:
+        """Record when documents start (or stop) waiting for a batch of the provider's minimum."""
+        reason = None
+        if held:
+            reason = (
+                f"documents wait for a batch of at least {minimum} requests, the provider's"
+                ' minimum (below_minimum = "wait"); they go when enough are ready'
+            )
+        if reason != self.waiting:
+            self.waiting = reason
+            self.work.submission_waiting(reason)
+            log.info("dispatch.waiting", reason=reason, documents=held)
 
     def _affordable(self, estimate: float) -> bool:
         """Whether the budget allows a batch estimated at ``estimate``; records a pause."""
@@ -275,7 +327,7 @@ class Dispatcher:
             self.work.text_lost(sorted(lost))
         return [item for item in items if item.job_id not in lost]
 
-    def _submit(self, pairs: Sequence[tuple[BatchItem, str]]) -> str:
+    def _submit(self, pairs: Sequence[tuple[BatchItem, str]], ticket: Ticket) -> str:
         """On the provider thread: build each request from the stored text and create the batch."""
         task = self.task
 
@@ -285,7 +337,7 @@ class Dispatcher:
                 job = JobRequest(custom_id, item.job_id, text, item.title, item.max_tokens)
                 yield self.provider.build_request(job, task)
 
-        return self.provider.submit(requests())
+        return self.provider.submit(requests(), ticket)
 
     def _start(self, batch: _Batch, fn: Callable[..., Any], *args: Any) -> None:
         batch.call = self._executor.submit(fn, *args)
@@ -308,9 +360,10 @@ class Dispatcher:
                        for other in self._open.values()):  # fmt: skip
                     return  # one reconciliation at a time, oldest batch first
                 known = self.work.provider_batch_ids()
-                self._start(batch, self._reconcile_or_submit, batch.created_at, pairs, known)
+                self._start(batch, self._reconcile_or_submit, batch.created_at, pairs, known,
+                            batch.ticket)  # fmt: skip
             else:
-                self._start(batch, self._submit, pairs)
+                self._start(batch, self._submit, pairs, batch.ticket)
         elif batch.state == "submitted":
             self._start(batch, self.provider.poll, batch.provider_batch_id)
         elif batch.state == "ended":
@@ -325,8 +378,6 @@ class Dispatcher:
             return
         except ProviderRetryable as exc:
             self._failed(batch, now, exc, exc.retry_after)
-            if batch.state == "planned" and not batch.maybe_created:
-                self.work.batch_note(batch.batch_id, f"not created yet: {exc}")
             return
         except Exception as exc:  # noqa: BLE001 - any other failure: outcome unknown, retry later
             self._failed(batch, now, exc, None)
@@ -334,6 +385,8 @@ class Dispatcher:
                 batch.maybe_created = True
                 self.work.create_unknown(batch.batch_id, f"{type(exc).__name__}: {exc}")
             return
+        if batch.failures and batch.state != "planned":
+            self.work.batch_note(batch.batch_id, None)  # the call works again
         batch.failures = 0
         self._on_value(batch, value)
 
@@ -342,7 +395,9 @@ class Dispatcher:
         log.warning("batch.rejected", batch_id=batch.batch_id, state=batch.state, reason=str(exc))
         if isinstance(exc, ProviderAccountRefused):
             # Not the documents' fault: nothing is quarantined or lost; pause, look again later.
-            self._set_paused(f"the provider refused the account: {exc}")
+            at = datetime.now(UTC) + timedelta(seconds=ACCOUNT_PAUSE_S)
+            self._set_paused(f"the provider refused the account: {exc};"
+                             f" next try at {at:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip
             self._paused_until = now + ACCOUNT_PAUSE_S
             if batch.state != "planned":
                 self._failed(batch, now, exc, ACCOUNT_PAUSE_S)
@@ -367,8 +422,14 @@ class Dispatcher:
         if delay is None:
             delay = min(BACKOFF_CAP_S, self.poll_interval * 2 ** min(batch.failures, 16))
         batch.next_poll = now + max(delay, self.poll_interval)
+        error = f"{type(exc).__name__}: {exc}"
         log.warning("batch.call_failed", batch_id=batch.batch_id, state=batch.state,
-                    error=f"{type(exc).__name__}: {exc}", retry_in_s=round(delay, 1))  # fmt: skip
+                    error=error, retry_in_s=round(delay, 1))  # fmt: skip
+        at = datetime.now(UTC) + timedelta(seconds=max(delay, self.poll_interval))
+        doing = {"planned": "create", "submitted": "poll"}.get(batch.state, "results")
+        self.work.batch_note(  # what failed and when the next try is, for `docproc status`
+            batch.batch_id, f"{doing} failed: {error}; next try at {at:%Y-%m-%d %H:%M:%S} UTC"
+        )
 
     def _on_value(self, batch: _Batch, value: Any) -> None:
         if batch.state == "planned":
@@ -381,11 +442,18 @@ class Dispatcher:
             log.info("batch.submitted", batch_id=batch.batch_id, provider_batch_id=str(value))
         elif batch.state == "submitted" and value.ended:
             batch.state = "ended"
-            self.work.batch_ended(batch.batch_id)
+            self.work.batch_ended(batch.batch_id, value.state, _detail(value))
             self._stream(batch)
+        elif batch.state == "submitted" and value.state != batch.provider_status:
+            batch.provider_status = value.state
+            self.work.batch_progress(batch.batch_id, value.state, _detail(value))
 
     def _reconcile_or_submit(
-        self, created_at: datetime, pairs: Sequence[tuple[BatchItem, str]], known: set[str]
+        self,
+        created_at: datetime,
+        pairs: Sequence[tuple[BatchItem, str]],
+        known: set[str],
+        ticket: Ticket,
     ) -> str:
         """On the provider thread, after a create whose outcome is unknown: adopt the
         batch the provider already holds for these requests, or create it now.
@@ -394,13 +462,15 @@ class Dispatcher:
         """
         custom_ids = [custom_id for _, custom_id in pairs]
         try:
-            found = self.provider.find_batch(custom_ids, created_at - RECONCILE_SLACK, known)
+            found = self.provider.find_batch(
+                custom_ids, created_at - RECONCILE_SLACK, known, ticket
+            )
         except ProviderRejected as exc:
             raise ProviderRetryable(f"cannot reconcile yet: {exc}") from exc
         if found is not None:
             log.info("batch.reconciled", provider_batch_id=found)
             return found
-        return self._submit(pairs)
+        return self._submit(pairs, ticket)
 
     # -- results -----------------------------------------------------------
 
@@ -477,3 +547,26 @@ class Dispatcher:
             retry_after = item.retry_after if isinstance(item, ProviderRetryable) else None
             self._failed(batch, now, item, retry_after)
         return 0
+
+
+def _within(limits: BatchLimits, caps: ProviderLimits) -> BatchLimits:
+    """The configured thresholds, kept within the provider's caps."""
+    return replace(
+        limits,
+        hard_max_requests=min(limits.hard_max_requests, caps.max_requests),
+        hard_max_bytes=min(limits.hard_max_bytes, caps.max_bytes),
+        max_in_flight=min(limits.max_in_flight, caps.max_in_flight),
+    )
+
+
+def _to_send(plan: Plan, caps: ProviderLimits) -> list[tuple[list[int], bool]]:
+    """(job ids, live) of each batch to open now, oldest work first."""
+    small = plan.below_minimum if caps.live_below_minimum else []
+    return [(job_ids, False) for job_ids in plan.batches] + [(job_ids, True) for job_ids in small]
+
+
+def _detail(status: BatchStatus) -> str:
+    """A provider's message and counts as JSON for the ledger ("" when it gave none)."""
+    if not status.message and not status.counts:
+        return ""
+    return json.dumps({"message": status.message or None, "counts": dict(status.counts)})

@@ -17,6 +17,7 @@ what the caller does about them::
     │   └── LedgerBusy           another process is the ledger's one writer
     ├── ProviderError            a provider call failed
     │   ├── ProviderRetryable    rate limit, overload, timeout, 5xx: try later
+    │   ├── ProviderOutcomeUnknown  a create may have been made: reconcile before resending
     │   └── ProviderRejected     the request or batch is invalid: retrying cannot help
     │       └── ProviderAccountRefused  the key, billing or permissions: pause, fix, resume
     └── SidecarError             a sidecar may not be written there (outside its root,
@@ -137,6 +138,11 @@ class ProviderRetryable(ProviderError):  # noqa: N818 - named for what the calle
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ProviderOutcomeUnknown(ProviderError):  # noqa: N818 - named for what the caller does
+    """A create call may or may not have reached the provider (a timeout after the body
+    was sent, a dropped connection, a 5xx): find the batch before sending it again."""
 
 
 class ProviderRejected(ProviderError):  # noqa: N818 - named for what the caller does

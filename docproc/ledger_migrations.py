@@ -398,3 +398,49 @@ def m010_operator_requests(db: Database) -> None:
 def m011_ocr_pages(db: Database) -> None:
     """Pages (or pictures) whose text came from OCR, per version (NULL before this)."""
     db.execute("ALTER TABLE versions ADD COLUMN ocr_pages INTEGER")
+
+
+@migrations()
+def m012_staged_batches(db: Database) -> None:
+    """What staged and live batches record.
+
+    ``batches.submit_token`` is the batch's idempotency token, written before
+    the create call and made of the ledger's id (``m009_ledger_identity``) and
+    the batch id, so two ledgers sharing an account and a staging prefix never
+    adopt each other's jobs. ``batches.tier`` is ``batch`` (a provider batch,
+    at the batch price) or ``live`` (below a provider's minimum: sent through
+    the live API at the list price). ``provider_status`` and ``provider_detail``
+    hold the provider's last word on a batch (e.g. ``InProgress``; message and
+    counts).
+    """
+    db.executescript(
+        """
+        ALTER TABLE batches ADD COLUMN submit_token TEXT;
+        ALTER TABLE batches ADD COLUMN tier TEXT NOT NULL DEFAULT 'batch';
+        ALTER TABLE batches ADD COLUMN provider_status TEXT;
+        ALTER TABLE batches ADD COLUMN provider_detail TEXT;
+        DROP VIEW request_costs;
+        CREATE VIEW request_costs AS
+        SELECT q.id AS request_id, q.custom_id, q.batch_id, b.provider_batch_id, b.provider,
+               COALESCE(q.model, b.model) AS model, b.tier, q.state,
+               substr(q.completed_at, 1, 10) AS day,
+               (SELECT r.uri FROM files f JOIN roots r ON r.id = f.root_id
+                WHERE f.version_id = j.version_id ORDER BY f.id LIMIT 1) AS root,
+               q.input_tokens, q.output_tokens, q.cache_creation_input_tokens,
+               q.cache_read_input_tokens, q.cost_usd, q.completed_at
+        FROM requests q JOIN batches b ON b.id = q.batch_id JOIN jobs j ON j.id = q.job_id
+        WHERE q.completed_at IS NOT NULL;
+        DROP VIEW batch_status;
+        CREATE VIEW batch_status AS
+        SELECT b.id, b.provider, b.provider_batch_id, b.model, b.tier, b.state,
+               b.provider_status, b.request_count, b.request_bytes, b.created_at,
+               b.submitted_at, b.ended_at, b.applied_at, b.estimated_cost_usd,
+               (SELECT SUM(q.cost_usd) FROM requests q WHERE q.batch_id = b.id) AS cost_usd,
+               (SELECT COUNT(*) FROM requests q WHERE q.batch_id = b.id
+                AND q.state = 'succeeded') AS succeeded,
+               (SELECT COUNT(*) FROM requests q WHERE q.batch_id = b.id
+                AND q.state IN ('errored', 'canceled', 'expired', 'missing')) AS failed,
+               b.error, b.submit_token, b.provider_detail
+        FROM batches b;
+        """
+    )

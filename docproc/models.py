@@ -343,10 +343,17 @@ class ProviderResult:
 
 @dataclass(frozen=True, slots=True)
 class BatchStatus:
-    """What a poll of a submitted batch says."""
+    """What a poll of a submitted batch says.
+
+    ``state`` is in the provider's words (``in_progress``, ``ended``;
+    ``Validating``, ``PartiallyCompleted``...); ``message`` its explanation,
+    if any (why a job failed); ``counts`` its record counts, as it reports them.
+    """
 
     ended: bool
-    state: str = "in_progress"  # provider wording: in_progress, canceling, ended
+    state: str = "in_progress"
+    message: str = ""
+    counts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,11 +23,13 @@ poll_interval = 0.2
 """
 
 
-def write_config(tmp: Path, folders: list[Path], extra: str = "") -> Path:
-    """A config watching ``folders`` with thresholds small enough for tests."""
+def write_config(tmp: Path, folders: list[Path], extra: str = "", batch: str = "") -> Path:
+    """A config watching ``folders`` with thresholds small enough for tests; ``batch``
+    adds keys to ``[batch]``."""
     watches = "".join(f'[[watch]]\npath = "{folder}"\nmode = "events"\n' for folder in folders)
     path = tmp / "docproc.toml"
-    path.write_text(f'state_dir = "{tmp / "state"}"\n{FAST}{extra}\n{watches}')
+    fast = FAST.replace("[batch]\n", f"[batch]\n{batch}\n" if batch else "[batch]\n")
+    path.write_text(f'state_dir = "{tmp / "state"}"\n{fast}{extra}\n{watches}')
     return path
 
 
@@ -118,3 +121,31 @@ def query(ledger: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any,
         return db.execute(sql, args).fetchall()
     finally:
         db.close()
+
+
+def held_after(
+    call: Callable[..., Any], reached: threading.Event, release: threading.Event
+) -> Callable[..., Any]:
+    """``call``, which once done sets ``reached`` and holds its answer until ``release``
+    (60 s at most): a daemon killed meanwhile never hears it."""
+
+    def held(*args: Any) -> Any:
+        answer = call(*args)
+        reached.set()
+        release.wait(timeout=60)
+        return answer
+
+    return held
+
+
+def crashed_when(config: Path, reached: threading.Event, release: threading.Event) -> DaemonProcess:
+    """Run the daemon until ``reached`` is set (see :func:`held_after`), kill -9 it, then
+    let the held call finish: the daemon never heard its answer."""
+    daemon = DaemonProcess(config)
+    try:
+        assert reached.wait(timeout=60), daemon.tail()
+        daemon.kill9()
+    finally:
+        release.set()
+        daemon.stop()
+    return daemon

@@ -197,3 +197,11 @@ def test_no_job_waits_past_max_wait_plus_one_tick(
         now += tick
     for job in all_jobs:
         assert left_at[job.job_id] <= job.ready_at + limits.max_wait + tick + 1e-9
+
+
+def test_a_due_batch_below_the_minimum_is_set_apart() -> None:
+    queue = jobs(10, 10, 10, 10, ready_at=0.0)
+    plan = plan_batches(queue, LIMITS, now=100.0, in_flight=0, min_requests=2)
+    assert plan.batches == [[0, 1, 2]] and plan.below_minimum == [[3]]
+    young = plan_batches(jobs(10, ready_at=90.0), LIMITS, now=100.0, in_flight=0, min_requests=2)
+    assert young == Plan()  # not due yet: neither sent nor set apart

@@ -204,7 +204,11 @@ def test_example_config_is_valid_and_documents_every_key(
                 "cache_write_multiplier", "cache_read_multiplier", "input", "output",
                 "daily_usd", "monthly_usd",
                 "s3", "endpoint_url", "region", "profile", "interval", "sqs_queue_url",
-                "sqs_wait_seconds", "output_prefix", "listen"):  # fmt: skip
+                "sqs_wait_seconds", "output_prefix", "listen", "role_arn", "staging",
+                "timeout_hours", "min_records", "max_records", "max_concurrent_jobs",
+                "invocation_type", "below_minimum", "live_concurrency", "live_timeout",
+                "keep_staging", "max_file_records", "max_job_mb", "runtime_endpoint_url",
+                "s3_endpoint_url"):  # fmt: skip
         assert f"{key} =" in text, key
 
 
@@ -325,3 +329,139 @@ def test_bad_s3_watches_are_refused_with_the_key(
         config.load(write(tmp_path, "[[watch]]\n" + body + "\n"))
     assert info.value.key == key
     assert words in info.value.reason
+
+
+BEDROCK = """
+[[watch]]
+path = "docs"
+[task]
+provider = "bedrock"
+model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+[bedrock]
+region = "eu-west-1"
+role_arn = "arn:aws:iam::123456789012:role/service-role/docproc-batch"
+staging = "s3://docproc-staging/batches"
+"""
+
+
+def test_bedrock_settings_with_their_defaults(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    settings = config.load(write(tmp_path, BEDROCK))
+    bedrock = settings.bedrock
+    assert bedrock is not None and settings.task.provider == "bedrock"
+    assert bedrock.staging == "s3://docproc-staging/batches/"
+    assert (bedrock.timeout_hours, bedrock.min_records, bedrock.max_records) == (24, 100, 50_000)
+    assert (bedrock.below_minimum, bedrock.invocation_type) == ("live", "InvokeModel")
+    assert settings.poll_interval == 30.0 and settings.batch.max_wait == 900.0
+    local = config.load(write(tmp_path, '[[watch]]\npath = "docs"\n'))
+    assert local.bedrock is None
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "reason"),
+    [
+        (
+            (
+                'role_arn = "arn:aws:iam::123456789012:role/service-role/docproc-batch"',
+                'role_arn = "docproc-batch"',
+            ),
+            "bedrock.role_arn",
+            "an IAM role ARN",
+        ),
+        (
+            (
+                'role_arn = "arn:aws:iam::123456789012:role/service-role/docproc-batch"',
+                'role_arn = "arn:aws:iam::123:user/bob"',
+            ),
+            "bedrock.role_arn",
+            "an IAM role ARN",
+        ),
+        (
+            (
+                'staging = "s3://docproc-staging/batches"',
+                'staging = "s3://docproc-staging/my batches/"',
+            ),
+            "bedrock.staging",
+            "refuses",
+        ),
+        (
+            ('staging = "s3://docproc-staging/batches"', 'staging = "s3://docproc-staging/a=b/"'),
+            "bedrock.staging",
+            "refuses",
+        ),
+        (
+            ('staging = "s3://docproc-staging/batches"', 'staging = "https://example.com/x"'),
+            "bedrock.staging",
+            "s3://bucket/prefix/",
+        ),
+        (('staging = "s3://docproc-staging/batches"\n', ""), "bedrock.staging", "required"),
+        (
+            ('region = "eu-west-1"\n', 'region = "eu-west-1"\ntimeout_hours = 12\n'),
+            "bedrock.timeout_hours",
+            "at least 24",
+        ),
+        (
+            ('region = "eu-west-1"\n', 'region = "eu-west-1"\ntimeout_hours = 200\n'),
+            "bedrock.timeout_hours",
+            "between 24 and 168",
+        ),
+        (
+            (
+                'region = "eu-west-1"\n',
+                'region = "eu-west-1"\nmin_records = 500\nmax_records = 100\n',
+            ),
+            "bedrock.max_records",
+            "at least min_records",
+        ),
+        (
+            ('region = "eu-west-1"\n', 'region = "eu-west-1"\nmax_concurrent_jobs = 0\n'),
+            "bedrock.max_concurrent_jobs",
+            "at least 1",
+        ),
+        (
+            ('region = "eu-west-1"\n', 'region = "eu-west-1"\ninvocation_type = "Chat"\n'),
+            "bedrock.invocation_type",
+            "InvokeModel, Converse",
+        ),
+        (
+            ('region = "eu-west-1"\n', 'region = "eu-west-1"\nbelow_minimum = "drop"\n'),
+            "bedrock.below_minimum",
+            "live, wait",
+        ),
+        (
+            ('region = "eu-west-1"\n', 'region = "eu-west-1"\naws_secret_access_key = "x"\n'),
+            "bedrock.aws_secret_access_key",
+            "never read from the config file",
+        ),
+        (('region = "eu-west-1"\n', ""), "bedrock.region", "required"),
+        (
+            (
+                'model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"',
+                'model = "arn:aws:bedrock:eu-west-1:123456789012:application-inference-profile/'
+                'a1b2c3d4e5f6"',
+            ),
+            "task.model",
+            "has no price",
+        ),
+        (
+            ('model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"\n', ""),
+            "task.model",
+            "required for provider 'bedrock'",
+        ),
+    ],
+)
+def test_bad_bedrock_settings_are_refused_with_the_key(
+    tmp_path: Path, change: tuple[str, str], key: str, reason: str
+) -> None:
+    (tmp_path / "docs").mkdir()
+    assert change[0] in BEDROCK
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, BEDROCK.replace(*change)))
+    assert info.value.key == key and reason in info.value.reason, str(info.value)
+
+
+def test_bedrock_without_its_table_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    text = BEDROCK.split("[bedrock]")[0]
+    with pytest.raises(ConfigError, match=r"bedrock\.region: is required"):
+        config.load(write(tmp_path, text))

@@ -12,13 +12,12 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.batchserver import FakeBatches, Faults, outcome_mix
 from tests.clitools import docproc
-from tests.daemonrun import DaemonProcess, write_config
+from tests.daemonrun import DaemonProcess, crashed_when, held_after, write_config
 
 KEY = "sk-ant-test-e2e-4b7d1c"
 WORDS = ("ledger", "batch", "summary", "audit", "folder", "archive", "contract", "invoice",
@@ -150,24 +149,12 @@ def test_kill_9_between_create_and_recording_its_id_pays_nothing_twice(
     created, release = threading.Event(), threading.Event()
     with FakeBatches(api_key=KEY, end_after=0.3) as server:
         create = server.store.create
-
-        def create_then_hang(planned: Any) -> Any:
-            answer = create(planned)
-            created.set()
-            release.wait(timeout=60)  # the daemon dies before it hears the id
-            return answer
-
-        server.store.create = create_then_hang  # type: ignore[method-assign]
+        # the daemon dies before it hears the id
+        server.store.create = held_after(create, created, release)  # type: ignore[method-assign]
         for i in range(20):
             (inbox / f"doc{i}.txt").write_text(document(i))
         config = anthropic_config(tmp_path, inbox, server)
-        daemon = DaemonProcess(config)
-        try:
-            assert created.wait(timeout=60), daemon.tail()
-            daemon.kill9()
-        finally:
-            release.set()
-            daemon.stop()
+        daemon = crashed_when(config, created, release)
         server.store.create = create  # type: ignore[method-assign]
         planned = daemon.query("SELECT state, provider_batch_id FROM batches")
         assert planned and all(state == "planned" and pid is None for state, pid in planned)

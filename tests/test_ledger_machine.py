@@ -43,7 +43,7 @@ from docproc.models import (
     TaskSpec,
     Usage,
 )
-from docproc.providers.base import ProviderLimits
+from docproc.providers.base import ProviderLimits, Ticket
 from docproc.textstore import TextStore
 
 MODEL = "fake-model-1"
@@ -75,7 +75,7 @@ class FakeProvider:
     def build_request(self, job: JobRequest, task: TaskSpec) -> dict[str, Any]:
         return {"custom_id": job.custom_id, "params": {"text": job.text, "model": task.model}}
 
-    def submit(self, requests: Iterable[dict[str, Any]]) -> str:
+    def submit(self, requests: Iterable[dict[str, Any]], ticket: Ticket | None = None) -> str:
         ids = [r["custom_id"] for r in requests]
         behaviour, self.create = self.create, "ok"
         if behaviour == "retryable":
@@ -115,7 +115,11 @@ class FakeProvider:
         self.batches.pop(batch_id, None)
 
     def find_batch(
-        self, custom_ids: Sequence[str], created_after: datetime, exclude: Set[str] = frozenset()
+        self,
+        custom_ids: Sequence[str],
+        created_after: datetime,
+        exclude: Set[str] = frozenset(),
+        ticket: Ticket | None = None,
     ) -> str | None:
         for batch_id, batch in self.batches.items():
             if batch_id not in exclude and batch["ids"] == list(custom_ids):

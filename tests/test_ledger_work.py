@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -336,3 +337,75 @@ def test_a_cut_is_recorded_with_the_request(work: WorkLedger) -> None:
     assert work.conn.execute(
         "SELECT text_cut_from FROM requests WHERE custom_id = 'j1-a9'"
     ).fetchone() == (None,)
+
+
+def test_each_batch_has_a_token_unique_to_its_ledger(work: WorkLedger, tmp_path: Path) -> None:
+    task = work.register_task(TASK)
+    work.create_jobs(task, [extracted_files(work, 2)])
+    batch_id, _ = submit(work, task)
+    token = work.find_batch(str(batch_id))["submit_token"]  # type: ignore[index]
+    assert token == work.submit_token(batch_id)
+    assert re.fullmatch(r"docproc-[0-9a-f]{8}-b1", token)
+    other = Ledger(tmp_path / "other.db")
+    try:
+        assert WorkLedger(other).submit_token(batch_id) != token
+    finally:
+        other.close()
+
+
+def test_live_requests_are_costed_at_list_price_and_shown_apart(
+    priced: WorkLedger, clock: Clock
+) -> None:
+    task = priced.register_task(TASK)
+    priced.create_jobs(task, [extracted_files(priced, 2)])
+    items = priced.batch_items([job.job_id for job in priced.ready_jobs(task)])
+    pairs = [(item, f"j{item.job_id}-a{item.attempt}") for item in items]
+    batch = priced.create_batch("bedrock", pairs[:1], 100, model="m")
+    live = priced.create_batch("bedrock", pairs[1:], 100, model="m", tier="live")
+    priced.batch_submitted(batch, "arn:batch")
+    priced.batch_submitted(live, "live-x")
+    priced.apply_results([billed(pairs[0][1]), billed(pairs[1][1])], max_attempts=3)
+    rows = {row["tier"]: row for row in priced.costs("model")}
+    assert rows["live"]["cost_usd"] == pytest.approx(2 * rows["batch"]["cost_usd"])
+    assert [row["tier"] for row in priced.costs("tier")] == ["batch", "live"]
+
+
+def test_progress_and_waiting_are_recorded(work: WorkLedger) -> None:
+    task = work.register_task(TASK)
+    work.create_jobs(task, [extracted_files(work, 1)])
+    batch_id, _ = submit(work, task)
+    work.batch_progress(batch_id, "Validating")
+    work.batch_progress(batch_id, "Validating")
+    work.batch_progress(batch_id, "InProgress", '{"message": null}')
+    work.batch_ended(batch_id, "Completed", '{"counts": {"successRecordCount": 1}}')
+    row = work.find_batch(str(batch_id))
+    assert row is not None and row["provider_status"] == "Completed"
+    assert "successRecordCount" in row["provider_detail"]
+    kinds = [
+        k for (k,) in work.conn.execute("SELECT kind FROM events WHERE kind = 'batch.progress'")
+    ]
+    assert len(kinds) == 2  # one per change of status
+    assert work.waiting_reason() is None
+    work.submission_waiting("below the minimum")
+    assert work.waiting_reason() == "below the minimum"
+    work.submission_waiting(None)
+    assert work.waiting_reason() is None
+
+
+def test_a_result_that_cannot_be_recorded_stays_alone_the_chunk_goes_in(
+    work: WorkLedger,
+) -> None:
+    task = work.register_task(TASK)
+    work.create_jobs(task, [extracted_files(work, 3)])
+    _, ids = submit(work, task)
+    bad = ProviderResult(ids[1], ResultKind.SUCCEEDED, summary="S.",
+                         usage=Usage(input_tokens=2**70))  # fmt: skip  # past SQLite's integers
+    applied = work.apply_results(
+        [result(ids[0], ResultKind.SUCCEEDED), (bad, 0), result(ids[2], ResultKind.SUCCEEDED)],
+        max_attempts=3,
+    )
+    assert (applied.done, applied.requeued) == (2, 1)
+    assert job_states(work) == {1: "done", 2: "queued", 3: "done"}
+    error = work.conn.execute("SELECT error FROM requests WHERE custom_id = ?", (ids[1],))
+    assert "could not be recorded" in error.fetchone()[0]
+    assert work.ledger.verify().ok

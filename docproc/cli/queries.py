@@ -19,8 +19,8 @@ from docproc.textstore import TextStore
 FILE_COLUMNS = ("id", "path", "state", "sha256", "extractor", "chars", "error")
 EVENT_COLUMNS = ("id", "at", "actor", "kind", "subject", "detail")
 BATCH_COLUMNS = (
-    "id", "provider_batch_id", "state", "request_count", "succeeded", "failed", "age",
-    "estimated_cost_usd", "cost_usd",
+    "id", "provider_batch_id", "tier", "state", "provider_status", "request_count", "succeeded",
+    "failed", "age", "estimated_cost_usd", "cost_usd",
 )  # fmt: skip
 REQUEST_COLUMNS = (
     "id", "kind", "state", "requested_by", "requested_at", "estimated_cost_usd", "outcome",
@@ -135,18 +135,20 @@ def ledger_batches(limit: int, fmt: str) -> None:
 
 @ledger.command("costs")
 @click.option(
-    "--by", type=click.Choice(["day", "model", "root", "batch"]), default="day",
+    "--by", type=click.Choice(["day", "model", "root", "batch", "tier"]), default="day",
     show_default=True, help="How to group the requests.",
 )  # fmt: skip
 @output_options
 @common_options
 @handle_errors
 def ledger_costs(by: str, fmt: str) -> None:
-    """Tokens and dollars billed, per day, model, root or batch (batch prices applied)."""
+    """Tokens and dollars billed, per day, model, root, batch or tier; every group split by
+    tier: batch (batch prices) or live (requests below a provider's minimum, list prices)."""
     key = "batch_id" if by == "batch" else by
     with opts().reader() as reader:
         rows = WorkLedger(reader).costs(key)
-    click.echo(render(rows, (key, *COST_COLUMNS), fmt))
+    columns = (key, *COST_COLUMNS) if key == "tier" else (key, "tier", *COST_COLUMNS)
+    click.echo(render(rows, columns, fmt))
 
 
 @ledger.command("requests")

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
-from docproc.cli.common import common_options, handle_errors, opts
+from docproc.cli.common import age, common_options, handle_errors, opts
 from docproc.config import load
 from docproc.costs import period_starts
 from docproc.ledger_work import WorkLedger
 from docproc.output import as_json, table
+
+FLIGHT_COLUMNS = (
+    "id", "provider_batch_id", "tier", "state", "provider_status", "requests", "age", "problem",
+)  # fmt: skip
 
 
 @click.command()
@@ -24,13 +29,17 @@ def status(as_json_: bool) -> None:
         counts, roots = ledger.state_counts(), ledger.roots()
         reader = WorkLedger(ledger)
         work, paused, stuck = reader.counts(), reader.pause_reason(), reader.stuck_reason()
+        waiting = reader.waiting_reason()
+        in_flight = [_flight(row) for row in reader.open_batches()]
         day, month = period_starts(time.time())
         spend = {"today_usd": round(reader.billed(day), 4),
                  "month_usd": round(reader.billed(month), 4),
                  "reserved_usd": round(reader.reserved(), 4)}  # fmt: skip
     if as_json_:
         click.echo(as_json({"files": counts, "roots": roots, "work": work, "spend": spend,
-                            "submission_paused": paused, "stuck": stuck}))  # fmt: skip
+                            "submission_paused": paused, "stuck": stuck,
+                            "submission_waiting": waiting,
+                            "batches_in_flight": in_flight}))  # fmt: skip
         return
     if stuck:
         click.echo(f"DAEMON STUCK: {stuck}")
@@ -38,6 +47,8 @@ def status(as_json_: bool) -> None:
     if paused:
         click.echo(f"SUBMISSION PAUSED: {paused}")
         click.echo("(extraction goes on; raise the cap in [budget] and reload, or wait)\n")
+    if waiting:
+        click.echo(f"WAITING: {waiting}\n")
     click.echo(
         f"spend: ${spend['today_usd']:.2f} today, ${spend['month_usd']:.2f} this month"
         f" (UTC), ${spend['reserved_usd']:.2f} reserved by batches in flight\n"
@@ -48,6 +59,19 @@ def status(as_json_: bool) -> None:
     click.echo(table([{"what": k, "count": v} for k, v in sorted(work.items())], ("what", "count")))
     click.echo()
     click.echo(table(roots, ("id", "uri", "kind", "mode", "status", "last_scan_at"), width=100))
+    if in_flight:
+        click.echo()
+        click.echo(table(in_flight, FLIGHT_COLUMNS, width=160))
+
+
+def _flight(row: dict[str, Any]) -> dict[str, Any]:
+    """A batch in flight as status shows it: what the provider last said, and any problem."""
+    return {
+        "id": row["id"], "provider_batch_id": row["provider_batch_id"], "tier": row["tier"],
+        "state": row["state"], "provider_status": row["provider_status"],
+        "requests": row["request_count"], "age": age(time.time(), row["created_at"]),
+        "problem": row["error"],
+    }  # fmt: skip
 
 
 @click.group("config")

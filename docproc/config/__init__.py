@@ -12,8 +12,8 @@ Secrets are never read from the file: :func:`secret` looks in the environment,
 then in systemd's ``$CREDENTIALS_DIRECTORY``.
 
 Layout: :mod:`.table` (typed reading of one table), :mod:`.settings` (the
-frozen values), :mod:`.sections` and :mod:`.watches` (one reader per
-section), :mod:`.environment` (state directory, secrets, systemd).
+frozen values), :mod:`.sections`, :mod:`.watches` and :mod:`.bedrock` (one
+reader per section), :mod:`.environment` (state directory, secrets, systemd).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from docproc.config import sections, watches
+from docproc.config.bedrock import BedrockSettings, bedrock
 from docproc.config.environment import (
     ANTHROPIC_KEY,
     SECRET_NAMES,
@@ -59,6 +60,7 @@ __all__ = [
     "REMOTE_POLL_INTERVAL",
     "SECRET_NAMES",
     "AnthropicSettings",
+    "BedrockSettings",
     "ExtractSettings",
     "LogSettings",
     "MetricsSettings",
@@ -142,10 +144,11 @@ def _from_table(
     prices = sections.prices(top.table("costs"))
     budget = sections.budget(top.table("budget"))
     metrics = sections.metrics(top.table("metrics"))
+    bedrock_settings = bedrock(top.table("bedrock"), required=task.provider == "bedrock")
     top.finish()  # before "no [[watch]]": a typo'd [[wathc]] is reported as what it is
     if required and not folders and not s3_watches:
         raise ConfigError("watch", "at least one [[watch]] folder or S3 prefix is required")
-    if task.model not in prices.prices and (budget.capped or task.provider != "local"):
+    if not prices.knows(task.model) and (budget.capped or task.provider != "local"):
         raise ConfigError(
             "task.model",
             f'has no price: add [costs.models."{task.model}"] with input and output'
@@ -169,5 +172,6 @@ def _from_table(
         prices=prices,
         budget=budget,
         metrics=metrics,
+        bedrock=bedrock_settings,
         source=source,
     )

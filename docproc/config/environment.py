@@ -16,7 +16,7 @@ from docproc.errors import ConfigError
 ANTHROPIC_KEY = "ANTHROPIC_API_KEY"
 # Environment variables / credential names that hold secrets; their values are
 # masked in every log line (see logconfig). Providers add theirs here.
-SECRET_NAMES = ("ANTHROPIC_API_KEY",)
+SECRET_NAMES = ("ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def resolve_state_dir(override: Path | None, from_file: str, base: Path) -> Path:

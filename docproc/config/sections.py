@@ -19,7 +19,7 @@ from docproc.errors import ConfigError
 from docproc.models import BatchLimits, ExtractLimits, OcrOptions, SidecarSettings, TaskSpec
 from docproc.providers.messages import PROMPT_FIELDS
 
-PROVIDERS = ("local", "anthropic")
+PROVIDERS = ("local", "anthropic", "bedrock")
 OCR_MODES = ("auto", "off")
 DEFAULT_MODELS = {"local": "local-extractive-1", "anthropic": "claude-sonnet-4-5"}
 DEFAULT_PROMPT = (

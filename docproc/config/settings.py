@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from docproc.config.bedrock import BedrockSettings
 from docproc.costs import Budget, PriceTable
 from docproc.models import (
     BatchLimits,
@@ -84,6 +85,7 @@ class Settings:
     prices: PriceTable = field(default_factory=PriceTable)
     budget: Budget = field(default_factory=Budget)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    bedrock: BedrockSettings | None = None  # [bedrock], when configured
     source: Path | None = None  # the file these settings came from, if any
 
     @property

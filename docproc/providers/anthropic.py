@@ -42,7 +42,7 @@ from docproc.errors import (
     ProviderRetryable,
 )
 from docproc.models import BatchStatus, JobRequest, ProviderResult, TaskSpec
-from docproc.providers.base import ProviderLimits, encode_request, is_valid_custom_id
+from docproc.providers.base import ProviderLimits, Ticket, encode_request, is_valid_custom_id
 from docproc.providers.messages import build_params, parse_result, system_text
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -125,7 +125,7 @@ class AnthropicProvider:
 
     # -- the Provider protocol -----------------------------------------------------
 
-    def submit(self, requests: Iterable[dict[str, Any]]) -> str:
+    def submit(self, requests: Iterable[dict[str, Any]], ticket: Ticket | None = None) -> str:
         """Stage the body in a temporary file, then create the batch.
 
         Raises:
@@ -183,7 +183,11 @@ class AnthropicProvider:
             return
 
     def find_batch(
-        self, custom_ids: Sequence[str], created_after: datetime, exclude: Set[str] = frozenset()
+        self,
+        custom_ids: Sequence[str],
+        created_after: datetime,
+        exclude: Set[str] = frozenset(),
+        ticket: Ticket | None = None,
     ) -> str | None:
         """The batch created after ``created_after`` with as many requests as
         ``custom_ids``, not in ``exclude`` (ids the ledger already holds).

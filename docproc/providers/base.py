@@ -38,14 +38,39 @@ _LEDGER_ID_RE = re.compile(r"[0-9a-f]{1,16}")
 
 @dataclass(frozen=True, slots=True)
 class ProviderLimits:
-    """A provider's hard caps per batch; the planner never exceeds them.
+    """A provider's caps per batch and on batches in flight; the planner keeps within them.
 
     The defaults are Anthropic's: 100,000 requests, and a 256 MB create body
-    (counted here in decimal megabytes, which leaves room for the envelope).
+    (counted here in decimal megabytes, which leaves room for the envelope),
+    any number in flight, no minimum.
+
+    ``min_requests``: a batch smaller than this cannot be a provider batch
+    (Bedrock's minimum records per job). It is then sent through the
+    provider's live API (``live_below_minimum``, at the live price) once it is
+    due, or it waits for more documents.
     """
 
     max_requests: int = 100_000
     max_bytes: int = 256_000_000
+    max_in_flight: int = 1_000_000
+    min_requests: int = 1
+    live_below_minimum: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """What the ledger recorded of a batch *before* its create call.
+
+    ``token`` is deterministic and unique to the ledger: a provider with an
+    idempotent create (Bedrock's ``clientRequestToken``) sends it, so a create
+    repeated after a crash or a lost answer yields the same batch; one without
+    (Vertex) writes it as a label and finds the batch by it. ``live``: the batch
+    is below the provider's minimum and is answered through its live API.
+    """
+
+    batch_id: int
+    token: str
+    live: bool = False
 
 
 class Provider(Protocol):
@@ -68,10 +93,13 @@ class Provider(Protocol):
         """
         ...
 
-    def submit(self, requests: Iterable[dict[str, Any]]) -> str:
+    def submit(self, requests: Iterable[dict[str, Any]], ticket: Ticket | None = None) -> str:
         """Create a batch of the given requests and return the provider's batch id.
 
         ``requests`` may be a generator, so an adapter can stream the body.
+        ``ticket`` is the ledger's record of the batch (its idempotency token);
+        the dispatcher always passes it, providers without an idempotent create
+        may ignore it.
         Raises ``ProviderRejected`` if the envelope is invalid (a bad or
         duplicate custom_id, no requests, over a limit) and
         ``ProviderRetryable`` if the outcome is known to be "not created,
@@ -104,13 +132,18 @@ class Provider(Protocol):
         ...
 
     def find_batch(
-        self, custom_ids: Sequence[str], created_after: datetime, exclude: Set[str] = frozenset()
+        self,
+        custom_ids: Sequence[str],
+        created_after: datetime,
+        exclude: Set[str] = frozenset(),
+        ticket: Ticket | None = None,
     ) -> str | None:
         """Return the id of a batch created after ``created_after`` holding these requests.
 
         Used after a create whose outcome is unknown. ``created_after`` must be
         timezone-aware; ``exclude`` names batches already accounted for (the
-        ledger's). Returns None when no such batch exists.
+        ledger's); a provider that names its batches after ``ticket.token``
+        looks for that name. Returns None when no such batch exists.
         """
         ...
 

@@ -40,7 +40,7 @@ import structlog
 
 from docproc.errors import ProviderRejected, ProviderRetryable
 from docproc.models import BatchStatus, JobRequest, ProviderResult, ResultKind, TaskSpec, Usage
-from docproc.providers.base import ProviderLimits, encode_request, is_valid_custom_id
+from docproc.providers.base import ProviderLimits, Ticket, encode_request, is_valid_custom_id
 from docproc.providers.messages import cut_text
 from docproc.providers.summarize import summarize
 
@@ -91,7 +91,7 @@ class LocalProvider:
         }
         return {"custom_id": job.custom_id, "params": params}
 
-    def submit(self, requests: Iterable[dict[str, Any]]) -> str:
+    def submit(self, requests: Iterable[dict[str, Any]], ticket: Ticket | None = None) -> str:
         """Spool the requests as a new batch and return its id.
 
         Raises:
@@ -157,7 +157,11 @@ class LocalProvider:
         _fsync_dir(self.spool_dir)
 
     def find_batch(
-        self, custom_ids: Sequence[str], created_after: datetime, exclude: Set[str] = frozenset()
+        self,
+        custom_ids: Sequence[str],
+        created_after: datetime,
+        exclude: Set[str] = frozenset(),
+        ticket: Ticket | None = None,
     ) -> str | None:
         """Return the newest spooled batch created after ``created_after`` whose
         first request has ``custom_ids[0]``, or None.

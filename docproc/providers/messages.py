@@ -17,13 +17,19 @@ A succeeded response that gives no usable summary (cut off at ``max_tokens``,
 a refusal, a tool input that breaks the schema) becomes an ``ERRORED`` result
 whose ``error_type`` is an :class:`~docproc.models.OutputProblem` and whose
 usage is kept: it was billed.
+
+The cloud platforms take the same body with their own ``anthropic_version``
+and no ``model`` (:func:`platform_body`); where they take no tools (Bedrock
+batch inference), the answer is JSON asked for in the prompt
+(:mod:`docproc.providers.jsonanswer`). :func:`read_message` reads a response
+either way, given the reader of its answer.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from docproc.models import (
     Highlight,
@@ -74,6 +80,12 @@ TOOL: dict[str, Any] = {
 }
 
 
+# How the answer's structure is obtained: a forced tool call, or JSON asked for in the prompt.
+Structured = Literal["tool", "json"]
+# Reads (summary, highlights) from a response's content blocks; ShapeError when it cannot.
+AnswerReader = Callable[[object], "tuple[str, tuple[Highlight, ...]]"]
+
+
 class ShapeError(ValueError):
     """A result line or tool input is not shaped as documented."""
 
@@ -96,11 +108,16 @@ def cut_text(text: str, budget: int) -> tuple[str, int | None]:
     return text[:budget] + marker, len(text)
 
 
-def build_params(job: JobRequest, task: TaskSpec, system: str) -> dict[str, Any]:
-    """The Messages ``params`` of one request."""
+def document_text(job: JobRequest, task: TaskSpec) -> str:
+    """The user turn's text: the document, cut to the context budget, in a titled tag."""
     text, _ = cut_text(job.text, task.max_input_chars)
     title = html.escape(job.title, quote=True)
-    document = f'<document title="{title}">\n{text}\n</document>'
+    return f'<document title="{title}">\n{text}\n</document>'
+
+
+def build_params(job: JobRequest, task: TaskSpec, system: str) -> dict[str, Any]:
+    """The Messages ``params`` of one request."""
+    document = document_text(job, task)
     return {
         "model": task.model,
         "max_tokens": job.max_tokens or task.max_tokens,
@@ -109,6 +126,27 @@ def build_params(job: JobRequest, task: TaskSpec, system: str) -> dict[str, Any]
         "tools": [TOOL],
         "tool_choice": {"type": "tool", "name": TOOL_NAME},
     }
+
+
+def platform_body(
+    job: JobRequest, task: TaskSpec, system: str, *, version: str, structured: Structured
+) -> dict[str, Any]:
+    """The Messages body a cloud platform takes (Bedrock's InvokeModel, Vertex's
+    rawPredict and their batch records): its ``anthropic_version``, no ``model``
+    (the job or endpoint names it), no cache marks (a batch record with one may
+    fail), and the forced tool only in ``tool`` mode."""
+    body: dict[str, Any] = {
+        "anthropic_version": version,
+        "max_tokens": job.max_tokens or task.max_tokens,
+        "system": system,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": document_text(job, task)}]}
+        ],
+    }
+    if structured == "tool":
+        body["tools"] = [TOOL]
+        body["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
+    return body
 
 
 # -- results -------------------------------------------------------------------
@@ -126,7 +164,7 @@ def parse_result(line: Mapping[str, Any]) -> ProviderResult:
         raise ShapeError("result line without custom_id and result")
     kind = result.get("type")
     if kind == "succeeded":
-        return _succeeded(custom_id, result.get("message"))
+        return read_message(custom_id, result.get("message"), tool_answer)
     if kind == "errored":
         error = _mapping(_mapping(result.get("error")).get("error"))
         return ProviderResult(
@@ -140,10 +178,16 @@ def parse_result(line: Mapping[str, Any]) -> ProviderResult:
     raise ShapeError(f"unknown result type {kind!r}")
 
 
-def _succeeded(custom_id: str, message: object) -> ProviderResult:
+def read_message(
+    custom_id: str, message: object, read: AnswerReader, *, model: str = ""
+) -> ProviderResult:
+    """A Messages response as a result: SUCCEEDED with the answer ``read`` found in its
+    content, or ERRORED with an :class:`OutputProblem` (usage kept: it was billed).
+    ``model``, when given, names the model instead of the response's own field."""
     message = _mapping(message)
-    usage = _usage(_mapping(message.get("usage")))
-    model, stop = str(message.get("model") or ""), str(message.get("stop_reason") or "")
+    usage = usage_of(_mapping(message.get("usage")))
+    model = model or str(message.get("model") or "")
+    stop = str(message.get("stop_reason") or "")
     problem: tuple[OutputProblem, str] | None = None
     if stop == "max_tokens":
         problem = OutputProblem.MAX_TOKENS, "the answer was cut off at max_tokens"
@@ -153,7 +197,7 @@ def _succeeded(custom_id: str, message: object) -> ProviderResult:
         problem = OutputProblem.CONTEXT, "the document does not fit the model's context window"
     if problem is None:
         try:
-            summary, highlights = _tool_input(message.get("content"))
+            summary, highlights = read(message.get("content"))
         except ShapeError as exc:
             problem = OutputProblem.INVALID, str(exc)
         else:
@@ -168,20 +212,34 @@ def _succeeded(custom_id: str, message: object) -> ProviderResult:
     )  # fmt: skip
 
 
-def _tool_input(content: object) -> tuple[str, tuple[Highlight, ...]]:
+def tool_answer(content: object) -> tuple[str, tuple[Highlight, ...]]:
     """Summary and highlights from the forced tool call; ShapeError if they break the schema."""
-    blocks = [b for b in content if isinstance(b, Mapping)] if isinstance(content, list) else []
-    calls = [b for b in blocks if b.get("type") == "tool_use" and b.get("name") == TOOL_NAME]
+    calls = [
+        b for b in blocks(content) if b.get("type") == "tool_use" and b.get("name") == TOOL_NAME
+    ]
     if not calls:
         raise ShapeError(f"the response has no {TOOL_NAME} tool call")
-    data = calls[0].get("input")
+    return answer_fields(calls[0].get("input"), "the tool input")
+
+
+def blocks(content: object) -> list[Mapping[str, Any]]:
+    """The content blocks of a response that are objects."""
+    return [b for b in content if isinstance(b, Mapping)] if isinstance(content, list) else []
+
+
+def answer_fields(data: object, what: str) -> tuple[str, tuple[Highlight, ...]]:
+    """Summary and highlights of an answer object ``{summary, highlights: [{quote, why}]}``.
+
+    Raises:
+        ShapeError: it breaks that schema (``what`` names it in the message).
+    """
     if not isinstance(data, Mapping):
-        raise ShapeError("the tool input is not an object")
+        raise ShapeError(f"{what} is not an object")
     summary, items = data.get("summary"), data.get("highlights")
     if not isinstance(summary, str) or not summary.strip():
-        raise ShapeError("the tool input has no summary string")
+        raise ShapeError(f"{what} has no summary string")
     if not isinstance(items, list):
-        raise ShapeError("the tool input's highlights are not a list")
+        raise ShapeError(f"{what}'s highlights are not a list")
     highlights = []
     for item in items:
         if not isinstance(item, Mapping) or not isinstance(item.get("quote"), str):
@@ -191,7 +249,7 @@ def _tool_input(content: object) -> tuple[str, tuple[Highlight, ...]]:
     return summary.strip(), tuple(h for h in highlights if h.quote.strip())
 
 
-def _usage(raw: Mapping[str, Any]) -> Usage:
+def usage_of(raw: Mapping[str, Any]) -> Usage:
     def count(name: str) -> int:
         value = raw.get(name)
         return value if isinstance(value, int) and value >= 0 else 0

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import islice
-from typing import Any, cast
+from typing import Any, Self, cast
 from urllib.parse import parse_qs, urlsplit
 
 from tests.batchserver.body import BodyStream, JsonScanner, read_create_body, too_large
@@ -280,11 +280,16 @@ class HttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], store: BatchStore) -> None:
-        self.store = store
+    def __init__(
+        self,
+        address: tuple[str, int],
+        store: Any,
+        handler: type[BaseHTTPRequestHandler] = _Handler,
+    ) -> None:
+        self.store = store  # has error(text), for bugs of the server itself
         self._open: dict[socket.socket, threading.Thread] = {}
         self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(address, handler)
 
     def server_bind(self) -> None:
         """Bind without HTTPServer's reverse DNS lookup (getfqdn), which can stall."""
@@ -311,6 +316,20 @@ class HttpServer(ThreadingHTTPServer):
         for thread in open_now.values():
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    def serve_in_thread(self, name: str) -> threading.Thread:
+        """Serve on a background (daemon) thread, started."""
+        thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name=name, daemon=True)  # fmt: skip
+        thread.start()
+        return thread
+
+    def stop(self, thread: threading.Thread, timeout: float) -> None:
+        """Stop serving, close open connections and the socket; bounded by ``timeout``."""
+        self.shutdown()
+        self.close_connections(timeout)
+        self.server_close()
+        thread.join(timeout)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Connection errors are the client's business; anything else is a server bug."""
         exc = sys.exc_info()[1]
@@ -319,3 +338,33 @@ class HttpServer(ThreadingHTTPServer):
         text = traceback.format_exc()
         self.store.error(text)
         print(text, file=sys.stderr)
+
+
+class Served:
+    """Start, stop and ``with`` for a test server whose subclass binds an :class:`HttpServer`."""
+
+    thread_name = "test-server"
+    _http: HttpServer | None = None
+    _thread: threading.Thread | None = None
+
+    def _bind(self) -> HttpServer:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        """Bind and serve on a background thread."""
+        self._http = self._bind()
+        self._thread = self._http.serve_in_thread(self.thread_name)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving, close open connections and the socket; bounded by ``timeout``."""
+        if self._http is None or self._thread is None:
+            return
+        self._http.stop(self._thread, timeout)
+        self._http = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

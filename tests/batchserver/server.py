@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 from tests.batchserver.faults import Faults
-from tests.batchserver.handler import HttpServer
+from tests.batchserver.handler import HttpServer, Served
 from tests.batchserver.outcomes import OutcomeFn
 from tests.batchserver.store import BatchRecord, BatchStore, StoreSettings
 from tests.batchserver.wire import MAX_BODY_BYTES, MAX_REQUESTS
 
 
-class FakeBatches:
+class FakeBatches(Served):
     """A Message Batches server on 127.0.0.1 for tests and benchmarks.
 
     Args:
@@ -56,8 +55,7 @@ class FakeBatches:
         )
         self.store = BatchStore(settings)
         self._port = port
-        self._http: HttpServer | None = None
-        self._thread: threading.Thread | None = None
+        self.thread_name = "fake-batches"
 
     @property
     def url(self) -> str:
@@ -102,32 +100,8 @@ class FakeBatches:
     def end(self, batch_id: str) -> None:
         self.store.end(batch_id)
 
-    def start(self) -> FakeBatches:
-        """Bind and serve on a background thread."""
-        self._http = HttpServer(("127.0.0.1", self._port), self.store)
-        host, port = self._http.server_address[:2]
+    def _bind(self) -> HttpServer:
+        http = HttpServer(("127.0.0.1", self._port), self.store)
+        host, port = http.server_address[:2]
         self.store.base_url = f"http://{host!s}:{port}"
-        self._thread = threading.Thread(
-            target=self._http.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-batches",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving, close open connections and the socket; bounded by ``timeout``."""
-        if self._http is None or self._thread is None:
-            return
-        self._http.shutdown()
-        self._http.close_connections(timeout)
-        self._http.server_close()
-        self._thread.join(timeout)
-        self._http = self._thread = None
-
-    def __enter__(self) -> FakeBatches:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return http
