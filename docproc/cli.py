@@ -12,7 +12,7 @@ import functools
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,8 +25,10 @@ from docproc.config import Settings, load, state_dir_only
 from docproc.costs import period_starts
 from docproc.errors import ConfigError, DocprocError
 from docproc.ledger import Ledger
+from docproc.ledger_retries import SidecarRetries
 from docproc.ledger_work import WorkLedger
 from docproc.output import as_json, render, table
+from docproc.storage import MB, check_state_dir, free_bytes, state_dir_trouble
 from docproc.textstore import TextStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -152,6 +154,7 @@ def scan(paths: tuple[Path, ...], settle: float | None) -> None:
         if not path.exists() and not path.is_symlink():
             click.echo(f"docproc: {path.absolute()} does not exist", err=True)
             sys.exit(2)
+    check_state_dir(settings.state_dir, create_parents=settings.state_dir_default)
     with click.progressbar(length=1, label="extracting", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -192,14 +195,22 @@ def status(as_json_: bool) -> None:
         counts, roots = ledger.state_counts(), ledger.roots()
         reader = WorkLedger(ledger)
         work, paused = reader.counts(), reader.pause_reason()
+        waiting = [asdict(w) for w in SidecarRetries(ledger).waiting()]
+        storage = _storage(ledger.path.parent)
         day, month = period_starts(time.time())
         spend = {"today_usd": round(reader.billed(day), 4),
                  "month_usd": round(reader.billed(month), 4),
                  "reserved_usd": round(reader.reserved(), 4)}  # fmt: skip
     if as_json_:
         click.echo(as_json({"files": counts, "roots": roots, "work": work, "spend": spend,
-                            "submission_paused": paused}))  # fmt: skip
+                            "submission_paused": paused, "sidecars_retrying": waiting,
+                            "storage": storage}))  # fmt: skip
         return
+    if storage["trouble"]:
+        click.echo(f"STORAGE: {storage['trouble']}\n")
+    if waiting:
+        click.echo("SIDECARS RETRYING (written once the fault clears; no restart needed):")
+        click.echo(table(waiting, ("files", "kind", "reason"), width=100) + "\n")
     if paused:
         click.echo(f"SUBMISSION PAUSED: {paused}")
         click.echo("(extraction goes on; raise the cap in [budget] and reload, or wait)\n")
@@ -213,6 +224,17 @@ def status(as_json_: bool) -> None:
     click.echo(table([{"what": k, "count": v} for k, v in sorted(work.items())], ("what", "count")))
     click.echo()
     click.echo(table(roots, ("id", "uri", "kind", "mode", "status", "last_scan_at"), width=100))
+
+
+def _storage(state_dir: Path) -> dict[str, Any]:
+    """The state directory's free space and trouble, as its filesystem says now."""
+    try:
+        floor = opts().settings(watches_required=False).storage.min_free_mb
+    except DocprocError:  # a watched folder is missing, say: the default floor
+        floor = None
+    free = free_bytes(state_dir)
+    return {"state_dir": str(state_dir), "free_mb": None if free is None else free // MB,
+            "trouble": state_dir_trouble(state_dir, floor)}  # fmt: skip
 
 
 @main.group("config")

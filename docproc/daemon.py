@@ -45,6 +45,7 @@ from docproc.notify import Notifier
 from docproc.pipeline import Pipeline
 from docproc.publish import Publisher
 from docproc.sources.local import LocalSource
+from docproc.storage import SpaceGuard, check_state_dir, free_bytes
 from docproc.textstore import TextStore
 
 log = structlog.get_logger()
@@ -80,8 +81,13 @@ class Daemon:
         self._status, self._next_status = "starting", 0.0
 
     def run(self) -> int:
-        """Run until stopped (or, with ``once``, until the work is done); the exit code."""
+        """Run until stopped (or, with ``once``, until the work is done); the exit code.
+
+        Raises:
+            StorageError: the state directory is missing, read-only or full (before any work).
+        """
         settings = self._load()
+        check_state_dir(settings.state_dir, create_parents=settings.state_dir_default)
         fmt = logconfig.for_daemon(
             settings.log.level,
             settings.log.format,
@@ -127,6 +133,7 @@ class Daemon:
 
     def _start(self, settings: Settings) -> None:
         self.settings = self.settings_at_start = settings
+        self.space = SpaceGuard(settings.state_dir, settings.storage.min_free_mb)
         self.ledger = Ledger(settings.ledger_path, actor="daemon")
         work = WorkLedger(self.ledger, prices=settings.prices, retry_base=settings.retry_backoff)
         store = TextStore(settings.text_dir)
@@ -144,6 +151,7 @@ class Daemon:
             prices=settings.prices, budget=settings.budget,
         )  # fmt: skip
         publisher = Publisher(work, task_id=dispatcher.task_id, settings=settings.sidecars)
+        swept = publisher.recover() + store.sweep()
         self.pipeline = Pipeline(self.intake, dispatcher, publisher)
         for spec in settings.watches:
             self._add_watch(spec)
@@ -152,7 +160,7 @@ class Daemon:
         self._start_metrics(settings)
         log.info("daemon.ready", state_dir=str(settings.state_dir), provider=provider.name,
                  roots=len(self._watches) + len(self._s3_watches), recovered_extractions=recovered,
-                 open_batches=dispatcher.in_flight)  # fmt: skip
+                 open_batches=dispatcher.in_flight, temp_files_removed=swept)  # fmt: skip
 
     def _start_metrics(self, settings: Settings) -> None:
         if settings.metrics.listen is None:
@@ -215,6 +223,7 @@ class Daemon:
             self.notifier.watchdog(time.monotonic())
             if self.reload_requested:
                 self._reload()
+            self._check_space()
             try:
                 self.pipeline.tick(time.monotonic(), wait=self._tick_wait(),
                                    flush_all=self.options.once)  # fmt: skip
@@ -230,6 +239,19 @@ class Daemon:
                 log.info("daemon.once_done")
                 break
         return 0
+
+    def _check_space(self) -> None:
+        """Below ``[storage] min_free_mb`` take no new work (say so once); resume above it."""
+        shortage = self.space.shortage()
+        intake = self.pipeline.intake
+        if shortage == intake.new_work_paused:
+            return
+        if shortage and not intake.new_work_paused:
+            log.warning("storage.low_space", detail=f"new work paused: {shortage}")
+        elif not shortage:
+            log.info("storage.space_back", detail="new work resumed", path=str(self.space.path))
+        intake.new_work_paused = shortage
+        self._next_status = 0.0
 
     def _tick_wait(self) -> float:
         """The longest a tick may block: short enough for every watchdog ping."""
@@ -248,7 +270,7 @@ class Daemon:
         if now < self._next_status:
             return
         self._next_status = now + STATUS_EVERY_S
-        snapshot = self.pipeline.snapshot()
+        snapshot = replace(self.pipeline.snapshot(), state_free_bytes=free_bytes(self.space.path))
         if self.metrics is not None:
             self.metrics.publish(snapshot)
         line = status_line(snapshot)

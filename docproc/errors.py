@@ -12,8 +12,13 @@ what the caller does about them::
     ├── ExtractionError          one document could not become text
     │   ├── PermanentExtractionError   corrupt, encrypted, unsupported, too large:
     │   │                              recorded and quarantined, never retried
-    │   └── TransientExtractionError   busy, vanished, I/O: retried with backoff
+    │   ├── TransientExtractionError   busy, vanished, I/O: retried with backoff
+    │   └── TextStoreUnwritable        the text store is full or read-only: retried
+    │                                  until it can be stored, never given up on
     ├── LedgerError              the ledger cannot be opened, migrated or queried
+    │   └── LedgerUnwritable     a write failed for a storage reason (disk full, read-only,
+    │                            I/O error): nothing is lost; back off, try again
+    ├── StorageError             the state directory is missing, read-only or full at start
     ├── ProviderError            a provider call failed
     │   ├── ProviderRetryable    rate limit, overload, timeout, 5xx: try later
     │   └── ProviderRejected     the request or batch is invalid: retrying cannot help
@@ -80,10 +85,16 @@ STORE_CODES = (
 
 
 class FailureKind(StrEnum):
-    """Whether trying again can help."""
+    """Whether trying again can help.
+
+    ``STORAGE``: the document was read, but its text could not be stored (the
+    state directory is full or read-only): not the document's fault, so it is
+    retried on a fixed pause and never given up on.
+    """
 
     PERMANENT = "permanent"
     TRANSIENT = "transient"
+    STORAGE = "storage"
 
 
 class ExtractionError(DocprocError):
@@ -108,8 +119,33 @@ class TransientExtractionError(ExtractionError):
     kind = FailureKind.TRANSIENT
 
 
+class TextStoreUnwritable(ExtractionError):  # noqa: N818 - named for what the caller meets
+    """The text was extracted but the text store refused it (disk full, read-only)."""
+
+    kind = FailureKind.STORAGE
+
+
 class LedgerError(DocprocError):
     """The ledger cannot be opened, migrated or queried."""
+
+
+class LedgerUnwritable(LedgerError):  # noqa: N818 - named for what the caller meets
+    """A ledger transaction failed because of the disk, not the data; rolled back whole.
+
+    ``kind`` is a storage fault kind (``no_space``, ``read_only``, ``io_error``...,
+    see :mod:`docproc.storage`); the message is ``ledger not writable: <reason>``.
+    Whatever the transaction carried is still in the caller's hands: keep it,
+    back off, and record it again.
+    """
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"ledger not writable: {reason}")
+        self.kind = kind
+        self.reason = reason
+
+
+class StorageError(DocprocError):
+    """The state directory cannot be used at start-up: missing, read-only or full (one line)."""
 
 
 class ProviderError(DocprocError):

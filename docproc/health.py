@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from docproc.storage import KINDS
+
 
 @dataclass(slots=True)
 class StageCounters:
@@ -37,6 +39,11 @@ class Snapshot:
     spend_today: float | None = None  # USD since 00:00 UTC; None: the provider has no costs
     paused: str | None = None  # why submission is paused; None: it is not
     counters: StageCounters = field(default_factory=StageCounters)
+    # sidecars waiting for another try: (fault kind, reason, files), most files first
+    sidecars_waiting: tuple[tuple[str, str, int], ...] = ()
+    intake_paused: str | None = None  # why no new work is taken (low space); None: it is
+    ledger_unwritable: str | None = None  # "ledger not writable: ..." while backing off
+    state_free_bytes: int | None = None  # free space on the state directory's filesystem
 
 
 def status_line(s: Snapshot) -> str:
@@ -53,8 +60,15 @@ def status_line(s: Snapshot) -> str:
     ]
     if s.failed:
         parts.append(f"{s.failed:,} failed")
+    if s.sidecars_waiting:
+        waiting = sum(files for _, _, files in s.sidecars_waiting)
+        parts.append(f"{waiting:,} sidecars retrying ({s.sidecars_waiting[0][1]})")
     line = ", ".join(parts)
-    return f"{line}; submission paused: {s.paused}" if s.paused else line
+    if s.paused:
+        line = f"{line}; submission paused: {s.paused}"
+    if s.intake_paused:
+        line = f"new work paused: {s.intake_paused}; {line}"
+    return f"{s.ledger_unwritable}; {line}" if s.ledger_unwritable else line
 
 
 def _age(seconds: float) -> str:
@@ -98,10 +112,32 @@ def prometheus_text(s: Snapshot) -> str:
     paused = f'docproc_submission_paused{{reason="{_label(s.paused)}"}} 1' if s.paused else None
     out += _metric("docproc_submission_paused", "gauge", "1 while submission is paused.",
                    0, sample=paused)  # fmt: skip
+    out += _storage_metrics(s)
     for f in fields(s.counters):
         name, text = _COUNTERS[f.name]
         out += _metric(name, "counter", text, getattr(s.counters, f.name))
     return "\n".join(out) + "\n"
+
+
+def _storage_metrics(s: Snapshot) -> list[str]:
+    by_kind = dict.fromkeys(KINDS, 0)
+    for kind, _, files in s.sidecars_waiting:
+        by_kind[kind] = by_kind.get(kind, 0) + files
+    name = "docproc_sidecars_retrying"
+    out = [f"# HELP {name} Files whose sidecars wait for another try, by fault kind.",
+           f"# TYPE {name} gauge"]  # fmt: skip
+    out += [f'{name}{{kind="{_label(kind)}"}} {files}' for kind, files in by_kind.items()]
+    for attr, metric, text in (
+        ("intake_paused", "docproc_intake_paused", "1 while no new work is taken (low space)."),
+        ("ledger_unwritable", "docproc_ledger_unwritable", "1 while ledger writes fail."),
+    ):
+        reason = getattr(s, attr)
+        sample = f'{metric}{{reason="{_label(reason)}"}} 1' if reason else None
+        out += _metric(metric, "gauge", text, 0, sample=sample)
+    if s.state_free_bytes is not None:
+        text = "Free space on the state directory's filesystem."
+        out += _metric("docproc_state_free_bytes", "gauge", text, s.state_free_bytes)
+    return out
 
 
 def _metric(name: str, kind: str, text: str, value: float, sample: str | None = None) -> list[str]:

@@ -105,6 +105,9 @@ class Intake:
         # extraction is final (a transient failure is retried from the copy).
         self._copies: dict[str, Path] = {}
         self._statuses: dict[int, str] = {}
+        # Why no new work is taken (the state directory is low on space), or None.
+        # Sources are not polled then; what is recorded is still extracted.
+        self.new_work_paused: str | None = None
 
     def add_source(self, root_id: int, source: Source) -> None:
         self.sources[root_id] = source
@@ -168,6 +171,8 @@ class Intake:
         """
         report = TickReport()
         for root_id, source in list(self.sources.items()):
+            if self.new_work_paused:
+                break
             batch = source.poll(now, KnownFiles(self.ledger, root_id))
             self._apply(root_id, batch, report)
             if self._statuses.get(root_id) != source.status:

@@ -22,14 +22,14 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes
 
-from docproc.errors import FailureKind, LedgerError
+from docproc.errors import FailureKind, LedgerError, LedgerUnwritable
 from docproc.ledger_migrations import Database, migrations
 from docproc.models import (
     ExtractFailure,
@@ -40,8 +40,10 @@ from docproc.models import (
     ObjectState,
     object_key,
 )
+from docproc.storage import sqlite_fault
 
 GENESIS = "0" * 64
+STORAGE_RETRY = timedelta(seconds=30)  # text that could not be stored is extracted again after
 BUSY_TIMEOUT_S = 30.0
 Row = dict[str, Any]
 
@@ -120,7 +122,8 @@ class Ledger:
         self._head: str | None = None  # see transaction()
         self.db = Database(_connect(path, readonly))
         if not readonly:
-            migrations.apply(self.db)
+            with self._storage_faults():
+                migrations.apply(self.db)
         elif migrations.pending(self.db):
             raise LedgerError(f"ledger {path} needs migrating; run any writing command first")
 
@@ -140,18 +143,40 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: all of it commits, or none."""
+        """One ``BEGIN IMMEDIATE`` transaction: all of it commits, or none.
+
+        Raises:
+            LedgerUnwritable: the disk refused the write (full, read-only, I/O
+                error); nothing of the transaction was recorded.
+        """
         conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        self._head = None  # the chain's last hash, valid while we hold the write lock
-        try:
-            yield conn
-        except BaseException:
+        with self._storage_faults():
+            conn.execute("BEGIN IMMEDIATE")
+            self._head = None  # the chain's last hash, valid while we hold the write lock
+            try:
+                yield conn
+            except BaseException:
+                self._head = None
+                conn.rollback()
+                raise
             self._head = None
-            conn.rollback()
-            raise
-        self._head = None
-        conn.commit()
+            try:
+                conn.commit()
+            except BaseException:
+                with suppress(sqlite3.Error):  # SQLite has already rolled back on a disk fault
+                    conn.rollback()
+                raise
+
+    @contextmanager
+    def _storage_faults(self) -> Iterator[None]:
+        """Turn SQLite's words for a disk fault into :class:`LedgerUnwritable`."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            fault = sqlite_fault(exc, self.path.parent)
+            if fault is None:
+                raise
+            raise LedgerUnwritable(fault.kind, fault.reason) from exc
 
     def event(self, conn: sqlite3.Connection, name: str, subject: str, **detail: Any) -> None:
         """Append one event to the hash chain, inside the caller's transaction."""
@@ -404,6 +429,9 @@ class Ledger:
         retry_at = None
         if kind is FailureKind.TRANSIENT:
             retry_at = _utc(self._clock() + _backoff(attempts))
+        elif kind is FailureKind.STORAGE:  # docproc's disk, not the document: not counted
+            attempts -= 1
+            retry_at = _utc(self._clock() + STORAGE_RETRY)
         conn.execute(
             "UPDATE versions SET state = 'failed', failure_kind = ?, error = ?, extractor = ?,"
             " attempts = ?, retry_at = ?, extract_seconds = ? WHERE id = ?",
@@ -457,8 +485,8 @@ class Ledger:
         """
         rows = self.db.conn.execute(
             "SELECT v.sha256, MIN(f.uri) FROM versions v JOIN files f ON f.version_id = v.id"
-            " WHERE f.state = 'present' AND (v.state = 'pending' OR"
-            " (v.state = 'failed' AND v.failure_kind = 'transient' AND v.retry_at <= ?))"
+            " WHERE f.state = 'present' AND (v.state = 'pending' OR (v.state = 'failed'"
+            " AND v.failure_kind IN ('transient', 'storage') AND v.retry_at <= ?))"
             " GROUP BY v.id ORDER BY v.id",
             (self.now(),),
         )
@@ -585,5 +613,8 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.Error as exc:
+        fault = sqlite_fault(exc, path.parent)
+        if fault is not None and not readonly:
+            raise LedgerUnwritable(fault.kind, f"{fault.reason} (opening {path})") from exc
         raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
     return conn

@@ -13,7 +13,10 @@ import gzip
 import hashlib
 import os
 import tempfile
+from contextlib import suppress
 from pathlib import Path
+
+TEMP_PREFIX, TEMP_SUFFIX = ".tmp-", ".gz"
 
 
 class TextStore:
@@ -33,7 +36,7 @@ class TextStore:
         if target.exists():
             return digest
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".gz")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as raw:
                 raw.write(gzip.compress(data, compresslevel=6, mtime=0))
@@ -41,7 +44,8 @@ class TextStore:
                 os.fsync(raw.fileno())
             Path(tmp).replace(target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            with suppress(OSError):  # the disk may be failing: sweep() gets it at start-up
+                Path(tmp).unlink()
             raise
         return digest
 
@@ -52,3 +56,23 @@ class TextStore:
 
     def has(self, text_sha256: str) -> bool:
         return self.path_for(text_sha256).exists()
+
+    def sweep(self) -> int:
+        """Remove temp files of writes cut short (a crash, a full disk); run at start-up.
+
+        Only ``.tmp-*.gz`` files in the two-hex-digit folders are touched.
+        Returns how many were removed.
+        """
+        removed = 0
+        try:
+            folders = [entry.path for entry in os.scandir(self.root) if entry.is_dir()]
+        except OSError:
+            return 0
+        for folder in folders:
+            for leftover in Path(folder).glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+                try:
+                    leftover.unlink()
+                except OSError:
+                    continue
+                removed += 1
+        return removed

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from docproc.config import sections, watches
+from docproc.config import storage as storage_section
 from docproc.config.environment import (
     ANTHROPIC_KEY,
     SECRET_NAMES,
@@ -42,6 +43,7 @@ from docproc.config.settings import (
     MetricsSettings,
     ServiceEnv,
     Settings,
+    StorageSettings,
 )
 from docproc.config.table import Table
 from docproc.errors import ConfigError
@@ -63,6 +65,7 @@ __all__ = [
     "MetricsSettings",
     "ServiceEnv",
     "Settings",
+    "StorageSettings",
     "anthropic_key",
     "load",
     "secret",
@@ -138,6 +141,7 @@ def _from_table(
     prices = sections.prices(top.table("costs"))
     budget = sections.budget(top.table("budget"))
     metrics = sections.metrics(top.table("metrics"))
+    storage = storage_section.storage(top.table("storage"))
     top.finish()
     if task.model not in prices.prices and (budget.capped or task.provider != "local"):
         raise ConfigError(
@@ -145,8 +149,9 @@ def _from_table(
             f'has no price: add [costs.models."{task.model}"] with input and output'
             " (US dollars per million tokens, list price)",
         )
+    chosen_dir, default_dir = resolve_state_dir(state_dir, file_state_dir, base)
     return Settings(
-        state_dir=resolve_state_dir(state_dir, file_state_dir, base),
+        state_dir=chosen_dir,
         watches=folders,
         s3_watches=s3_watches,
         rescan_interval=rescan,
@@ -163,5 +168,7 @@ def _from_table(
         prices=prices,
         budget=budget,
         metrics=metrics,
+        storage=storage,
         source=source,
+        state_dir_default=default_dir,
     )
