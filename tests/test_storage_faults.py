@@ -14,11 +14,13 @@ import os
 import socket
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.clitools import docproc
 from tests.daemonrun import DaemonProcess, write_config
+from tests.s3server import Moto
 from tests.tmpfs import cannot_mount, mounted
 
 pytestmark = [
@@ -244,3 +246,40 @@ def test_start_up_on_a_state_directory_the_daemon_may_not_write(tmp_path: Path) 
     assert result.stderr.strip() == (
         f"docproc: state directory {state} is read-only: permission denied for uid 0"
     )
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_a_full_fetch_area_holds_s3_objects_back_until_space_returns(
+    tmp_path: Path, moto: Moto
+) -> None:
+    s3 = moto.client()
+    bucket = moto.bucket(s3)
+    keys = [f"docs/o{i}.txt" for i in range(4)]
+    for i, key in enumerate(keys):
+        s3.put_object(Bucket=bucket, Key=key, Body=f"Object {i}. {TEXT}".encode())
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    extra = f'[[watch]]\ns3 = "s3://{bucket}/docs/"\nendpoint_url = "{moto.url}"\ninterval = 1\n'
+    with mounted(tmp_path / "state" / "fetch", "1m") as fetch:
+        fetch.fill()
+        daemon = DaemonProcess(write_config(tmp_path, [inbox], extra))
+        try:
+            daemon.wait_ready()
+
+            def root_status() -> str:
+                rows = daemon.query("SELECT status FROM roots WHERE uri LIKE 's3://%'")
+                return str(rows[0][0]) if rows else ""
+
+            daemon.until(lambda: root_status().startswith("fetch area not writable"))
+            assert f"no space left on {fetch.path}/" in root_status()
+            fetch.free()
+            wanted = {k + s for k in keys for s in SUFFIXES}
+            daemon.until(lambda: wanted <= listed(s3, bucket), 120)
+        finally:
+            assert daemon.stop() == 0
+        assert [p for p in fetch.path.rglob("*") if p.is_file()] == []  # copies removed
+        assert docproc("ledger", "verify", state=daemon.state).returncode == 0
+
+
+def listed(s3: Any, bucket: str) -> set[str]:
+    return {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
