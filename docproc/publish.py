@@ -62,18 +62,11 @@ OBJECT_WRITERS = 8  # concurrent sidecar PUTs to S3
 
 
 @dataclass
-class _Item:
-    """One file's sidecars on their way through a chunk."""
+class _Pending:
+    """One file's answered job, on its way to sidecars through a chunk."""
 
     row: dict[str, Any]
     reused: bool
-    writes: list[tuple[Path, bytes]]
-    root: Path
-    staged: list[Staged] = field(default_factory=list)
-    targets: list[tuple[str, str]] = field(init=False)  # (uri, sha256) of each write
-
-    def __post_init__(self) -> None:
-        self.targets = [(file_uri(p), hashlib.sha256(data).hexdigest()) for p, data in self.writes]
 
     @property
     def file_id(self) -> int:
@@ -83,6 +76,19 @@ class _Item:
     def job_id(self) -> int:
         return int(self.row["job_id"])
 
+
+@dataclass
+class _Item(_Pending):
+    """One file's sidecars next to it (or in the output mirror)."""
+
+    writes: list[tuple[Path, bytes]]
+    root: Path
+    staged: list[Staged] = field(default_factory=list)
+    targets: list[tuple[str, str]] = field(init=False)  # (uri, sha256) of each write
+
+    def __post_init__(self) -> None:
+        self.targets = [(file_uri(p), hashlib.sha256(data).hexdigest()) for p, data in self.writes]
+
     @property
     def place(self) -> str:
         """The folder both sidecars go to."""
@@ -90,11 +96,9 @@ class _Item:
 
 
 @dataclass
-class _ObjectItem:
-    """One S3 source's sidecar objects on their way through a chunk."""
+class _ObjectItem(_Pending):
+    """One S3 source's sidecar objects."""
 
-    row: dict[str, Any]
-    reused: bool
     sink: ObjectSidecars
     writes: list[tuple[str, bytes, str]]  # (key, data, kind)
     expected: list[set[str]] = field(default_factory=list)
@@ -105,15 +109,8 @@ class _ObjectItem:
         return [(self.sink.uri(k), hashlib.sha256(d).hexdigest()) for k, d, _ in self.writes]
 
     @property
-    def file_id(self) -> int:
-        return int(self.row["file_id"])
-
-    @property
-    def job_id(self) -> int:
-        return int(self.row["job_id"])
-
-    @property
     def place(self) -> str:
+        """The bucket prefix the sidecar objects go under."""
         return self.sink.place
 
 

@@ -31,19 +31,12 @@ from docproc.publish import Publisher
 from docproc.sidecar_objects import ObjectSidecars
 from docproc.sidecars import commit, stage, sweep_temps
 from tests.s3server import REGION, Fault, FaultProxy, Moto
+from tests.test_ledger_work import Clock
 from tests.tmpfs import Tmpfs, cannot_mount, mounted
 
 needs_mount = pytest.mark.skipif(cannot_mount() is not None, reason=str(cannot_mount()))
 TASK = TaskSpec()
 SUFFIXES = (".summary.md", ".docproc.json")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 2_000_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -53,9 +46,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def work(tmp_path: Path, clock: Clock) -> Iterator[WorkLedger]:
-    ledger = Ledger(tmp_path / "ledger.db")
-    yield WorkLedger(ledger, clock=clock)
-    ledger.close()
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        yield WorkLedger(ledger, clock=clock)
 
 
 @pytest.fixture
