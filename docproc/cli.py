@@ -23,7 +23,7 @@ from docproc import __version__, logconfig
 from docproc.compose import make_provider
 from docproc.config import Settings, load, state_dir_only
 from docproc.costs import period_starts
-from docproc.errors import ConfigError, DocprocError
+from docproc.errors import ConfigError, DocprocError, LedgerUnwritable
 from docproc.ledger import Ledger
 from docproc.ledger_retries import SidecarRetries
 from docproc.ledger_work import WorkLedger
@@ -86,7 +86,7 @@ def handle_errors(func: F) -> F:
         except ConfigError as exc:
             click.echo(f"docproc: config error: {exc}", err=True)
             sys.exit(2)
-        except DocprocError as exc:
+        except (DocprocError, LedgerUnwritable) as exc:
             click.echo(f"docproc: {exc}", err=True)
             sys.exit(1)
 

@@ -34,7 +34,7 @@ from docproc import logconfig
 from docproc.compose import make_pool, make_provider, make_s3_root
 from docproc.config import DEFAULT_MODELS, Settings, load, secrets_held, service_env
 from docproc.dispatch import Dispatcher
-from docproc.errors import ConfigError, ObjectStoreError, SourceError
+from docproc.errors import ConfigError, LedgerUnwritable, ObjectStoreError, SourceError
 from docproc.health import status_line
 from docproc.intake import Intake
 from docproc.ledger import Ledger, file_uri
@@ -53,6 +53,7 @@ TICK_WAIT_S = 0.5
 MAX_FAILED_TICKS = 30
 STATUS_EVERY_S = 5.0  # how often STATUS= and /metrics are refreshed
 STOP_GRACE_S = 30.0  # asked of systemd (EXTEND_TIMEOUT_USEC) while shutdown drains
+UNWRITABLE_FIRST_S, UNWRITABLE_CAP_S = 1.0, 30.0  # waits while the ledger refuses writes
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Daemon:
         self.notifier = Notifier(env.notify_socket, env.watchdog_usec)
         self.metrics: MetricsServer | None = None
         self._status, self._next_status = "starting", 0.0
+        self._unwritable_for = ("", UNWRITABLE_FIRST_S)  # why the ledger refuses writes; next wait
 
     def run(self) -> int:
         """Run until stopped (or, with ``once``, until the work is done); the exit code.
@@ -227,8 +229,11 @@ class Daemon:
             try:
                 self.pipeline.tick(time.monotonic(), wait=self._tick_wait(),
                                    flush_all=self.options.once)  # fmt: skip
+                self._writable_again()
                 self._report(time.monotonic())
                 failures = 0
+            except LedgerUnwritable as exc:  # a known state, not a failure: wait for the disk
+                self._pause(self._unwritable(exc))
             except Exception:  # the loop's boundary: log, back off, carry on
                 failures += 1
                 log.exception("daemon.tick_failed", consecutive=failures)
@@ -239,6 +244,28 @@ class Daemon:
                 log.info("daemon.once_done")
                 break
         return 0
+
+    def _unwritable(self, exc: LedgerUnwritable) -> float:
+        """The ledger refused a write (nothing was lost): say why, once; how long to wait.
+
+        The watchdog is still fed (the loop turns and knows why it waits), and
+        STATUS= starts with the reason until a tick goes through again.
+        """
+        reason = str(exc)
+        first = self._unwritable_for[0] != reason
+        delay = UNWRITABLE_FIRST_S if first else self._unwritable_for[1]
+        if first:
+            log.error("ledger.unwritable", reason=reason, retry_in_s=delay)
+        self._unwritable_for = (reason, min(UNWRITABLE_CAP_S, delay * 2))
+        self._next_status = 0.0
+        self._report(time.monotonic())
+        return delay
+
+    def _writable_again(self) -> None:
+        if self._unwritable_for[0]:
+            log.info("ledger.writable_again", was=self._unwritable_for[0])
+            self._unwritable_for = ("", UNWRITABLE_FIRST_S)
+            self._next_status = 0.0
 
     def _check_space(self) -> None:
         """Below ``[storage] min_free_mb`` take no new work (say so once); resume above it."""
@@ -270,7 +297,10 @@ class Daemon:
         if now < self._next_status:
             return
         self._next_status = now + STATUS_EVERY_S
-        snapshot = replace(self.pipeline.snapshot(), state_free_bytes=free_bytes(self.space.path))
+        snapshot = replace(
+            self.pipeline.snapshot(), state_free_bytes=free_bytes(self.space.path),
+            ledger_unwritable=self._unwritable_for[0] or None,
+        )  # fmt: skip
         if self.metrics is not None:
             self.metrics.publish(snapshot)
         line = status_line(snapshot)

@@ -26,7 +26,12 @@ import structlog
 
 from docproc.batching import plan_batches
 from docproc.costs import Budget, PriceTable, period_starts
-from docproc.errors import ProviderAccountRefused, ProviderRejected, ProviderRetryable
+from docproc.errors import (
+    LedgerUnwritable,
+    ProviderAccountRefused,
+    ProviderRejected,
+    ProviderRetryable,
+)
 from docproc.highlights import locate
 from docproc.ledger_work import BatchItem, WorkLedger
 from docproc.models import BatchLimits, JobRequest, ProviderResult, TaskSpec
@@ -90,6 +95,7 @@ class Dispatcher:
         self._overhead = request_size(provider.build_request(empty, task)) + CUSTOM_ID_SLACK
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="provider")
         self._results: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=8)
+        self._held: tuple[int, object] | None = None  # taken from _results, not yet recorded
         self._open: dict[int, _Batch] = {}
         self._plan_at = 0.0  # when planning is next worth a look (monotonic)
         self._paused_until = 0.0  # no planning before this (the account was refused)
@@ -135,7 +141,7 @@ class Dispatcher:
 
     def idle_for(self, now: float) -> float:
         """How long the loop may wait before this stage has something to do (0: now)."""
-        if not self._results.empty():
+        if self._held is not None or not self._results.empty():
             return 0.0
         waits = [max(self._plan_at, self._paused_until) - now]
         for batch in self._open.values():
@@ -219,8 +225,8 @@ class Dispatcher:
         """Record a change of "why submission is paused" (None: it is not)."""
         if reason == self.paused:
             return
-        self.paused = reason
         self.work.submission_paused(reason)
+        self.paused = reason
         if reason:
             log.warning("dispatch.paused", reason=reason)
         else:
@@ -334,13 +340,17 @@ class Dispatcher:
             if str(value) in self.work.provider_batch_ids():  # adopted twice: cannot be ours
                 batch.maybe_created = True
                 return
+            try:
+                self.work.batch_submitted(batch.batch_id, str(value))
+            except LedgerUnwritable:  # created, its id not recorded: adopt it, never resend
+                batch.maybe_created = True
+                raise
             batch.maybe_created = False
             batch.provider_batch_id, batch.state = str(value), "submitted"
-            self.work.batch_submitted(batch.batch_id, str(value))
             log.info("batch.submitted", batch_id=batch.batch_id, provider_batch_id=str(value))
         elif batch.state == "submitted" and value.ended:
+            self.work.batch_ended(batch.batch_id)  # the ledger first: a refusal polls again
             batch.state = "ended"
-            self.work.batch_ended(batch.batch_id)
             self._stream(batch)
 
     def _reconcile_or_submit(
@@ -399,14 +409,24 @@ class Dispatcher:
             return
 
     def _apply_results(self, now: float) -> int:
+        """Apply what the results threads handed over, within a time budget.
+
+        An item the ledger refuses (a full disk: :class:`LedgerUnwritable`) is
+        held and applied first next time, before anything after it: a chunk
+        of results is never dropped, so the batch's end cannot be recorded
+        over it (which would resend its requests).
+        """
         done = 0
         deadline = self.work.clock() + APPLY_BUDGET_S
         while self.work.clock() < deadline:
-            try:
-                batch_id, item = self._results.get_nowait()
-            except queue.Empty:
-                break
+            if self._held is None:
+                try:
+                    self._held = self._results.get_nowait()
+                except queue.Empty:
+                    break
+            batch_id, item = self._held
             done += self._apply_item(batch_id, item, now)
+            self._held = None
         return done
 
     def _apply_item(self, batch_id: int, item: object, now: float) -> int:

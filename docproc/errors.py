@@ -16,8 +16,6 @@ what the caller does about them::
     │   └── TextStoreUnwritable        the text store is full or read-only: retried
     │                                  until it can be stored, never given up on
     ├── LedgerError              the ledger cannot be opened, migrated or queried
-    │   └── LedgerUnwritable     a write failed for a storage reason (disk full, read-only,
-    │                            I/O error): nothing is lost; back off, try again
     ├── StorageError             the state directory is missing, read-only or full at start
     ├── ProviderError            a provider call failed
     │   ├── ProviderRetryable    rate limit, overload, timeout, 5xx: try later
@@ -29,7 +27,10 @@ what the caller does about them::
                                  and the ledger records a conflict
 
 Control flow ("stop", "skip", "retry later") is never expressed through this
-tree: shutdown is a flag, and a retry is a ledger state.
+tree: shutdown is a flag, and a retry is a ledger state. One exception stands
+outside it on purpose: :class:`LedgerUnwritable` (a ledger write the disk
+refused, nothing lost) derives from ``BaseException`` so that no per-item
+``except Exception`` can swallow it.
 """
 
 from __future__ import annotations
@@ -129,13 +130,19 @@ class LedgerError(DocprocError):
     """The ledger cannot be opened, migrated or queried."""
 
 
-class LedgerUnwritable(LedgerError):  # noqa: N818 - named for what the caller meets
+class LedgerUnwritable(BaseException):
     """A ledger transaction failed because of the disk, not the data; rolled back whole.
 
     ``kind`` is a storage fault kind (``no_space``, ``read_only``, ``io_error``...,
     see :mod:`docproc.storage`); the message is ``ledger not writable: <reason>``.
     Whatever the transaction carried is still in the caller's hands: keep it,
     back off, and record it again.
+
+    Control flow, not an item's error, so it derives from ``BaseException``
+    (like :class:`KeyboardInterrupt`): a per-item ``except Exception`` must not
+    take a full disk for one bad file, result or row and quarantine it. The
+    stages keep what they hold and let it pass; the daemon's loop catches it
+    and backs off; the command line prints it as one line.
     """
 
     def __init__(self, kind: str, reason: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 
 from tests.clitools import docproc
 from tests.daemonrun import DaemonProcess, write_config
+from tests.notifysock import NotifySocket
 from tests.s3server import Moto
 from tests.tmpfs import cannot_mount, mounted
 
@@ -283,3 +285,40 @@ def test_a_full_fetch_area_holds_s3_objects_back_until_space_returns(
 
 def listed(s3: Any, bucket: str) -> set[str]:
     return {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+
+def test_the_state_directory_fills_up_during_a_run_then_frees(tmp_path: Path) -> None:
+    """The ledger refuses writes: nothing is lost, systemd hears why (STATUS=) and keeps
+    getting watchdog pings (a known state, not a hang), no READY=1 is sent, and the
+    daemon resumes by itself once space returns."""
+    notify = NotifySocket(tmp_path / "notify.sock")
+    env = {**os.environ, "NOTIFY_SOCKET": notify.address, "WATCHDOG_USEC": "2000000"}
+    with mounted(tmp_path / "state", "16m") as state:
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        config = write_config(tmp_path, [inbox], "[storage]\nmin_free_mb = 0\n")
+        daemon = DaemonProcess(config, env=env)
+        try:
+            first = drop(inbox, 0, 10)
+            daemon.until(lambda: all_written(daemon, first))
+            state.fill()
+            filled_at = time.monotonic()
+            later = drop(inbox, 10, 30)
+            daemon.until(lambda: "ledger.unwritable" in daemon.output())
+            reason = f"ledger not writable: no space left on {state.path}"
+            assert reason in daemon.output()
+            status = notify.wait_for("STATUS", after=filled_at)["STATUS"]
+            assert status.startswith(reason), status
+            time.sleep(4)  # a while in that state: the watchdog keeps being fed
+            pings = [at for at, _ in notify.received("WATCHDOG") if at > filled_at + 1]
+            assert len(pings) >= 3
+            assert [at for at, _ in notify.received("READY") if at > filled_at] == []
+            trouble = json.loads(docproc("status", "--json", state=daemon.state).stdout)
+            assert trouble["storage"]["trouble"] == reason
+            state.free()
+            daemon.until(lambda: all_written(daemon, first + later), 120)
+            assert "ledger.writable_again" in daemon.output()
+        finally:
+            assert daemon.stop() == 0
+            notify.close()
+        assert_whole(daemon, first + later)
