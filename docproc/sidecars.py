@@ -835,13 +835,13 @@ def remove_stale_temps(target: Path) -> int:
     removed = 0
     try:
         entries = list(os.scandir(target.parent))
-    except FileNotFoundError:
+    except OSError:  # gone, or not readable: nothing can be removed there now
         return 0
     for entry in entries:
         if _is_temp_of(entry.name, target.name) and entry.is_file(follow_symlinks=False):
             try:
                 Path(entry.path).unlink()
-            except FileNotFoundError:
+            except OSError:  # gone, or a read-only folder: swept after the next good write
                 continue
             removed += 1
     return removed
