@@ -194,7 +194,7 @@ def status(as_json_: bool) -> None:
     with opts().reader() as ledger:
         counts, roots = ledger.state_counts(), ledger.roots()
         reader = WorkLedger(ledger)
-        work, paused = reader.counts(), reader.pause_reason()
+        work, paused, stuck = reader.counts(), reader.pause_reason(), reader.stuck_reason()
         waiting = [asdict(w) for w in SidecarRetries(ledger).waiting()]
         storage = _storage(ledger.path.parent)
         day, month = period_starts(time.time())
@@ -203,9 +203,12 @@ def status(as_json_: bool) -> None:
                  "reserved_usd": round(reader.reserved(), 4)}  # fmt: skip
     if as_json_:
         click.echo(as_json({"files": counts, "roots": roots, "work": work, "spend": spend,
-                            "submission_paused": paused, "sidecars_retrying": waiting,
-                            "storage": storage}))  # fmt: skip
+                            "submission_paused": paused, "stuck": stuck,
+                            "sidecars_retrying": waiting, "storage": storage}))  # fmt: skip
         return
+    if stuck:
+        click.echo(f"DAEMON STUCK: {stuck}")
+        click.echo("(the same failure every tick; systemd restarts it; see its log)\n")
     if storage["trouble"]:
         click.echo(f"STORAGE: {storage['trouble']}\n")
     if waiting:
@@ -339,14 +342,21 @@ def ledger_events(limit: int, fmt: str) -> None:
 @common_options
 @handle_errors
 def ledger_verify() -> None:
-    """Check the event hash chain; exit 1 if it is broken."""
+    """Check the event hash chain and the ledger's invariants; exit 1 if either fails."""
     with opts().reader() as reader:
-        result = reader.verify()
+        result, broken = reader.verify(), reader.violations()
     if result.ok:
         click.echo(f"ok: {result.events} events, hash chain intact")
-        return
-    click.echo(f"BROKEN at event {result.broken_at}: {result.reason}", err=True)
-    sys.exit(1)
+    else:
+        click.echo(f"BROKEN at event {result.broken_at}: {result.reason}", err=True)
+    if not broken:
+        click.echo("ok: every invariant holds (docproc.ledger_invariants)")
+    for violation in broken:
+        click.echo(f"VIOLATED {violation.name}: {violation.statement}", err=True)
+        for example in violation.examples:
+            click.echo(f"  e.g. {example}", err=True)
+    if broken or not result.ok:
+        sys.exit(1)
 
 
 @ledger.command("retry")

@@ -10,8 +10,10 @@ Under systemd (``Type=notify``) the loop reports through :mod:`docproc.notify`:
 READY=1 once recovery is done and the first reconcile walk is queued; a
 STATUS= line every few seconds (from :meth:`Pipeline.snapshot`, the same
 value ``/metrics`` serves); WATCHDOG=1 from the loop itself, so a loop that
-stops turning gets the service restarted; RELOADING=1 then READY=1 around a
-reload; STOPPING=1 and EXTEND_TIMEOUT_USEC while shutting down.
+stops turning gets the service restarted, and so does one that is *stuck*
+(a tick failing again for the same cause, see :class:`TickFailures`: the
+pings stop, and STATUS=, ``/metrics`` and ``docproc status`` say why);
+RELOADING=1 then READY=1 around a reload; STOPPING=1 and EXTEND_TIMEOUT_USEC while shutting down.
 
 ``once``: take what is there, flush batches without waiting for thresholds,
 apply every result, write every sidecar, and exit when nothing is left.
@@ -35,7 +37,7 @@ from docproc.compose import make_pool, make_provider, make_s3_root
 from docproc.config import DEFAULT_MODELS, Settings, load, secrets_held, service_env
 from docproc.dispatch import Dispatcher
 from docproc.errors import ConfigError, LedgerUnwritable, ObjectStoreError, SourceError
-from docproc.health import status_line
+from docproc.health import LedgerOutage, Snapshot, TickFailures, status_line
 from docproc.intake import Intake
 from docproc.ledger import Ledger, file_uri
 from docproc.ledger_work import WorkLedger
@@ -47,13 +49,13 @@ from docproc.publish import Publisher
 from docproc.sources.local import LocalSource
 from docproc.storage import SpaceGuard, check_state_dir, free_bytes
 from docproc.textstore import TextStore
+from docproc.writerlock import WriterLock
 
 log = structlog.get_logger()
 TICK_WAIT_S = 0.5
 MAX_FAILED_TICKS = 30
 STATUS_EVERY_S = 5.0  # how often STATUS= and /metrics are refreshed
 STOP_GRACE_S = 30.0  # asked of systemd (EXTEND_TIMEOUT_USEC) while shutdown drains
-UNWRITABLE_FIRST_S, UNWRITABLE_CAP_S = 1.0, 30.0  # waits while the ledger refuses writes
 
 
 @dataclass(frozen=True)
@@ -80,16 +82,24 @@ class Daemon:
         self.notifier = Notifier(env.notify_socket, env.watchdog_usec)
         self.metrics: MetricsServer | None = None
         self._status, self._next_status = "starting", 0.0
-        self._unwritable_for = ("", UNWRITABLE_FIRST_S)  # why the ledger refuses writes; next wait
+        self.failures = TickFailures()
+        self.outage = LedgerOutage()  # the ledger refusing writes: a known state, backed off
+        self._snapshot = Snapshot()
+        self._stuck_recorded = False  # the ledger says stuck (this run or the one before)
 
     def run(self) -> int:
         """Run until stopped (or, with ``once``, until the work is done); the exit code.
 
         Raises:
             StorageError: the state directory is missing, read-only or full (before any work).
+            LedgerBusy: another ``run`` or ``scan`` writes this ledger (before any work).
         """
         settings = self._load()
         check_state_dir(settings.state_dir, create_parents=settings.state_dir_default)
+        with WriterLock.acquire(settings.state_dir, "docproc run"):
+            return self._run(settings)
+
+    def _run(self, settings: Settings) -> int:
         fmt = logconfig.for_daemon(
             settings.log.level,
             settings.log.format,
@@ -155,6 +165,7 @@ class Daemon:
         publisher = Publisher(work, task_id=dispatcher.task_id, settings=settings.sidecars)
         swept = publisher.recover() + store.sweep()
         self.pipeline = Pipeline(self.intake, dispatcher, publisher)
+        self._stuck_recorded = work.stuck_reason() is not None
         for spec in settings.watches:
             self._add_watch(spec)
         for s3_spec in settings.s3_watches:
@@ -219,31 +230,61 @@ class Daemon:
     # -- the loop -----------------------------------------------------------
 
     def _loop(self) -> int:
-        failures = 0
         while not self.stopping:
-            # The only watchdog ping: if this loop stalls, systemd restarts us.
-            self.notifier.watchdog(time.monotonic())
+            self._ping()
             if self.reload_requested:
                 self._reload()
             self._check_space()
             try:
                 self.pipeline.tick(time.monotonic(), wait=self._tick_wait(),
                                    flush_all=self.options.once)  # fmt: skip
+                if self.failures.succeeded(time.monotonic()) or self._stuck_recorded:
+                    self._recovered()
                 self._writable_again()
                 self._report(time.monotonic())
-                failures = 0
             except LedgerUnwritable as exc:  # a known state, not a failure: wait for the disk
                 self._pause(self._unwritable(exc))
-            except Exception:  # the loop's boundary: log, back off, carry on
-                failures += 1
-                log.exception("daemon.tick_failed", consecutive=failures)
-                if failures >= MAX_FAILED_TICKS:
+            except Exception as exc:  # the loop's boundary: log, back off, carry on
+                log.exception("daemon.tick_failed", consecutive=self.failures.consecutive + 1)
+                if self.failures.failed(exc, time.monotonic()):
+                    self._became_stuck()
+                if self.failures.consecutive >= MAX_FAILED_TICKS or (
+                    self.options.once and self.failures.stuck
+                ):
                     return 1
-                self._pause(min(5.0, 0.2 * failures))
+                self._pause(min(5.0, 0.2 * self.failures.consecutive))
             if self.options.once and self.pipeline.idle():
                 log.info("daemon.once_done")
                 break
         return 0
+
+    def _ping(self) -> None:
+        """The only watchdog ping. A loop that stalls, or turns without getting anywhere
+        (stuck: the same failure tick after tick), stops feeding it: systemd restarts us.
+        A ledger the disk refuses is not stuck: the loop knows why it waits (STATUS= says)."""
+        if self.failures.stuck is None:
+            self.notifier.watchdog(time.monotonic())
+
+    def _became_stuck(self) -> None:
+        reason = self.failures.stuck
+        log.error("daemon.stuck", reason=reason)
+        self._record_stuck(reason)
+        self._next_status = 0.0
+        self._report(time.monotonic())
+
+    def _recovered(self) -> None:
+        log.info("daemon.recovered")
+        self._record_stuck(None)
+        self._next_status = 0.0
+
+    def _record_stuck(self, reason: str | None) -> None:
+        """Tell ``docproc status`` through the ledger, if the ledger is not the trouble."""
+        try:
+            self.pipeline.dispatcher.work.daemon_stuck(reason)
+        except (Exception, LedgerUnwritable):  # STATUS= and /metrics still say it
+            log.warning("daemon.stuck_not_recorded", exc_info=True)
+            return
+        self._stuck_recorded = reason is not None
 
     def _unwritable(self, exc: LedgerUnwritable) -> float:
         """The ledger refused a write (nothing was lost): say why, once; how long to wait.
@@ -251,20 +292,17 @@ class Daemon:
         The watchdog is still fed (the loop turns and knows why it waits), and
         STATUS= starts with the reason until a tick goes through again.
         """
-        reason = str(exc)
-        first = self._unwritable_for[0] != reason
-        delay = UNWRITABLE_FIRST_S if first else self._unwritable_for[1]
-        if first:
-            log.error("ledger.unwritable", reason=reason, retry_in_s=delay)
-        self._unwritable_for = (reason, min(UNWRITABLE_CAP_S, delay * 2))
+        delay, new = self.outage.refused(str(exc))
+        if new:
+            log.error("ledger.unwritable", reason=str(exc), retry_in_s=delay)
         self._next_status = 0.0
         self._report(time.monotonic())
         return delay
 
     def _writable_again(self) -> None:
-        if self._unwritable_for[0]:
-            log.info("ledger.writable_again", was=self._unwritable_for[0])
-            self._unwritable_for = ("", UNWRITABLE_FIRST_S)
+        was = self.outage.over()
+        if was:
+            log.info("ledger.writable_again", was=was)
             self._next_status = 0.0
 
     def _check_space(self) -> None:
@@ -290,16 +328,22 @@ class Daemon:
         deadline = time.monotonic() + seconds
         while not self.stopping and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, self._tick_wait()))
-            self.notifier.watchdog(time.monotonic())
+            self._ping()
 
     def _report(self, now: float, *, send: bool = True) -> None:
         """Every STATUS_EVERY_S: one snapshot, to systemd's STATUS= and to /metrics."""
         if now < self._next_status:
             return
         self._next_status = now + STATUS_EVERY_S
+        try:
+            self._snapshot = self.pipeline.snapshot()
+        except Exception:
+            if self.failures.stuck is None:
+                raise
+            log.warning("daemon.snapshot_failed", exc_info=True)  # the last one, marked stuck
         snapshot = replace(
-            self.pipeline.snapshot(), state_free_bytes=free_bytes(self.space.path),
-            ledger_unwritable=self._unwritable_for[0] or None,
+            self._snapshot, stuck=self.failures.stuck, ledger_unwritable=self.outage.reason,
+            state_free_bytes=free_bytes(self.space.path),
         )  # fmt: skip
         if self.metrics is not None:
             self.metrics.publish(snapshot)

@@ -14,6 +14,7 @@ network. Crash safety comes from the order of writes:
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,7 @@ from docproc.errors import (
     ProviderAccountRefused,
     ProviderRejected,
     ProviderRetryable,
+    brief,
 )
 from docproc.highlights import locate
 from docproc.ledger_work import BatchItem, WorkLedger
@@ -49,6 +51,7 @@ BACKOFF_CAP_S = 900.0
 ACCOUNT_PAUSE_S = 300.0  # after the provider refused the account (key, billing)
 CUSTOM_ID_SLACK = 24  # a real custom_id is longer than the one the overhead is measured with
 _DONE = object()
+_Put = Callable[[object], None]  # hands one item of a results stream to the loop
 
 
 @dataclass
@@ -65,6 +68,7 @@ class _Batch:
     stop: threading.Event = field(default_factory=threading.Event)
     maybe_created: bool = False  # a create was sent and its outcome is unknown
     failures: int = 0  # provider calls failed in a row (backoff)
+    stream: int = 0  # which results stream is current; chunks of older ones are dropped
 
 
 class Dispatcher:
@@ -94,8 +98,8 @@ class Dispatcher:
         empty = JobRequest(make_custom_id(0, 0), 0, "", "")
         self._overhead = request_size(provider.build_request(empty, task)) + CUSTOM_ID_SLACK
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="provider")
-        self._results: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=8)
-        self._held: tuple[int, object] | None = None  # taken from _results, not yet recorded
+        self._results: queue.Queue[tuple[int, int, object]] = queue.Queue(maxsize=8)
+        self._held: tuple[int, int, object] | None = None  # taken, not yet recorded
         self._open: dict[int, _Batch] = {}
         self._plan_at = 0.0  # when planning is next worth a look (monotonic)
         self._paused_until = 0.0  # no planning before this (the account was refused)
@@ -162,8 +166,25 @@ class Dispatcher:
         """
         self._plan(now, flush_all)
         for batch in list(self._open.values()):
-            self._advance(batch, now)
+            try:
+                self._advance(batch, now)
+            except Exception as exc:  # noqa: BLE001 - one batch's trouble stays with that batch
+                self._batch_trouble(batch, now, exc)
         return self._apply_results(now)
+
+    def _batch_trouble(self, batch: _Batch, now: float, exc: Exception) -> None:
+        """Something failed while advancing one batch: back off that batch, note why.
+
+        A planned batch is reconciled before it is sent again: the create may
+        have happened before the failure (its id not yet recorded).
+        """
+        log.exception("batch.trouble", batch_id=batch.batch_id, state=batch.state)
+        batch.stop.set()  # a results stream of it stops; what it already queued is dropped
+        batch.streaming, batch.stream = False, batch.stream + 1  # (its end above all)
+        if batch.state == "planned":
+            batch.maybe_created = True
+        self._failed(batch, now, exc, None)
+        self.work.batch_note(batch.batch_id, f"retrying after: {brief(exc)}")
 
     def close(self) -> None:
         """Stop provider work; batches in flight stay at the provider and in the ledger."""
@@ -203,10 +224,14 @@ class Dispatcher:
             batch_id = self.work.create_batch(
                 self.provider.name, pairs, nbytes, model=self.task.model,
                 estimated_cost=estimate, max_chars=self.task.max_input_chars,
+                max_attempts=self.max_attempts,
             )  # fmt: skip
+            if batch_id is None:  # no request could be recorded; their jobs were set back
+                continue
+            recorded = self.work.batch_requests(batch_id)
             batch = _Batch(batch_id, None, "planned", datetime.now(UTC), next_poll=now)
             self._open[batch_id] = batch
-            self._start(batch, self._submit, pairs)
+            self._start(batch, self._submit, recorded)
         for job_id in plan.oversized:
             self.work.fail_job(job_id, "document is too large for one batch request")
 
@@ -375,24 +400,26 @@ class Dispatcher:
 
     def _stream(self, batch: _Batch) -> None:
         texts = {cid: item.text_sha256 for item, cid in self.work.batch_requests(batch.batch_id)}
-        batch.streaming = True
+        batch.streaming, batch.stream, batch.stop = True, batch.stream + 1, threading.Event()
+        put = functools.partial(self._put, (batch.batch_id, batch.stream), batch.stop)
         threading.Thread(
-            target=self._pump, args=(batch, texts), name=f"results-{batch.batch_id}", daemon=True
-        ).start()
+            target=self._pump, args=(str(batch.provider_batch_id), texts, put),
+            name=f"results-{batch.batch_id}", daemon=True,
+        ).start()  # fmt: skip
 
-    def _pump(self, batch: _Batch, texts: dict[str, str]) -> None:
+    def _pump(self, provider_batch_id: str, texts: dict[str, str], put: _Put) -> None:
         """On a results thread: stream, locate highlights, hand chunks to the loop."""
         chunk: list[tuple[ProviderResult, int]] = []
         try:
-            for result in self.provider.results(str(batch.provider_batch_id)):
+            for result in self.provider.results(provider_batch_id):
                 chunk.append(self._located(result, texts.get(result.custom_id)))
                 if len(chunk) >= CHUNK:
-                    self._put(batch, chunk)
+                    put(chunk)
                     chunk = []
-            self._put(batch, chunk)
-            self._put(batch, _DONE)
+            put(chunk)
+            put(_DONE)
         except Exception as exc:  # noqa: BLE001 - reported to the loop, retried later
-            self._put(batch, exc)
+            put(exc)
 
     def _located(self, result: ProviderResult, text_sha: str | None) -> tuple[ProviderResult, int]:
         if not result.highlights or text_sha is None:
@@ -400,10 +427,10 @@ class Dispatcher:
         located, dropped = locate(self.store.get(text_sha), result.highlights)
         return replace(result, highlights=located), dropped
 
-    def _put(self, batch: _Batch, item: object) -> None:
-        while not batch.stop.is_set():
+    def _put(self, key: tuple[int, int], stop: threading.Event, item: object) -> None:
+        while not stop.is_set():
             try:
-                self._results.put((batch.batch_id, item), timeout=0.2)
+                self._results.put((*key, item), timeout=0.2)
             except queue.Full:
                 continue
             return
@@ -424,26 +451,31 @@ class Dispatcher:
                     self._held = self._results.get_nowait()
                 except queue.Empty:
                     break
-            batch_id, item = self._held
-            done += self._apply_item(batch_id, item, now)
+            batch_id, stream, item = self._held
+            batch = self._open.get(batch_id)
+            if batch is not None and stream == batch.stream:  # else a stream given up on
+                try:
+                    done += self._apply_item(batch, item, now)
+                except Exception as exc:  # noqa: BLE001 - read again later; the rest goes on
+                    self._batch_trouble(batch, now, exc)
             self._held = None
         return done
 
-    def _apply_item(self, batch_id: int, item: object, now: float) -> int:
-        batch = self._open.get(batch_id)
+    def _apply_item(self, batch: _Batch, item: object, now: float) -> int:
+        batch_id = batch.batch_id
         if isinstance(item, list):
             return self.work.apply_results(item, max_attempts=self.max_attempts).done
         if item is _DONE:
             self.work.batch_applied(batch_id)
             self._open.pop(batch_id, None)
             self._plan_at = 0.0  # a slot is free, and missing results were requeued
-            if batch is not None and batch.provider_batch_id:
+            if batch.provider_batch_id:
                 self._executor.submit(self.provider.delete, batch.provider_batch_id)
             log.info("batch.applied", batch_id=batch_id)
-        elif isinstance(item, ProviderRejected) and batch is not None:
+        elif isinstance(item, ProviderRejected):
             batch.streaming = False
             self._rejected(batch, item, now)
-        elif isinstance(item, Exception) and batch is not None:
+        elif isinstance(item, Exception):
             batch.streaming = False
             retry_after = item.retry_after if isinstance(item, ProviderRetryable) else None
             self._failed(batch, now, item, retry_after)

@@ -16,6 +16,7 @@ what the caller does about them::
     │   └── TextStoreUnwritable        the text store is full or read-only: retried
     │                                  until it can be stored, never given up on
     ├── LedgerError              the ledger cannot be opened, migrated or queried
+    │   └── LedgerBusy           another process is the ledger's one writer
     ├── StorageError             the state directory is missing, read-only or full at start
     ├── ProviderError            a provider call failed
     │   ├── ProviderRetryable    rate limit, overload, timeout, 5xx: try later
@@ -130,6 +131,10 @@ class LedgerError(DocprocError):
     """The ledger cannot be opened, migrated or queried."""
 
 
+class LedgerBusy(LedgerError):  # noqa: N818 - named for what the caller meets
+    """Another process holds the ledger's writer lock (a service and a manual run, say)."""
+
+
 class LedgerUnwritable(BaseException):
     """A ledger transaction failed because of the disk, not the data; rolled back whole.
 
@@ -199,3 +204,8 @@ class SidecarConflict(SidecarError):  # noqa: N818 - a conflict is an outcome, n
         self.reason = reason
         self.path = path
         self.found_sha256 = found_sha256
+
+
+def brief(exc: BaseException, limit: int = 500) -> str:
+    """An exception as one line for a ledger row or a status line: its type and message."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:limit]

@@ -4,13 +4,25 @@ The main loop computes a :class:`Snapshot` now and then (``Pipeline.snapshot``)
 and hands the same value to systemd (:func:`status_line`, the ``STATUS=``
 line) and to the optional Prometheus endpoint (:func:`prometheus_text`).
 Both are pure functions of the snapshot, so they always agree.
+
+:class:`TickFailures` tells a passing hiccup from a stuck daemon: a tick that
+fails again for a cause that failed a tick minutes before makes the daemon *stuck*, which the
+snapshot carries (``STATUS=``, ``/metrics``), the ledger records (``docproc
+status``) and the loop answers by no longer feeding systemd's watchdog.
 """
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
+from docproc.errors import brief
 from docproc.storage import KINDS
+
+_PACKAGE = Path(__file__).resolve().parent
+STUCK_WINDOW_S = 300.0  # a cause failing again within this is a stuck loop
+OUTAGE_FIRST_S, OUTAGE_CAP_S = 1.0, 30.0  # waits while the ledger refuses writes
 
 
 @dataclass(slots=True)
@@ -39,11 +51,84 @@ class Snapshot:
     spend_today: float | None = None  # USD since 00:00 UTC; None: the provider has no costs
     paused: str | None = None  # why submission is paused; None: it is not
     counters: StageCounters = field(default_factory=StageCounters)
+    stuck: str | None = None  # why the loop is stuck (the same failure, tick after tick)
     # sidecars waiting for another try: (fault kind, reason, files), most files first
     sidecars_waiting: tuple[tuple[str, str, int], ...] = ()
     intake_paused: str | None = None  # why no new work is taken (low space); None: it is
     ledger_unwritable: str | None = None  # "ledger not writable: ..." while backing off
     state_free_bytes: int | None = None  # free space on the state directory's filesystem
+
+
+@dataclass
+class TickFailures:
+    """Failed ticks of the main loop, and whether they mean the daemon is stuck.
+
+    Stuck: a tick fails for a cause (exception type and the docproc line it
+    came from; the message may differ, e.g. an id) that already failed a tick
+    within ``window`` seconds. Not merely "two in a row": a stage that only
+    looks every few seconds (planning, a publishing pass) fails on every look
+    with idle ticks between, and that loop is just as stuck. It stays stuck
+    until ``window`` seconds pass without a failure.
+    """
+
+    window: float = STUCK_WINDOW_S
+    consecutive: int = 0  # failed ticks since the last good one
+    stuck: str | None = None  # why the daemon is stuck; None: it is not
+    _last: dict[str, float] = field(default_factory=dict)  # cause -> when it last failed
+
+    def failed(self, exc: BaseException, now: float) -> bool:
+        """Count a failed tick at ``now`` (monotonic); True when it makes the daemon stuck."""
+        site = failure_site(exc)
+        cause = f"{type(exc).__module__}.{type(exc).__qualname__}@{site}"
+        self._last = {c: at for c, at in self._last.items() if now - at <= self.window}
+        again = cause in self._last
+        self._last[cause] = now
+        self.consecutive += 1
+        if not again:
+            return False
+        became = self.stuck is None
+        self.stuck = f"ticks keep failing with {brief(exc, 300)} (at {site})"
+        return became
+
+    def succeeded(self, now: float) -> bool:
+        """Count a good tick; True when it ends a stuck spell (``window`` without failures)."""
+        self.consecutive = 0
+        if self.stuck is None or any(now - at <= self.window for at in self._last.values()):
+            return False
+        self.stuck = None
+        return True
+
+
+@dataclass
+class LedgerOutage:
+    """The ledger refusing writes (a full or read-only disk): a known state, not a failure.
+
+    The loop waits :data:`OUTAGE_FIRST_S` after the first refusal, doubling to
+    :data:`OUTAGE_CAP_S`, and says why (``reason``) until a tick goes through.
+    """
+
+    reason: str | None = None  # "ledger not writable: ..." while it lasts
+    _next: float = OUTAGE_FIRST_S
+
+    def refused(self, reason: str) -> tuple[float, bool]:
+        """Count a refused tick: (seconds to wait, whether the reason is new)."""
+        new = reason != self.reason
+        delay = OUTAGE_FIRST_S if new else self._next
+        self.reason, self._next = reason, min(OUTAGE_CAP_S, delay * 2)
+        return delay, new
+
+    def over(self) -> str | None:
+        """A tick went through: the reason that has ended, if there was one."""
+        was, self.reason, self._next = self.reason, None, OUTAGE_FIRST_S
+        return was
+
+
+def failure_site(exc: BaseException) -> str:
+    """Where an exception came from: ``file.py:line`` of the innermost docproc frame."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(_PACKAGE)]
+    where = (ours or frames)[-1:]
+    return f"{Path(where[0].filename).name}:{where[0].lineno}" if where else "?"
 
 
 def status_line(s: Snapshot) -> str:
@@ -68,7 +153,9 @@ def status_line(s: Snapshot) -> str:
         line = f"{line}; submission paused: {s.paused}"
     if s.intake_paused:
         line = f"new work paused: {s.intake_paused}; {line}"
-    return f"{s.ledger_unwritable}; {line}" if s.ledger_unwritable else line
+    if s.ledger_unwritable:
+        line = f"{s.ledger_unwritable}; {line}"
+    return f"STUCK: {s.stuck}; {line}" if s.stuck else line
 
 
 def _age(seconds: float) -> str:
@@ -112,6 +199,10 @@ def prometheus_text(s: Snapshot) -> str:
     paused = f'docproc_submission_paused{{reason="{_label(s.paused)}"}} 1' if s.paused else None
     out += _metric("docproc_submission_paused", "gauge", "1 while submission is paused.",
                    0, sample=paused)  # fmt: skip
+    stuck = f'docproc_stuck{{reason="{_label(s.stuck)}"}} 1' if s.stuck else None
+    out += _metric("docproc_stuck", "gauge",
+                   "1 while the main loop fails tick after tick for the same cause.",
+                   0, sample=stuck)  # fmt: skip
     out += _storage_metrics(s)
     for f in fields(s.counters):
         name, text = _COUNTERS[f.name]

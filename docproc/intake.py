@@ -21,7 +21,7 @@ from pathlib import Path
 
 import structlog
 
-from docproc.errors import FailureKind, LedgerUnwritable
+from docproc.errors import FailureKind, LedgerUnwritable, brief
 from docproc.extract import ExtractorPool
 from docproc.ledger import Ledger, Seen, uri_path
 from docproc.models import (
@@ -191,13 +191,17 @@ class Intake:
         for root_id, source in list(self.sources.items()):
             if self.new_work_paused:
                 break
-            batch = self._held.pop(root_id, None) or source.poll(
-                now, KnownFiles(self.ledger, root_id)
-            )
-            self._apply(root_id, batch, report)
-            if self._statuses.get(root_id) != source.status:
-                self._statuses[root_id] = source.status
-                self.ledger.root_status(root_id, source.status)
+            try:
+                batch = self._held.pop(root_id, None)
+                batch = batch or source.poll(now, KnownFiles(self.ledger, root_id))
+                self._apply(root_id, batch, report)
+                status = source.status
+            except Exception as exc:  # one root's trouble: shown as its status, others go on
+                log.exception("source.failed", root_id=root_id)
+                status = f"failed, retried next tick: {brief(exc)}"
+            if self._statuses.get(root_id) != status:
+                self._statuses[root_id] = status
+                self.ledger.root_status(root_id, status)
         if now >= self._next_retry_check:
             self._next_retry_check = now + RETRY_CHECK_SECONDS
             self.recover()
@@ -244,7 +248,7 @@ class Intake:
     def take_all(self, root_id: int, candidates: Sequence[Candidate], report: TickReport) -> None:
         """Fingerprint stable files, record their versions in one transaction, dispatch."""
         seen = [s for c in candidates if (s := self._fingerprint(root_id, c)) is not None]
-        needs = self.ledger.record_versions(seen)
+        needs = self._record_versions(seen)
         empty: list[ExtractOutcome] = []
         for item, need in zip(seen, needs, strict=True):
             report.taken += 1
@@ -260,6 +264,24 @@ class Intake:
             if item.uri:
                 self._keep_copy(item, dispatched)
         self._record(empty)
+
+    def _record_versions(self, seen: list[Seen]) -> list[bool]:
+        """Record versions in one transaction; if that fails, one by one, so that a file
+        the ledger refuses is recorded as a problem (with why) and the others go in."""
+        try:
+            return self.ledger.record_versions(seen)
+        except Exception:  # noqa: BLE001 - some file is at fault: find which, below
+            log.warning("intake.record_failed", files=len(seen))
+        kept, needs = [], []
+        for item in seen:
+            try:
+                needs += self.ledger.record_versions([item])
+                kept.append(item)
+            except Exception as exc:  # this file alone
+                log.exception("intake.file_refused", path=str(item.uri or item.path))
+                self.ledger.record_problem(item.root_id, item.uri or item.path, brief(exc))
+        seen[:] = kept
+        return needs
 
     def _keep_copy(self, item: Seen, dispatched: bool) -> None:
         """Keep a remote object's local copy while its extraction may need it."""
@@ -304,7 +326,7 @@ class Intake:
         if not outcomes:
             return
         self._unrecorded = outcomes  # until the ledger takes them: a full disk loses nothing
-        self.ledger.record_extractions(outcomes, max_attempts=self.max_attempts)
+        self._record_extractions(outcomes)
         self._unrecorded = []
         for outcome in outcomes:
             self._in_flight.discard(outcome.sha256)
@@ -314,6 +336,29 @@ class Intake:
             if isinstance(outcome, ExtractFailure):
                 log.info("extract.failed", sha256=outcome.sha256, kind=outcome.kind.value,
                          reason=outcome.reason)  # fmt: skip
+
+    def _record_extractions(self, outcomes: Sequence[ExtractOutcome]) -> None:
+        """Record outcomes in one transaction; if that fails, one by one: an outcome the
+        ledger refuses is logged and its version quarantined with the reason."""
+        try:
+            self.ledger.record_extractions(outcomes, max_attempts=self.max_attempts)
+        except Exception:  # noqa: BLE001 - some outcome is at fault: find which, below
+            log.warning("intake.record_failed", outcomes=len(outcomes))
+        else:
+            return
+        for outcome in outcomes:
+            try:
+                self.ledger.record_extractions([outcome], max_attempts=self.max_attempts)
+            except Exception as exc:  # this version alone: quarantined with the reason
+                log.exception("extract.record_failed", sha256=outcome.sha256)
+                reason = f"its extraction could not be recorded: {brief(exc)}"
+                self._quarantine(ExtractFailure(outcome.sha256, FailureKind.PERMANENT, reason))
+
+    def _quarantine(self, failure: ExtractFailure) -> None:
+        try:
+            self.ledger.record_extractions([failure])
+        except Exception:  # not even that: logged; nothing else waits on it
+            log.exception("extract.record_failed", sha256=failure.sha256)
 
     def close(self) -> None:
         for source in self.sources.values():

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes
 
 from docproc.errors import FailureKind, LedgerError, LedgerUnwritable
+from docproc.ledger_invariants import Violation, check
 from docproc.ledger_migrations import Database, migrations
 from docproc.models import (
     ExtractFailure,
@@ -177,6 +178,26 @@ class Ledger:
             if fault is None:
                 raise
             raise LedgerUnwritable(fault.kind, fault.reason) from exc
+
+    @contextmanager
+    def savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """A part of the current transaction that may fail alone (one item of many).
+
+        On an exception its changes, events included, are undone and the
+        exception propagates; the rest of the transaction stands. A disk fault
+        is no item's fault: it comes out as :class:`LedgerUnwritable`, which
+        per-item handlers let pass, and the whole transaction is rolled back.
+        """
+        with self._storage_faults():
+            conn.execute("SAVEPOINT item")
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK TO SAVEPOINT item")
+                conn.execute("RELEASE SAVEPOINT item")
+                self._head = None  # an event appended inside was undone with it
+                raise
+            conn.execute("RELEASE SAVEPOINT item")
 
     def event(self, conn: sqlite3.Connection, name: str, subject: str, **detail: Any) -> None:
         """Append one event to the hash chain, inside the caller's transaction."""
@@ -581,6 +602,10 @@ class Ledger:
                 return Verification(False, count, event_id, "event content was changed")
             prev = digest
         return Verification(True, count)
+
+    def violations(self) -> list[Violation]:
+        """The invariants the ledger's state breaks (see :mod:`docproc.ledger_invariants`)."""
+        return check(self.db.conn)
 
 
 # Live objects of S3 roots with their hints; "settled": nothing left to extract.

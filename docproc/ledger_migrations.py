@@ -292,7 +292,29 @@ def m006_s3_objects(db: Database) -> None:
 
 
 @migrations()
-def m007_sidecar_retries(db: Database) -> None:
+def m007_attempts_only_grow(db: Database) -> None:
+    """Where each job's current round of attempts began, and repair of lowered counts.
+
+    ``docproc ledger retry`` used to set ``attempts`` back to 0, so the next
+    request rebuilt a custom_id already in ``requests`` and every batch after
+    it failed (issue 16). The retry now starts a round at ``attempts_at_retry``;
+    a job whose count was lowered gets it back, as a job retried at that point.
+    """
+    db.executescript(
+        """
+        ALTER TABLE jobs ADD COLUMN attempts_at_retry INTEGER NOT NULL DEFAULT 0;
+        UPDATE jobs
+           SET attempts = (SELECT MAX(r.attempt) FROM requests r WHERE r.job_id = jobs.id),
+               attempts_at_retry = (SELECT MAX(r.attempt) FROM requests r
+                                    WHERE r.job_id = jobs.id)
+         WHERE attempts < (SELECT COALESCE(MAX(r.attempt), 0) FROM requests r
+                           WHERE r.job_id = jobs.id);
+        """
+    )
+
+
+@migrations()
+def m008_sidecar_retries(db: Database) -> None:
     """Sidecar writes that failed for a storage reason, waiting for their next try.
 
     One row per (file, job) while its sidecars are not written: the fault's

@@ -6,7 +6,8 @@ end: its file gets one row here, with the fault's kind and sentence, the
 place the write needs (a folder, or ``s3://bucket/prefix/``) and when the
 next try is due. Tries back off from :data:`FIRST_DELAY_S`, doubling, to
 :data:`FAULT_CAP_S` (a path refused by the planner, which only a new
-configuration can fix, to :data:`REFUSED_CAP_S`). A write that works in a
+configuration can fix, to :data:`REFUSED_CAP_S`; something unexpected, to
+:data:`UNEXPECTED_CAP_S`). A write that works in a
 place makes every file waiting on that place due at once (:meth:`release`),
 so a cleared fault is noticed by one try, not one per file. The row goes
 when the sidecars are written (:func:`cleared`, inside that transaction).
@@ -23,11 +24,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from docproc.ledger import Ledger
-from docproc.storage import REFUSED
+from docproc.storage import OWN_KINDS, REFUSED, UNEXPECTED
 
 FIRST_DELAY_S = 2.0
 FAULT_CAP_S = 60.0
 REFUSED_CAP_S = 3600.0
+UNEXPECTED_CAP_S = 300.0
 
 # Live rows: the file is still there, the job is its current one, nothing written yet.
 _LIVE = (
@@ -58,7 +60,7 @@ class Waiting:
 
 def retry_delay(kind: str, attempts: int) -> float:
     """Seconds before try ``attempts + 1``: doubling from 2 s, capped by kind."""
-    cap = REFUSED_CAP_S if kind == REFUSED else FAULT_CAP_S
+    cap = {REFUSED: REFUSED_CAP_S, UNEXPECTED: UNEXPECTED_CAP_S}.get(kind, FAULT_CAP_S)
     return float(min(cap, FIRST_DELAY_S * 2.0 ** min(max(attempts - 1, 0), 20)))
 
 
@@ -132,13 +134,13 @@ class SidecarRetries:
     def next_due(self, *, faults_only: bool = False) -> float | None:
         """When the earliest waiting file is due (epoch seconds); ``None``: none waits.
 
-        ``faults_only``: leave out files whose path was refused (a new
-        configuration, not time, can fix those).
+        ``faults_only``: leave out files with a problem of their own (a refused
+        path, something unexpected): a person, not time, fixes those.
         """
         sql = "SELECT MIN(t.retry_at)" + _LIVE
         args: tuple[str, ...] = ()
         if faults_only:
-            sql, args = sql + " WHERE t.kind != ?", (REFUSED,)
+            sql, args = sql + " WHERE t.kind NOT IN (?, ?)", OWN_KINDS
         row = self.ledger.db.conn.execute(sql, args).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 

@@ -23,7 +23,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+import structlog
+
 from docproc.costs import PriceTable
+from docproc.errors import brief
 from docproc.ledger import Ledger, Row
 from docproc.ledger_retries import cleared
 from docproc.models import (
@@ -35,12 +38,17 @@ from docproc.models import (
     TaskSpec,
 )
 
+log = structlog.get_logger()
 RETRY_BASE_S = 60.0
 RETRY_CAP_S = 3600.0
 REQUEST_OVERHEAD_BYTES = 4096
 CUT_MARKER_BYTES = 200
 COST_GROUPS = ("day", "model", "root", "batch_id")
 MAX_TOKENS_GROWTH = 2  # a response cut off at max_tokens is retried once with this much more room
+
+
+# (batch_id, job_id, custom_id, attempt, text_cut_from): one row of ``requests`` to insert.
+RequestRow = tuple[int, int, str, int, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +186,13 @@ class WorkLedger:
         for chunk in _chunks(list(job_ids), 500):
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
-                f"SELECT j.id, j.attempts + 1, {_ITEM_COLUMNS}, j.max_tokens, v.chars"  # noqa: S608
-                f" FROM jobs j JOIN versions v ON v.id = j.version_id WHERE j.id IN ({marks})",
+                f"SELECT j.id, j.attempts, {_LAST_ATTEMPT}, {_ITEM_COLUMNS}, j.max_tokens,"  # noqa: S608
+                f" v.chars FROM jobs j JOIN versions v ON v.id = j.version_id"
+                f" WHERE j.id IN ({marks})",
                 chunk,
             )
-            for row in rows:
-                found[row[0]] = _item(*row)
+            for job_id, attempts, last_sent, *rest in rows:
+                found[job_id] = _item(job_id, next_attempt(attempts, last_sent), *rest)
         return [found[job_id] for job_id in job_ids if job_id in found]
 
     # -- batches ----------------------------------------------------------
@@ -197,11 +206,17 @@ class WorkLedger:
         model: str = "",
         estimated_cost: float = 0.0,
         max_chars: int | None = None,
-    ) -> int:
+        max_attempts: int = 10**6,
+    ) -> int | None:
         """Record a batch and its requests *before* the provider's create call.
 
         ``estimated_cost`` is reserved against the budget until the results
         arrive; a request whose text is longer than ``max_chars`` records the cut.
+        A request that cannot be recorded (say, its custom_id is already taken)
+        stays out of the batch, and its job is set back (the attempt counted,
+        retried after a backoff or quarantined) with the reason: one bad row
+        never stops the others (issue 16). Returns the batch id, or None when
+        no request could be recorded; :meth:`batch_requests` says what is in it.
         """
         with self.ledger.transaction() as conn:
             cur = conn.execute(
@@ -211,23 +226,75 @@ class WorkLedger:
                  estimated_cost),
             )  # fmt: skip
             batch_id = int(cur.lastrowid or 0)
-            conn.executemany(
-                "INSERT INTO requests (batch_id, job_id, custom_id, attempt, text_cut_from)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [
-                    (batch_id, item.job_id, cid, item.attempt,
-                     item.chars if max_chars is not None and item.chars > max_chars else None)
-                    for item, cid in items
-                ],
-            )  # fmt: skip
-            conn.executemany(
-                "UPDATE jobs SET state = 'submitting', attempts = ?, updated_at = ? WHERE id = ?",
-                [(item.attempt, self.ledger.now(), item.job_id) for item, _ in items],
-            )
+            rows = [
+                (batch_id, item.job_id, cid, item.attempt,
+                 item.chars if max_chars is not None and item.chars > max_chars else None)
+                for item, cid in items
+            ]  # fmt: skip
+            recorded = self._record_requests(conn, rows, max_attempts)
+            if recorded == 0:
+                conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+                return None
+            if recorded < len(rows):
+                conn.execute(
+                    "UPDATE batches SET request_count = ? WHERE id = ?", (recorded, batch_id)
+                )
             self.ledger.event(conn, "batch.planned", f"batch:{batch_id}", provider=provider,
-                              requests=len(items), bytes=request_bytes,
+                              requests=recorded, bytes=request_bytes,
                               estimated_cost_usd=round(estimated_cost, 6))  # fmt: skip
         return batch_id
+
+    def _record_requests(
+        self, conn: sqlite3.Connection, rows: Sequence[RequestRow], max_attempts: int
+    ) -> int:
+        """Insert request rows and move their jobs to ``submitting``; how many went in.
+
+        All at once first; if that fails, one by one, so that only the rows at
+        fault stay out (their jobs set back with the reason).
+        """
+        try:
+            with self.ledger.savepoint(conn):
+                self._insert_requests(conn, rows)
+        except Exception:  # noqa: BLE001 - some row is at fault: find which, below
+            log.warning("batch.requests_refused", requests=len(rows))
+        else:
+            return len(rows)
+        recorded = 0
+        for row in rows:
+            try:
+                with self.ledger.savepoint(conn):
+                    self._insert_requests(conn, [row])
+            except Exception as exc:  # noqa: BLE001 - this row alone: its job is set back
+                reason = f"its request {row[2]} could not be recorded: {brief(exc)}"
+                log.warning("job.request_refused", job_id=row[1], reason=reason)
+                self.attempt_failed(conn, row[1], reason, max_attempts)
+            else:
+                recorded += 1
+        return recorded
+
+    def _insert_requests(self, conn: sqlite3.Connection, rows: Sequence[RequestRow]) -> None:
+        conn.executemany(
+            "INSERT INTO requests (batch_id, job_id, custom_id, attempt, text_cut_from)"
+            " VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.executemany(  # attempts only grow (see ledger_invariants)
+            "UPDATE jobs SET state = 'submitting', updated_at = ?,"
+            " attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END WHERE id = ?",
+            [(self.ledger.now(), attempt, attempt, job_id) for _, job_id, _, attempt, _ in rows],
+        )
+
+    def attempt_failed(
+        self, conn: sqlite3.Connection, job_id: int, reason: str, max_attempts: int
+    ) -> str:
+        """An attempt of this job failed before it reached the provider: count it (so its
+        custom_id is never built again) and retry after a backoff, or quarantine."""
+        conn.execute("UPDATE jobs SET attempts = attempts + 1 WHERE id = ?", (job_id,))
+        row = conn.execute(
+            f"SELECT {_ROUND} FROM jobs j WHERE j.id = ?",  # noqa: S608
+            (job_id,),
+        ).fetchone()
+        return self._retry_or_fail(conn, job_id, int(row[0]), reason, max_attempts)
 
     def batch_submitted(self, batch_id: int, provider_batch_id: str) -> None:
         """The provider accepted the batch: record its id."""
@@ -253,7 +320,7 @@ class WorkLedger:
             )
             self.ledger.event(conn, "batch.failed", f"batch:{batch_id}", reason=reason)
             jobs = conn.execute(
-                "SELECT j.id, j.attempts FROM jobs j JOIN requests r ON r.job_id = j.id"
+                f"SELECT j.id, {_ROUND} FROM jobs j JOIN requests r ON r.job_id = j.id"  # noqa: S608
                 " WHERE r.batch_id = ? AND j.state = 'submitting'",
                 (batch_id,),
             ).fetchall()
@@ -291,7 +358,7 @@ class WorkLedger:
                 (self.ledger.now(), batch_id),
             )
             missing = conn.execute(
-                "SELECT r.job_id, j.attempts FROM requests r JOIN jobs j ON j.id = r.job_id"
+                f"SELECT r.job_id, {_ROUND} FROM requests r JOIN jobs j ON j.id = r.job_id"  # noqa: S608
                 " WHERE r.batch_id = ? AND r.state = 'pending' AND j.state = 'submitted'",
                 (batch_id,),
             ).fetchall()
@@ -311,7 +378,7 @@ class WorkLedger:
                 (reason, self.ledger.now(), batch_id),
             )
             pending = conn.execute(
-                "SELECT r.job_id, j.attempts FROM requests r JOIN jobs j ON j.id = r.job_id"
+                f"SELECT r.job_id, {_ROUND} FROM requests r JOIN jobs j ON j.id = r.job_id"  # noqa: S608
                 " WHERE r.batch_id = ? AND r.state = 'pending'"
                 " AND j.state IN ('submitted', 'submitting')",
                 (batch_id,),
@@ -328,11 +395,7 @@ class WorkLedger:
 
     def submission_paused(self, reason: str | None) -> None:
         """Record that submission paused (with why) or resumed; ``docproc status`` reads it."""
-        with self.ledger.transaction() as conn:
-            if reason:
-                self.ledger.event(conn, "submission.paused", "dispatch", reason=reason)
-            else:
-                self.ledger.event(conn, "submission.resumed", "dispatch")
+        self._set_condition("submission.paused", "submission.resumed", "dispatch", reason)
 
     def cancel_requested(self, batch_id: int) -> None:
         """Someone asked the provider to cancel this batch (it still ends and is applied)."""
@@ -398,14 +461,39 @@ class WorkLedger:
         counts = {"done": 0, "requeued": 0, "failed": 0, "ignored": 0}
         with self.ledger.transaction() as conn:
             for result, dropped in results:
-                counts[self._apply_one(conn, result, dropped, max_attempts)] += 1
+                counts[self._apply_isolated(conn, result, dropped, max_attempts)] += 1
         return Applied(**counts)
+
+    def _apply_isolated(
+        self, conn: sqlite3.Connection, result: ProviderResult, dropped: int, max_attempts: int
+    ) -> str:
+        """One result; if it cannot be recorded, its request is closed as errored with the
+        reason and its job retried or quarantined, and the chunk goes on."""
+        try:
+            with self.ledger.savepoint(conn):
+                return self._apply_one(conn, result, dropped, max_attempts)
+        except Exception as exc:  # noqa: BLE001 - one result line must not stop the others
+            reason = f"its result could not be recorded: {brief(exc)}"
+            log.warning("result.refused", custom_id=result.custom_id[:80], reason=reason)
+        row = conn.execute(
+            f"SELECT r.id, j.id, {_ROUND} FROM requests r JOIN jobs j ON j.id = r.job_id"  # noqa: S608
+            " WHERE r.custom_id = ? AND r.state = 'pending'"
+            " AND j.state IN ('submitted', 'submitting')",
+            (result.custom_id,),
+        ).fetchone()
+        if row is None:
+            return "ignored"
+        conn.execute(
+            "UPDATE requests SET state = 'errored', error = ?, completed_at = ? WHERE id = ?",
+            (reason, self.ledger.now(), row[0]),
+        )
+        return self._retry_or_fail(conn, row[1], row[2], reason, max_attempts)
 
     def _apply_one(
         self, conn: sqlite3.Connection, result: ProviderResult, dropped: int, max_attempts: int
     ) -> str:
         row = conn.execute(
-            "SELECT r.id, r.state, j.id, j.state, j.attempts FROM requests r"
+            f"SELECT r.id, r.state, j.id, j.state, {_ROUND} FROM requests r"  # noqa: S608
             " JOIN jobs j ON j.id = r.job_id WHERE r.custom_id = ?",
             (result.custom_id,),
         ).fetchone()
@@ -507,21 +595,29 @@ class WorkLedger:
         return "requeued"
 
     def requeue_failed(self, job_ids: Sequence[int] | None = None) -> int:
-        """Give quarantined jobs (all, or these) another round of attempts."""
-        sql, args = "SELECT id FROM jobs WHERE state = 'failed'", []
+        """Give quarantined jobs (all, or these) another round of attempts.
+
+        ``attempts`` is never lowered (a lowered count made the next request
+        reuse a custom_id the ledger already holds, and every later batch
+        failed, GH issue 16): the round starts at the attempts already made,
+        so the next request is attempt ``attempts + 1`` and the history of the
+        earlier ones stays. Whatever sends a job again (reprocess, a cancel
+        and resend) goes through here or :meth:`batch_items`.
+        """
+        sql, args = "SELECT id, attempts FROM jobs WHERE state = 'failed'", []
         if job_ids:
             sql += " AND id IN (" + ",".join("?" * len(job_ids)) + ")"
             args = list(job_ids)
         with self.ledger.transaction() as conn:
-            ids = [r[0] for r in conn.execute(sql, args)]
-            for job_id in ids:
+            rows = conn.execute(sql, args).fetchall()
+            for job_id, attempts in rows:
                 conn.execute(
-                    "UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, ready_at = ?,"
-                    " updated_at = ? WHERE id = ?",
+                    "UPDATE jobs SET state = 'queued', attempts_at_retry = attempts, error = NULL,"
+                    " ready_at = ?, updated_at = ? WHERE id = ?",
                     (self._clock(), self.ledger.now(), job_id),
                 )
-                self.ledger.event(conn, "job.retry", f"job:{job_id}")
-        return len(ids)
+                self.ledger.event(conn, "job.retry", f"job:{job_id}", attempts_so_far=attempts)
+        return len(rows)
 
     # -- sidecars ---------------------------------------------------------
 
@@ -620,9 +716,12 @@ class WorkLedger:
         """After the writes: each (file, job, reused) has its sidecars in place."""
         with self.ledger.transaction() as conn:
             for file_id, job_id, reused in written:
+                # The newest intent per target: older ones (of a try that crashed or
+                # failed) stay ``writing``, so each target is written once (written_once).
                 conn.execute(
-                    "UPDATE sidecars SET state = 'written', written_at = ? WHERE file_id = ?"
-                    " AND job_id = ? AND state = 'writing'",
+                    "UPDATE sidecars SET state = 'written', written_at = ? WHERE id IN"
+                    " (SELECT MAX(id) FROM sidecars WHERE file_id = ? AND job_id = ?"
+                    " AND state = 'writing' GROUP BY uri)",
                     (self.ledger.now(), file_id, job_id),
                 )
                 cleared(conn, file_id, job_id)
@@ -673,11 +772,32 @@ class WorkLedger:
 
     def pause_reason(self) -> str | None:
         """Why submission is paused, as the daemon last recorded it (None: not paused)."""
+        return self._condition("submission.paused", "submission.resumed")
+
+    def daemon_stuck(self, reason: str | None) -> None:
+        """Record that the daemon's loop is stuck (with why) or going again."""
+        self._set_condition("daemon.stuck", "daemon.recovered", "daemon", reason)
+
+    def _set_condition(self, began: str, ended: str, subject: str, reason: str | None) -> None:
+        """Record that a condition began (``reason``: why) or ended (None)."""
+        with self.ledger.transaction() as conn:
+            if reason:
+                self.ledger.event(conn, began, subject, reason=reason)
+            else:
+                self.ledger.event(conn, ended, subject)
+
+    def stuck_reason(self) -> str | None:
+        """Why the daemon is stuck, as it last recorded it (None: it is not)."""
+        return self._condition("daemon.stuck", "daemon.recovered")
+
+    def _condition(self, began: str, ended: str) -> str | None:
+        """The reason of the last ``began`` event, unless an ``ended`` one came after."""
         row = self.conn.execute(
             "SELECT kind, json_extract(detail, '$.reason') FROM events"
-            " WHERE kind IN ('submission.paused', 'submission.resumed') ORDER BY id DESC LIMIT 1"
+            " WHERE kind IN (?, ?) ORDER BY id DESC LIMIT 1",
+            (began, ended),
         ).fetchone()
-        return row[1] if row is not None and row[0] == "submission.paused" else None
+        return row[1] if row is not None and row[0] == began else None
 
     # -- status -----------------------------------------------------------
 
@@ -709,6 +829,23 @@ class WorkLedger:
             (after_event, last, since),
         ).fetchone()[0]
         return int(count), int(last)
+
+
+# Attempts made in the job's current round (``docproc ledger retry`` starts a new
+# round without lowering ``attempts``): what ``max_attempts`` and backoff count.
+_ROUND = "j.attempts - j.attempts_at_retry"
+# The highest attempt any request of the job was recorded with.
+_LAST_ATTEMPT = "(SELECT MAX(r.attempt) FROM requests r WHERE r.job_id = j.id)"
+
+
+def next_attempt(attempts: int, last_sent: int | None) -> int:
+    """The attempt number of a job's next request: above every attempt made or recorded.
+
+    Both are looked at so that a custom_id (``j<job>-a<attempt>``) is never
+    built twice, even from a ledger whose ``attempts`` was lowered by an older
+    docproc.
+    """
+    return max(attempts, last_sent or 0) + 1
 
 
 # What a BatchItem needs besides job and attempt: the text, and a title for the prompt.

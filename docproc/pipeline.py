@@ -10,13 +10,15 @@ the tick can stop anywhere and the next process resumes from the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from docproc.costs import period_starts
 from docproc.dispatch import Dispatcher
 from docproc.health import Snapshot, StageCounters
-from docproc.intake import Intake
+from docproc.intake import Intake, TickReport
 from docproc.models import Extraction
 from docproc.publish import Publisher
 
@@ -40,17 +42,31 @@ class Pipeline:
 
         ``wait`` is the longest the tick may block waiting for extraction
         results; it is cut short when a later stage has work ready, so a
-        document never waits a full tick between stages.
+        document never waits a full tick between stages. A stage that fails
+        does not keep the others from their turn; the first failure is then
+        raised for the daemon to count (failures of single items never get
+        here: each stage records them on the item).
         """
-        report = self.intake.tick(now, wait=self._wait(now, wait))
+        failed: list[Exception] = []
+        report, answered, published = TickReport(), 0, 0
+        with _stage(failed):
+            report = self.intake.tick(now, wait=self._wait(now, wait))
         extracted = sum(isinstance(o, Extraction) for o in report.outcomes)
-        if self._jobs_due or extracted or report.taken:
-            self.dispatcher.queue_jobs(list(self.intake.sources))
-            self._jobs_due = False
-        answered = self.dispatcher.tick(now, flush_all=flush_all)
+        with _stage(failed):
+            if self._jobs_due or extracted or report.taken:
+                self._jobs_due = True  # until it succeeds: a failed try is not forgotten
+                self.dispatcher.queue_jobs(list(self.intake.sources))
+                self._jobs_due = False
+            answered = self.dispatcher.tick(now, flush_all=flush_all)
         if answered or report.taken:
             self.publisher.wake()
-        published = self.publisher.tick(now)
+        with _stage(failed):
+            published = self.publisher.tick(now)
+        self._count(report, extracted, answered, published)
+        if failed:  # the other stages had their turn; the daemon counts the failed tick
+            raise failed[0]
+
+    def _count(self, report: TickReport, extracted: int, answered: int, published: int) -> None:
         c = self.counters
         c.taken, c.extracted = c.taken + report.taken, c.extracted + extracted
         c.extract_failed += len(report.outcomes) - extracted
@@ -109,3 +125,12 @@ class Pipeline:
     def close(self) -> None:
         self.dispatcher.close()
         self.intake.close()
+
+
+@contextmanager
+def _stage(failed: list[Exception]) -> Iterator[None]:
+    """Run one stage; an exception is kept in ``failed`` instead of ending the tick."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - re-raised by tick() once every stage ran
+        failed.append(exc)

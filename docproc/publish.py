@@ -33,7 +33,7 @@ from typing import Any
 
 import structlog
 
-from docproc.errors import DocprocError, ObjectStoreError, SidecarConflict, SidecarError
+from docproc.errors import ObjectStoreError, SidecarConflict, SidecarError
 from docproc.ledger import file_uri, uri_path
 from docproc.ledger_retries import Retry, SidecarRetries
 from docproc.ledger_work import WorkLedger, stored_highlights
@@ -52,7 +52,7 @@ from docproc.sidecars import (
     stage,
     sweep_temps,
 )
-from docproc.storage import REFUSED, Fault, write_fault
+from docproc.storage import OWN_KINDS, REFUSED, Fault, write_fault
 
 log = structlog.get_logger()
 PER_TICK = 500
@@ -200,18 +200,25 @@ class Publisher:
     def _remove_orphans(self, limit: int) -> None:
         """Sources deleted: remove their sidecars, unless someone changed them since."""
         for row in self.work.orphaned_sidecars(limit):
-            if row["uri"].startswith("s3://"):
-                self._remove_orphan_object(row)
-                continue
-            path = uri_path(row["uri"])
-            within = self.settings.output_dir or uri_path(row["root_uri"])
             try:
-                result = remove_sidecars([path], {row["sha256"]}, within=within)
-            except (SidecarError, OSError) as exc:  # left in place, and not tried again
-                log.warning("sidecars.remove_failed", path=str(path), reason=str(exc))
+                self._remove_orphan(row)
+            except Exception:  # this sidecar alone: left in place, not retried
+                log.exception("sidecars.remove_failed", path=row["uri"])
                 self.work.sidecar_removed(row["id"], row["file_id"], kept=True)
-                continue
-            self.work.sidecar_removed(row["id"], row["file_id"], kept=bool(result.kept))
+
+    def _remove_orphan(self, row: dict[str, Any]) -> None:
+        if row["uri"].startswith("s3://"):
+            self._remove_orphan_object(row)
+            return
+        path = uri_path(row["uri"])
+        within = self.settings.output_dir or uri_path(row["root_uri"])
+        try:
+            result = remove_sidecars([path], {row["sha256"]}, within=within)
+        except (SidecarError, OSError) as exc:  # left in place, and not tried again
+            log.warning("sidecars.remove_failed", path=str(path), reason=str(exc))
+            self.work.sidecar_removed(row["id"], row["file_id"], kept=True)
+            return
+        self.work.sidecar_removed(row["id"], row["file_id"], kept=bool(result.kept))
 
     def _remove_orphan_object(self, row: dict[str, Any]) -> None:
         sink = self._object_roots.get(row["root_uri"])
@@ -257,12 +264,11 @@ class Publisher:
                     summary_suffix=self.settings.summary_suffix,
                     json_suffix=self.settings.json_suffix, output_dir=self.settings.output_dir,
                 )  # fmt: skip
-            except SidecarError as exc:
+                reused, markdown, json = self._render(row, jobs_here)
+            except Exception as exc:  # noqa: BLE001 - this file alone: retried after a pause
                 place = str(self.settings.output_dir or uri_path(row["root_uri"]))
-                retries.append(_retry(row, Fault(REFUSED, place, exc.reason)))
-                log.warning("sidecars.refused", path=row["path"], reason=exc.reason)
+                retries.append(self._own_problem(row, place, exc))
                 continue
-            reused, markdown, json = self._render(row, jobs_here)
             writes = [(paths.markdown, markdown), (paths.json, json)]
             items.append(_Item(row, reused, writes, uri_path(row["root_uri"])))
         return items
@@ -291,7 +297,7 @@ class Publisher:
                     path, data, expected_existing=self.work.sidecar_hashes(uri),
                     within=base, make_parents=self.settings.output_dir is not None,
                 )  # fmt: skip
-            except (SidecarError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - this file alone (a fault: its folder)
                 discard(item.staged)
                 item.staged.clear()
                 self._failure(item, uri, exc, retries)
@@ -314,8 +320,10 @@ class Publisher:
             self._problem(item.row, uri, "conflict", str(exc))
             return
         fault = write_fault(exc, item.place)
-        if fault.kind != REFUSED:  # a refused path is the file's own; a fault is the place's
-            self._failed[item.place] = fault  # its other files wait for the next pass
+        if fault.kind in OWN_KINDS:  # a refused path, a bug: this file's own problem
+            retries.append(self._own_problem(item.row, item.place, exc))
+            return
+        self._failed[item.place] = fault  # a fault is the place's: its other files wait
         if isinstance(item, _Item):
             self._dirty.add(item.place)
         if self._told.get(item.place) != fault.reason:
@@ -323,6 +331,18 @@ class Publisher:
             log.warning("sidecars.write_failed", place=item.place, kind=fault.kind,
                         reason=fault.reason, path=item.row["path"])  # fmt: skip
         retries.append(_retry(item.row, fault))
+
+    def _own_problem(self, row: dict[str, Any], place: str, exc: BaseException) -> Retry:
+        """A file whose sidecars cannot be made for a reason of its own: tried again later.
+
+        A refused path is logged as such; anything unexpected with its traceback.
+        """
+        fault = write_fault(exc, place)
+        if fault.kind == REFUSED:
+            log.warning("sidecars.refused", path=row["path"], reason=fault.reason)
+        else:
+            log.error("sidecars.failed", path=row["path"], exc_info=exc)
+        return _retry(row, fault)
 
     def _not_failed(self, items: list[Any], retries: list[Retry]) -> list[Any]:
         """Items whose place has not failed in this pass; the others wait, untried."""
@@ -389,17 +409,16 @@ class Publisher:
                 continue  # the root is not watched now: left for when it is
             try:
                 keys = sink.plan(object_key(row["uri"])[1])
-            except SidecarError as exc:
-                retries.append(_retry(row, Fault(REFUSED, sink.place, exc.reason)))
-                log.warning("sidecars.refused", path=row["path"], reason=exc.reason)
+                reused, markdown, json = self._render(row, jobs_here)
+            except Exception as exc:  # noqa: BLE001 - this file alone: retried after a pause
+                retries.append(self._own_problem(row, sink.place, exc))
                 continue
-            reused, markdown, json = self._render(row, jobs_here)
             writes = [(keys.markdown, markdown, "markdown"), (keys.json, json, "json")]
             items.append(_ObjectItem(row, reused, sink, writes))
         return items
 
 
-def _write_objects(item: _ObjectItem) -> tuple[str, DocprocError] | None:
+def _write_objects(item: _ObjectItem) -> tuple[str, Exception] | None:
     """Write one source's sidecar objects; ``None``, or (uri, error) of the first failure.
 
     Runs on a writer thread: no ledger access here.
@@ -408,7 +427,7 @@ def _write_objects(item: _ObjectItem) -> tuple[str, DocprocError] | None:
         try:
             item.sink.write(key, data, expected=expected, metadata=item.metadata,
                             content_type=CONTENT_TYPES[kind])  # fmt: skip
-        except (SidecarError, ObjectStoreError) as exc:
+        except Exception as exc:  # noqa: BLE001 - this object alone; the loop decides what it is
             return item.sink.uri(key), exc
     return None
 

@@ -24,6 +24,7 @@ from docproc.intake import Intake, TickReport
 from docproc.ledger import Ledger, Row, file_uri
 from docproc.models import Candidate
 from docproc.sources.local import LocalSource
+from docproc.writerlock import WriterLock
 
 Progress = Callable[[int, int], None]
 GRACE_SECONDS = 10.0
@@ -48,19 +49,23 @@ def scan(
     """Take every file under ``paths`` into the ledger and extract its text.
 
     ``settle`` overrides the settle time of every folder (0: take files at once).
+
+    Raises:
+        LedgerBusy: another ``run`` or ``scan`` writes this ledger.
     """
     targets = [_absolute(p) for p in paths]
-    ledger = Ledger(settings.ledger_path, actor="scan")
-    intake = Intake(ledger, make_pool(settings), max_attempts=settings.extract.max_attempts)
-    try:
-        roots = _add_targets(intake, settings, targets, settle)
-        intake.recover()
-        wait = settings.settle_seconds if settle is None else settle
-        still_changing = _drive(intake, wait, progress or _quiet)
-        return ScanResult(ledger.files(roots=roots), still_changing)
-    finally:
-        intake.close()
-        ledger.close()
+    with WriterLock.acquire(settings.state_dir, "docproc scan"):
+        ledger = Ledger(settings.ledger_path, actor="scan")
+        intake = Intake(ledger, make_pool(settings), max_attempts=settings.extract.max_attempts)
+        try:
+            roots = _add_targets(intake, settings, targets, settle)
+            intake.recover()
+            wait = settings.settle_seconds if settle is None else settle
+            still_changing = _drive(intake, wait, progress or _quiet)
+            return ScanResult(ledger.files(roots=roots), still_changing)
+        finally:
+            intake.close()
+            ledger.close()
 
 
 def _absolute(path: Path) -> Path:

@@ -36,7 +36,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from docproc.errors import ObjectStoreError, SidecarError, StorageError
+from docproc.errors import ObjectStoreError, SidecarError, StorageError, brief
 
 MB = 1024 * 1024
 DEFAULT_MIN_FREE_MB = 64
@@ -53,6 +53,8 @@ _FAULTS = {
 }
 KINDS = ("no_space", "quota", "read_only", "permission", "io_error")
 REFUSED = "refused"  # a sidecar path or key the planner refuses: the file's own problem
+UNEXPECTED = "unexpected"  # anything else that went wrong for one file (a bug): its own too
+OWN_KINDS = (REFUSED, UNEXPECTED)  # not the place's fault: other files there go on
 # A failed PUT of a sidecar object, in the words of the retry reason (by ObjectStoreError.code).
 _STORE_FAULTS = {
     "denied": ("permission", "access denied on {}"),
@@ -95,7 +97,8 @@ def write_fault(exc: BaseException, place: str) -> Fault:
     """Why a sidecar write in ``place`` failed, as the reason of its retry.
 
     A refused path (:class:`SidecarError`) is ``refused``; an S3 error is
-    named for its code; an ``OSError`` is a storage fault (or ``error``).
+    named for its code; an ``OSError`` is a storage fault (or ``error``);
+    anything else is ``unexpected``, with its type and message.
     """
     if isinstance(exc, SidecarError):
         return Fault(REFUSED, place, exc.reason)
@@ -104,8 +107,9 @@ def write_fault(exc: BaseException, place: str) -> Fault:
         return Fault(kind, place, f"{sentence.format(place)}: {exc.reason}")
     if isinstance(exc, OSError) and (found := fault_of(exc, place)) is not None:
         return found
-    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return Fault("error", place, f"cannot write in {place}: {detail}")
+    if isinstance(exc, OSError):
+        return Fault("error", place, f"cannot write in {place}: {exc.strerror or exc}")
+    return Fault(UNEXPECTED, place, brief(exc))
 
 
 def fault_at(place: Path, *, detail: str = "") -> Fault:

@@ -1,0 +1,115 @@
+"""Attempts only grow: ``ledger retry`` never makes a request reuse a custom_id (issue 16)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from docproc.ledger import Ledger
+from docproc.ledger_migrations import Database, migrations
+from docproc.ledger_work import WorkLedger, next_attempt
+from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Iterator[WorkLedger]:
+    ledger = Ledger(tmp_path / "ledger.db")
+    yield WorkLedger(ledger, retry_base=0.0)
+    ledger.close()
+
+
+def one_job(work: WorkLedger) -> str:
+    root = work.ledger.ensure_root("file:///docs", kind="local", mode="events")
+    work.ledger.record_version(root, Path("/docs/a.txt"), size=1, mtime_ns=1, sha256="0" * 64)
+    work.ledger.record_extraction(Extraction("0" * 64, "native:text", "t" * 64, 10))
+    task = work.register_task(TaskSpec())
+    work.create_jobs(task, [root])
+    return task
+
+
+def send_and_fail(work: WorkLedger, task: str, max_attempts: int) -> str:
+    """Put the ready job in a batch and answer it with a retryable error."""
+    (item,) = work.batch_items([job.job_id for job in work.ready_jobs(task)])
+    custom_id = f"j{item.job_id}-a{item.attempt}"
+    batch_id = work.create_batch("local", [(item, custom_id)], 10)
+    work.batch_submitted(batch_id, f"b{batch_id}")
+    error = ProviderResult(
+        custom_id, ResultKind.ERRORED, error_type="api_error", error_message="overloaded"
+    )
+    work.apply_results([(error, 0)], max_attempts=max_attempts)
+    return custom_id
+
+
+def job(work: WorkLedger) -> tuple[str, int, int]:
+    row = work.conn.execute("SELECT state, attempts, attempts_at_retry FROM jobs").fetchone()
+    return str(row[0]), int(row[1]), int(row[2])
+
+
+def test_retry_starts_a_new_round_without_reusing_a_custom_id(work: WorkLedger) -> None:
+    task = one_job(work)
+    sent = [send_and_fail(work, task, max_attempts=1)]
+    assert job(work) == ("failed", 1, 0)
+    for _ in range(3):  # the operator retries again and again; each round is one attempt
+        assert work.requeue_failed() == 1
+        sent.append(send_and_fail(work, task, max_attempts=1))
+    assert sent == ["j1-a1", "j1-a2", "j1-a3", "j1-a4"]
+    assert job(work) == ("failed", 4, 3)
+    history = work.conn.execute("SELECT custom_id, state FROM requests ORDER BY id").fetchall()
+    assert history == [(cid, "errored") for cid in sent]  # the audit keeps every attempt
+    retries = [e for e in work.ledger.events() if e["kind"] == "job.retry"]
+    assert [e["detail"] for e in retries][-1] == '{"attempts_so_far":3}'
+
+
+def test_a_retried_job_gets_max_attempts_again_with_backoff_from_the_round(
+    work: WorkLedger,
+) -> None:
+    task = one_job(work)
+    send_and_fail(work, task, max_attempts=2)
+    send_and_fail(work, task, max_attempts=2)
+    assert job(work) == ("failed", 2, 0)
+    work.requeue_failed()
+    send_and_fail(work, task, max_attempts=2)
+    assert job(work)[0] == "queued"  # the first attempt of the new round: one left
+    send_and_fail(work, task, max_attempts=2)
+    state, error = work.conn.execute("SELECT state, error FROM jobs").fetchone()
+    assert state == "failed"
+    assert error == "gave up after 2 attempts: request errored (api_error: overloaded)"
+
+
+def test_next_attempt_is_above_both_the_count_and_the_recorded_requests() -> None:
+    assert next_attempt(0, None) == 1
+    assert next_attempt(3, None) == 4
+    assert next_attempt(0, 5) == 6  # a count lowered by an older docproc
+    assert next_attempt(7, 5) == 8
+
+
+def undo_m007(path: Path) -> None:
+    """Take a ledger back to the schema before m007 (the one the old retry ran on)."""
+    raw = Database(path)
+    raw.execute("DELETE FROM _sqlite_migrations WHERE name = 'm007_attempts_only_grow'")
+    raw.execute("ALTER TABLE jobs DROP COLUMN attempts_at_retry")
+    raw.conn.commit()
+    raw.close()
+
+
+def test_opening_a_ledger_left_by_the_old_retry_repairs_it(tmp_path: Path) -> None:
+    """The state of the incident: attempts set back to 0 next to request j1-a1."""
+    path = tmp_path / "ledger.db"
+    with Ledger(path) as ledger:
+        work = WorkLedger(ledger, retry_base=0.0)
+        task = one_job(work)
+        send_and_fail(work, task, max_attempts=1)
+    undo_m007(path)
+    raw = Database(path)
+    raw.execute("UPDATE jobs SET state = 'queued', attempts = 0")  # what the old retry did
+    raw.conn.commit()
+    raw.close()
+    old = Database(path)
+    assert [m.name for m in migrations.pending(old)] == ["m007_attempts_only_grow"]
+    old.close()
+    with Ledger(path) as ledger:  # migrates: the count comes back
+        work = WorkLedger(ledger, retry_base=0.0)
+        assert job(work) == ("queued", 1, 1)
+        assert send_and_fail(work, task, max_attempts=1) == "j1-a2"

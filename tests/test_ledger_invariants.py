@@ -1,0 +1,116 @@
+"""The ledger's invariants: each one holds on a ledger docproc wrote, and each is caught
+by name, with examples, when the state breaks it (by ``docproc ledger verify`` too)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from docproc.ledger import Ledger
+from docproc.ledger_invariants import INVARIANTS, check
+from docproc.ledger_work import WorkLedger
+from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec
+from tests.clitools import docproc
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Iterator[WorkLedger]:
+    ledger = Ledger(tmp_path / "state" / "ledger.db")
+    work = WorkLedger(ledger, retry_base=0.0)
+    root = ledger.ensure_root("file:///docs", kind="local", mode="events")
+    for i in range(2):
+        sha = f"{i:064x}"
+        ledger.record_version(root, Path(f"/docs/f{i}.txt"), size=1, mtime_ns=1, sha256=sha)
+        ledger.record_extraction(Extraction(sha, "native:text", "t" * 64, 10))
+    task = work.register_task(TaskSpec())
+    work.create_jobs(task, [root])
+    items = work.batch_items([job.job_id for job in work.ready_jobs(task)])
+    batch = work.create_batch("local", [(i, f"j{i.job_id}-a{i.attempt}") for i in items], 10)
+    work.batch_submitted(batch, "b1")
+    yield work
+    ledger.close()
+
+
+def names(work: WorkLedger) -> list[str]:
+    return [violation.name for violation in check(work.conn)]
+
+
+def edit(work: WorkLedger, *statements: str) -> None:
+    for sql in statements:
+        work.conn.execute(sql)
+    work.conn.commit()
+
+
+def test_a_ledger_docproc_wrote_keeps_every_invariant(work: WorkLedger) -> None:
+    assert names(work) == []
+    answers = [(ProviderResult("j1-a1", ResultKind.SUCCEEDED, summary="S."), 0),
+               (ProviderResult("j2-a1", ResultKind.EXPIRED), 0)]  # fmt: skip
+    work.apply_results(answers, max_attempts=1)
+    work.batch_ended(1)
+    work.batch_applied(1)
+    work.sidecars_intent([(1, 1, [("file:///docs/f0.txt.summary.md", "a" * 64)])])
+    work.sidecars_intent([(1, 1, [("file:///docs/f0.txt.summary.md", "b" * 64)])])  # a retry
+    work.sidecars_written([(1, 1, False)])
+    work.requeue_failed()
+    assert names(work) == []
+    assert len(INVARIANTS) == 7
+
+
+@pytest.mark.parametrize(
+    ("name", "statements", "example"),
+    [
+        ("custom_ids_never_reused",
+         ["INSERT INTO requests (batch_id, job_id, custom_id, attempt) VALUES (1, 1, 'x', 1)"],
+         "job 1 sent attempt 1 2 times"),
+        ("attempts_increase", ["UPDATE jobs SET attempts = 0 WHERE id = 2"],
+         "job 2 has attempts 0 but sent attempt 1"),
+        ("attempts_increase",
+         ["INSERT INTO requests (batch_id, job_id, custom_id, attempt, state)"
+          " VALUES (1, 1, 'j1-a0', 0, 'missing')"],
+         "job 1: j1-a1 then j1-a0"),
+        ("one_live_batch",
+         ["INSERT INTO batches (provider, request_count, request_bytes, created_at)"
+          " VALUES ('local', 1, 1, 't')",
+          "INSERT INTO requests (batch_id, job_id, custom_id, attempt) VALUES (2, 1, 'j1-a2', 2)",
+          "UPDATE jobs SET attempts = 2 WHERE id = 1"],
+         "job 1 waits in 2 live batches"),
+        ("written_once",
+         ["INSERT INTO sidecars (file_id, job_id, uri, state, created_at)"
+          " VALUES (1, 1, 'file:///docs/f0.txt.docproc.json', 'written', 't')"] * 2,
+         "file 1, job 1: file:///docs/f0.txt.docproc.json written 2 times"),
+        ("documented_states", ["UPDATE jobs SET state = 'paused' WHERE id = 1"],
+         "jobs 1 is paused"),
+        ("documented_states", ["UPDATE jobs SET state = 'done' WHERE id = 1"],
+         "job 1 is done without a succeeded request of its own"),
+        ("no_wait_on_closed_batch", ["UPDATE batches SET state = 'applied'"],
+         "job 1 is submitted with no pending request in a live batch"),
+    ],
+)  # fmt: skip
+def test_each_broken_invariant_is_named_with_an_example(
+    work: WorkLedger, name: str, statements: list[str], example: str
+) -> None:
+    edit(work, *statements)
+    broken = {violation.name: violation for violation in check(work.conn)}
+    assert name in broken, broken
+    assert example in broken[name].examples
+
+
+def test_verify_exits_1_naming_each_violated_invariant(work: WorkLedger, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ok = docproc("ledger", "verify", state=state)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines()[1] == "ok: every invariant holds (docproc.ledger_invariants)"
+    # The state an older `ledger retry` left behind (issue 16), and a stray job state.
+    edit(work, "UPDATE jobs SET state = 'queued', attempts = 0 WHERE id = 2",
+         "UPDATE jobs SET state = 'retrying' WHERE id = 1")  # fmt: skip
+    out = docproc("ledger", "verify", state=state)
+    assert out.returncode == 1
+    assert out.stdout.startswith("ok:")  # the hash chain itself is intact
+    assert "VIOLATED attempts_increase" in out.stderr
+    assert "e.g. job 2 has attempts 0 but sent attempt 1" in out.stderr
+    assert "VIOLATED documented_states: every row is in a documented state" in out.stderr
+    assert "e.g. jobs 1 is retrying" in out.stderr
+    assert "e.g. job 2 is queued but waits in live batch 1" in out.stderr  # one_live_batch
+    assert "no_wait_on_closed_batch" not in out.stderr
