@@ -240,7 +240,8 @@ class Daemon:
                                    flush_all=self.options.once)  # fmt: skip
                 if self.failures.succeeded(time.monotonic()) or self._stuck_recorded:
                     self._recovered()
-                self._writable_again()
+                if self.outage.over():
+                    self._next_status = 0.0
                 self._report(time.monotonic())
             except LedgerUnwritable as exc:  # a known state, not a failure: wait for the disk
                 self._pause(self._unwritable(exc))
@@ -287,36 +288,20 @@ class Daemon:
         self._stuck_recorded = reason is not None
 
     def _unwritable(self, exc: LedgerUnwritable) -> float:
-        """The ledger refused a write (nothing was lost): say why, once; how long to wait.
+        """The ledger refused a write (nothing was lost): say why; how long to wait.
 
         The watchdog is still fed (the loop turns and knows why it waits), and
         STATUS= starts with the reason until a tick goes through again.
         """
-        delay, new = self.outage.refused(str(exc))
-        if new:
-            log.error("ledger.unwritable", reason=str(exc), retry_in_s=delay)
+        delay = self.outage.refused(str(exc))
         self._next_status = 0.0
         self._report(time.monotonic())
         return delay
 
-    def _writable_again(self) -> None:
-        was = self.outage.over()
-        if was:
-            log.info("ledger.writable_again", was=was)
-            self._next_status = 0.0
-
     def _check_space(self) -> None:
-        """Below ``[storage] min_free_mb`` take no new work (say so once); resume above it."""
-        shortage = self.space.shortage()
-        intake = self.pipeline.intake
-        if shortage == intake.new_work_paused:
-            return
-        if shortage and not intake.new_work_paused:
-            log.warning("storage.low_space", detail=f"new work paused: {shortage}")
-        elif not shortage:
-            log.info("storage.space_back", detail="new work resumed", path=str(self.space.path))
-        intake.new_work_paused = shortage
-        self._next_status = 0.0
+        """Below ``[storage] min_free_mb`` no new work is taken; above it again, it is."""
+        if self.pipeline.intake.hold_new_work(self.space.shortage()):
+            self._next_status = 0.0
 
     def _tick_wait(self) -> float:
         """The longest a tick may block: short enough for every watchdog ping."""

@@ -17,8 +17,12 @@ import traceback
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import structlog
+
 from docproc.errors import brief
 from docproc.storage import KINDS
+
+log = structlog.get_logger()
 
 _PACKAGE = Path(__file__).resolve().parent
 STUCK_WINDOW_S = 300.0  # a cause failing again within this is a stuck loop
@@ -110,17 +114,22 @@ class LedgerOutage:
     reason: str | None = None  # "ledger not writable: ..." while it lasts
     _next: float = OUTAGE_FIRST_S
 
-    def refused(self, reason: str) -> tuple[float, bool]:
-        """Count a refused tick: (seconds to wait, whether the reason is new)."""
+    def refused(self, reason: str) -> float:
+        """Count a refused tick (logged when the reason is new); how long to wait."""
         new = reason != self.reason
         delay = OUTAGE_FIRST_S if new else self._next
+        if new:
+            log.error("ledger.unwritable", reason=reason, retry_in_s=delay)
         self.reason, self._next = reason, min(OUTAGE_CAP_S, delay * 2)
-        return delay, new
+        return delay
 
-    def over(self) -> str | None:
-        """A tick went through: the reason that has ended, if there was one."""
-        was, self.reason, self._next = self.reason, None, OUTAGE_FIRST_S
-        return was
+    def over(self) -> bool:
+        """A tick went through: True when that ends an outage (logged)."""
+        if self.reason is None:
+            return False
+        log.info("ledger.writable_again", was=self.reason)
+        self.reason, self._next = None, OUTAGE_FIRST_S
+        return True
 
 
 def failure_site(exc: BaseException) -> str:

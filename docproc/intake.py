@@ -152,6 +152,20 @@ class Intake:
         """Work in hand: files settling or documents being extracted."""
         return bool(self._in_flight) or any(s.pending for s in self.sources.values())
 
+    def hold_new_work(self, shortage: str | None) -> bool:
+        """Take no new work while ``shortage`` says why (low space), or take it again.
+
+        Returns whether that changed (each change is logged).
+        """
+        if shortage == self.new_work_paused:
+            return False
+        if shortage and not self.new_work_paused:
+            log.warning("storage.low_space", detail=f"new work paused: {shortage}")
+        elif not shortage:
+            log.info("storage.space_back", detail="new work resumed")
+        self.new_work_paused = shortage
+        return True
+
     def recover(self) -> int:
         """Dispatch every version the ledger holds unextracted (e.g. after a crash).
 

@@ -24,24 +24,28 @@ or after the next write that works in that folder.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from docproc.errors import ObjectStoreError, SidecarConflict, SidecarError
-from docproc.ledger import file_uri, uri_path
+from docproc.ledger import uri_path
 from docproc.ledger_retries import Retry, SidecarRetries
-from docproc.ledger_work import WorkLedger, stored_highlights
-from docproc.models import SidecarSettings, Usage, object_key
-from docproc.sidecar_objects import CONTENT_TYPES, ObjectSidecars
+from docproc.ledger_work import WorkLedger
+from docproc.models import SidecarSettings, object_key
+from docproc.publish_items import (
+    FileItem,
+    ObjectItem,
+    failed_uri,
+    retry_of,
+    sidecar_content,
+    write_objects,
+)
+from docproc.sidecar_objects import ObjectSidecars
 from docproc.sidecars import (
-    SidecarContent,
-    Staged,
     commit,
     discard,
     plan_paths,
@@ -59,59 +63,6 @@ PER_TICK = 500
 REPASS_S = 60.0
 RETRY_GAP_S = 1.0  # a pass for files whose retry is due runs at most this often
 OBJECT_WRITERS = 8  # concurrent sidecar PUTs to S3
-
-
-@dataclass
-class _Pending:
-    """One file's answered job, on its way to sidecars through a chunk."""
-
-    row: dict[str, Any]
-    reused: bool
-
-    @property
-    def file_id(self) -> int:
-        return int(self.row["file_id"])
-
-    @property
-    def job_id(self) -> int:
-        return int(self.row["job_id"])
-
-
-@dataclass
-class _Item(_Pending):
-    """One file's sidecars next to it (or in the output mirror)."""
-
-    writes: list[tuple[Path, bytes]]
-    root: Path
-    staged: list[Staged] = field(default_factory=list)
-    targets: list[tuple[str, str]] = field(init=False)  # (uri, sha256) of each write
-
-    def __post_init__(self) -> None:
-        self.targets = [(file_uri(p), hashlib.sha256(data).hexdigest()) for p, data in self.writes]
-
-    @property
-    def place(self) -> str:
-        """The folder both sidecars go to."""
-        return str(self.writes[0][0].parent)
-
-
-@dataclass
-class _ObjectItem(_Pending):
-    """One S3 source's sidecar objects."""
-
-    sink: ObjectSidecars
-    writes: list[tuple[str, bytes, str]]  # (key, data, kind)
-    expected: list[set[str]] = field(default_factory=list)
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def targets(self) -> list[tuple[str, str]]:
-        return [(self.sink.uri(k), hashlib.sha256(d).hexdigest()) for k, d, _ in self.writes]
-
-    @property
-    def place(self) -> str:
-        """The bucket prefix the sidecar objects go under."""
-        return self.sink.place
 
 
 class Publisher:
@@ -249,13 +200,13 @@ class Publisher:
         for item in staged:
             failures = [o for o in (next(outcomes) for _ in item.staged) if o is not None]
             if failures:
-                self._failure(item, _uri_of(failures[0], item), failures[0], retries)
+                self._failure(item, failed_uri(failures[0], item), failures[0], retries)
             else:
                 written.append(item)
         self._record(written, retries)
 
-    def _prepare(self, rows: Sequence[dict[str, Any]], retries: list[Retry]) -> list[_Item]:
-        items: list[_Item] = []
+    def _prepare(self, rows: Sequence[dict[str, Any]], retries: list[Retry]) -> list[FileItem]:
+        items: list[FileItem] = []
         jobs_here: set[int] = set()
         for row in rows:
             try:
@@ -270,7 +221,7 @@ class Publisher:
                 retries.append(self._own_problem(row, place, exc))
                 continue
             writes = [(paths.markdown, markdown), (paths.json, json)]
-            items.append(_Item(row, reused, writes, uri_path(row["root_uri"])))
+            items.append(FileItem(row, reused, writes, uri_path(row["root_uri"])))
         return items
 
     def _render(self, row: dict[str, Any], jobs_here: set[int]) -> tuple[bool, bytes, bytes]:
@@ -279,13 +230,13 @@ class Publisher:
         job_id = row["job_id"]
         reused = job_id in jobs_here or self.work.written_elsewhere(job_id, row["file_id"])
         jobs_here.add(job_id)
-        content = _content(row, reused=reused)
+        content = sidecar_content(row, reused=reused)
         return reused, render_markdown(content), render_json(content)
 
-    def _staged(self, item: _Item, retries: list[Retry]) -> bool:
+    def _staged(self, item: FileItem, retries: list[Retry]) -> bool:
         """Stage both sidecars of ``item``; on failure nothing stays staged."""
         if (fault := self._failed.get(item.place)) is not None:  # failed for an earlier file
-            retries.append(_retry(item.row, fault))
+            retries.append(retry_of(item.row, fault))
             return False
         if item.row["interrupted"]:  # a previous attempt died mid-write: clear its temp files
             for path, _ in item.writes:
@@ -313,7 +264,7 @@ class Publisher:
     # -- failures and retries -------------------------------------------------
 
     def _failure(
-        self, item: _Item | _ObjectItem, uri: str, exc: BaseException, retries: list[Retry]
+        self, item: FileItem | ObjectItem, uri: str, exc: BaseException, retries: list[Retry]
     ) -> None:
         """One file's sidecars were not written: a conflict, or a try again later."""
         if isinstance(exc, SidecarConflict):
@@ -324,13 +275,13 @@ class Publisher:
             retries.append(self._own_problem(item.row, item.place, exc))
             return
         self._failed[item.place] = fault  # a fault is the place's: its other files wait
-        if isinstance(item, _Item):
+        if isinstance(item, FileItem):
             self._dirty.add(item.place)
         if self._told.get(item.place) != fault.reason:
             self._told[item.place] = fault.reason
             log.warning("sidecars.write_failed", place=item.place, kind=fault.kind,
                         reason=fault.reason, path=item.row["path"])  # fmt: skip
-        retries.append(_retry(item.row, fault))
+        retries.append(retry_of(item.row, fault))
 
     def _own_problem(self, row: dict[str, Any], place: str, exc: BaseException) -> Retry:
         """A file whose sidecars cannot be made for a reason of its own: tried again later.
@@ -342,7 +293,7 @@ class Publisher:
             log.warning("sidecars.refused", path=row["path"], reason=fault.reason)
         else:
             log.error("sidecars.failed", path=row["path"], exc_info=exc)
-        return _retry(row, fault)
+        return retry_of(row, fault)
 
     def _not_failed(self, items: list[Any], retries: list[Retry]) -> list[Any]:
         """Items whose place has not failed in this pass; the others wait, untried."""
@@ -352,10 +303,10 @@ class Publisher:
             if fault is None:
                 kept.append(item)
             else:
-                retries.append(_retry(item.row, fault))
+                retries.append(retry_of(item.row, fault))
         return kept
 
-    def _record(self, written: Sequence[_Item | _ObjectItem], retries: Sequence[Retry]) -> None:
+    def _record(self, written: Sequence[FileItem | ObjectItem], retries: Sequence[Retry]) -> None:
         """Record what was written and what waits; a place that works again releases its files."""
         self.work.sidecars_written([(i.file_id, i.job_id, i.reused) for i in written])
         self.retries.record(retries)
@@ -389,7 +340,7 @@ class Publisher:
                 }
             self.work.sidecars_intent([(i.file_id, i.job_id, i.targets) for i in items])
         with ThreadPoolExecutor(OBJECT_WRITERS, thread_name_prefix="docproc-put") as pool:
-            outcomes = list(pool.map(_write_objects, items))
+            outcomes = list(pool.map(write_objects, items))
         written = []
         for item, problem in zip(items, outcomes, strict=True):
             if problem is None:
@@ -400,8 +351,8 @@ class Publisher:
 
     def _prepare_objects(
         self, rows: Sequence[dict[str, Any]], retries: list[Retry]
-    ) -> list[_ObjectItem]:
-        items: list[_ObjectItem] = []
+    ) -> list[ObjectItem]:
+        items: list[ObjectItem] = []
         jobs_here: set[int] = set()
         for row in rows:
             sink = self._object_roots.get(row["root_uri"])
@@ -414,58 +365,5 @@ class Publisher:
                 retries.append(self._own_problem(row, sink.place, exc))
                 continue
             writes = [(keys.markdown, markdown, "markdown"), (keys.json, json, "json")]
-            items.append(_ObjectItem(row, reused, sink, writes))
+            items.append(ObjectItem(row, reused, sink, writes))
         return items
-
-
-def _write_objects(item: _ObjectItem) -> tuple[str, Exception] | None:
-    """Write one source's sidecar objects; ``None``, or (uri, error) of the first failure.
-
-    Runs on a writer thread: no ledger access here.
-    """
-    for (key, data, kind), expected in zip(item.writes, item.expected, strict=True):
-        try:
-            item.sink.write(key, data, expected=expected, metadata=item.metadata,
-                            content_type=CONTENT_TYPES[kind])  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - this object alone; the loop decides what it is
-            return item.sink.uri(key), exc
-    return None
-
-
-def _retry(row: dict[str, Any], fault: Fault) -> Retry:
-    return Retry(int(row["file_id"]), int(row["job_id"]), fault.place, fault.kind, fault.reason)
-
-
-def _uri_of(failure: BaseException, item: _Item) -> str:
-    """The sidecar a commit failure is about (a conflict names its path)."""
-    if isinstance(failure, SidecarConflict):
-        return file_uri(Path(failure.path))
-    return item.targets[0][0]
-
-
-def _content(row: dict[str, Any], *, reused: bool) -> SidecarContent:
-    usage = Usage(
-        input_tokens=row["input_tokens"] or 0,
-        output_tokens=row["output_tokens"] or 0,
-        cache_creation_input_tokens=row["cache_creation_input_tokens"] or 0,
-        cache_read_input_tokens=row["cache_read_input_tokens"] or 0,
-    )
-    return SidecarContent(
-        source=row["path"],
-        sha256=row["sha256"],
-        summary=row["summary"] or "",
-        highlights=stored_highlights(row["highlights"]),
-        provider=row["provider"],
-        model=row["model"] or "",
-        batch_id=row["provider_batch_id"] or "",
-        custom_id=row["custom_id"],
-        usage=usage,
-        cost_usd=row["cost_usd"],
-        file_id=row["file_id"],
-        version_id=row["version_id"],
-        job_id=row["job_id"],
-        # The result's time, not the clock: re-rendering after a crash gives the same bytes.
-        written_at=row["completed_at"],
-        reused=reused,
-        dropped_highlights=row["dropped_highlights"] or 0,
-    )
