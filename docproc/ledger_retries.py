@@ -152,7 +152,9 @@ class SidecarRetries:
         )
         return [Waiting(kind, reason, int(count)) for kind, reason, count in rows]
 
-    def places(self) -> list[str]:
-        """The places files wait on (folders to sweep for temp files at start-up)."""
-        rows = self.ledger.db.conn.execute("SELECT DISTINCT t.place" + _LIVE)
-        return [str(place) for (place,) in rows]
+    def places(self) -> dict[str, str]:
+        """The places files wait on, with the fault kind (folders to sweep at start-up)."""
+        rows = self.ledger.db.conn.execute(
+            "SELECT t.place, MAX(t.kind)" + _LIVE + " GROUP BY t.place"
+        )
+        return {str(place): str(kind) for place, kind in rows}

@@ -56,12 +56,13 @@ from docproc.sidecars import (
     stage,
     sweep_temps,
 )
-from docproc.storage import OWN_KINDS, REFUSED, Fault, write_fault
+from docproc.storage import OWN_KINDS, REFUSED, Fault, fault_cleared, write_fault
 
 log = structlog.get_logger()
 PER_TICK = 500
 REPASS_S = 60.0
 RETRY_GAP_S = 1.0  # a pass for files whose retry is due runs at most this often
+LOOK_AGAIN_S, LOOK_AT_MOST = 2.0, 1000  # how often, and at how many places, faults are looked at
 OBJECT_WRITERS = 8  # concurrent sidecar PUTs to S3
 
 
@@ -86,7 +87,10 @@ class Publisher:
         self._object_roots: dict[str, ObjectSidecars] = {}
         self._failed: dict[str, Fault] = {}  # places a write failed in, this pass
         self._told: dict[str, str] = {}  # the fault last logged per place
-        self._waiting: set[str] = set()  # places files wait on (released by a write that works)
+        # place -> fault kind files wait on there: released by a write that works there,
+        # or when the filesystem says the fault is gone (looked at every LOOK_AGAIN_S)
+        self._waiting: dict[str, str] = {}
+        self._next_look = 0.0
         self._dirty: set[str] = set()  # folders that may hold temp files of failed writes
 
     def recover(self) -> int:
@@ -112,10 +116,28 @@ class Publisher:
         """Publish up to ``limit`` files; returns how many were handled."""
         if now >= self._next_pass or self._retry_due():
             self._awake, self._next_pass = True, now + REPASS_S
+        if now >= self._next_look:
+            self._next_look = now + LOOK_AGAIN_S
+            self._look_again()
         handled = self._step(limit) if self._awake else 0
         if self.settings.delete_with_source:
             self._remove_orphans(limit)
         return handled
+
+    def _look_again(self) -> None:
+        """Places whose fault the filesystem says is gone (space freed, remounted
+        read-write, permission given back): their files are due now, not after
+        their backoff. A cheap look (statvfs, access), no write."""
+        looked = list(self._waiting.items())[:LOOK_AT_MOST]
+        back = [place for place, kind in looked if fault_cleared(place, kind)]
+        if back:
+            self._release(back)
+
+    def _release(self, places: Sequence[str]) -> None:
+        self.retries.release(places)
+        for place in places:
+            self._waiting.pop(place, None)
+        self._awake = self._again = True
 
     def _retry_due(self) -> bool:
         return self._retry_at is not None and self.work.clock() >= self._retry_at
@@ -310,13 +332,11 @@ class Publisher:
         """Record what was written and what waits; a place that works again releases its files."""
         self.work.sidecars_written([(i.file_id, i.job_id, i.reused) for i in written])
         self.retries.record(retries)
-        self._waiting.update(retry.place for retry in retries)
+        self._waiting.update((retry.place, retry.kind) for retry in retries)
         worked = {item.place for item in written}
-        back = sorted(worked & self._waiting)
+        back = sorted(worked & self._waiting.keys())
         if back:
-            self.retries.release(back)
-            self._waiting.difference_update(back)
-            self._again = True
+            self._release(back)
         for place in worked:
             if self._told.pop(place, None) is not None:
                 log.info("sidecars.place_recovered", place=place)

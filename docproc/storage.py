@@ -42,6 +42,7 @@ MB = 1024 * 1024
 DEFAULT_MIN_FREE_MB = 64
 SMALL_FS_SHARE = 0.05  # on a small filesystem the default floor is this share of its size
 _PROBE_BYTES = 4096
+CLEARED_FREE_BYTES = MB  # a full place counts as having room again from this much
 
 _FAULTS = {
     errno.ENOSPC: ("no_space", "no space left on {}"),
@@ -110,6 +111,26 @@ def write_fault(exc: BaseException, place: str) -> Fault:
     if isinstance(exc, OSError):
         return Fault("error", place, f"cannot write in {place}: {exc.strerror or exc}")
     return Fault(UNEXPECTED, place, brief(exc))
+
+
+def fault_cleared(place: str, kind: str) -> bool:
+    """Whether the filesystem says a fault of ``kind`` in the folder ``place`` is gone.
+
+    A cheap look, no write: room again (:data:`CLEARED_FREE_BYTES`), mounted
+    read-write again, writable again. Other kinds (a quota, an I/O error, S3)
+    cannot be seen this way: their files wait for their next try.
+    """
+    if place.startswith("s3://") or kind not in ("no_space", "read_only", "permission"):
+        return False
+    try:
+        info = os.statvfs(place)
+    except OSError:
+        return False
+    if kind == "no_space":
+        return _free(info) >= CLEARED_FREE_BYTES
+    if kind == "read_only":
+        return not info.f_flag & os.ST_RDONLY
+    return os.access(place, os.W_OK | os.X_OK, effective_ids=True)
 
 
 def fault_at(place: Path, *, detail: str = "") -> Fault:

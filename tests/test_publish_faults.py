@@ -122,8 +122,8 @@ def test_a_full_folder_makes_every_file_wait_then_all_are_written_once_space_ret
     work.conn.commit()  # the others are due much later: only doc0 will try
     folder.free()
     clock.now += retry_delay("no_space", 1)
-    for step in range(2, 6):  # the first due file finds room and releases the others
-        publisher.tick(float(step))
+    for step in (1.2, 1.4, 1.6, 1.8):  # no look at the folder yet (every 2 s): only doc0
+        publisher.tick(step)  # is due, finds room, and its write releases the others
     assert {state for state, _ in states(work).values()} == {"written"}
     for source in sources:
         for suffix in SUFFIXES:
@@ -147,12 +147,11 @@ def test_a_read_only_folder_waits_and_is_written_after_remount(
     assert set(states(work).values()) == {("retrying", f"read-only file system at {folder.path}")}
     for attempt in range(1, 4):  # still read-only: each try backs off further
         clock.now += retry_delay("read_only", attempt)
-        publisher.tick(float(attempt))
+        publisher.tick(float(3 * attempt))
     assert work.conn.execute("SELECT MIN(attempts) FROM sidecar_retries").fetchone()[0] >= 3
-    folder.read_write()
-    clock.now += FAULT_CAP_S
-    for step in range(10, 14):
-        publisher.tick(float(step))
+    folder.read_write()  # no file is due (the clock stands still), but the folder is
+    for step in (12.0, 12.1, 12.2):  # looked at every 2 s: mounted read-write again
+        publisher.tick(step)
     assert {state for state, _ in states(work).values()} == {"written"}
     assert temp_files(folder.path) == []
 

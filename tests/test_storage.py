@@ -16,6 +16,7 @@ from docproc.storage import (
     MB,
     SpaceGuard,
     check_state_dir,
+    fault_cleared,
     fault_of,
     state_dir_trouble,
 )
@@ -152,3 +153,19 @@ def test_status_line_and_metrics_say_why() -> None:
     quiet = prometheus_text(Snapshot())
     assert "docproc_ledger_unwritable 0" in quiet
     assert "docproc_intake_paused 0" in quiet
+
+
+@needs_mount
+def test_a_cleared_fault_is_seen_without_writing(tmp_path: Path) -> None:
+    with mounted(tmp_path / "inbox", "4m") as fs:
+        place = str(fs.path)
+        fs.fill()
+        assert not fault_cleared(place, "no_space")
+        fs.free()
+        assert fault_cleared(place, "no_space")
+        fs.read_only()
+        assert not fault_cleared(place, "read_only")
+        fs.read_write()
+        assert fault_cleared(place, "read_only")
+        assert not fault_cleared(place, "io_error")  # cannot be seen: its files wait their turn
+        assert not fault_cleared("s3://bucket/docs/", "permission")
