@@ -26,7 +26,7 @@ log = structlog.get_logger()
 
 _PACKAGE = Path(__file__).resolve().parent
 STUCK_WINDOW_S = 300.0  # a cause failing again within this is a stuck loop
-OUTAGE_FIRST_S, OUTAGE_CAP_S = 1.0, 30.0  # waits while the ledger refuses writes
+OUTAGE_FIRST_S, OUTAGE_CAP_S = 1.0, 10.0  # waits while the ledger refuses writes
 
 
 @dataclass(slots=True)
