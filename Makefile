@@ -4,7 +4,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint types check bench clean
+.PHONY: run test lint types check bench clean system-deps
+
+# Optional system packages (Debian/Ubuntu): Tesseract with English data (OCR of
+# images and scanned PDF pages), LibreOffice writer and impress without a GUI
+# (legacy .doc/.ppt), and the PostgreSQL server (tests of the shared ledger).
+# docproc runs without them and names the package a file would need.
+SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-eng libreoffice-writer-nogui \
+                   libreoffice-impress-nogui postgresql
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +42,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/results.py
 	$(BIN)/python bench/s3.py
+
+## system-deps: install the optional Debian packages (apt-get; sudo when not root)
+system-deps:
+	@command -v apt-get >/dev/null || { echo "system-deps: apt-get not found; install $(SYSTEM_PACKAGES) with your package manager"; exit 1; }
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

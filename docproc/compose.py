@@ -21,9 +21,16 @@ from docproc.sources.notifications import NotificationListener
 from docproc.sources.s3 import S3Source
 
 
-def make_pool(settings: Settings, log_setup: Callable[[], object] | None = None) -> ExtractorPool:
+def make_pool(
+    settings: Settings,
+    log_setup: Callable[[], object] | None = None,
+    start_method: str = "forkserver",
+    batch_sync: bool = False,
+) -> ExtractorPool:
     extract = settings.extract
     return ExtractorPool(
+        start_method=start_method,
+        batch_sync=batch_sync,
         workers=extract.workers,
         limits=extract.limits,
         text_dir=settings.text_dir,

@@ -22,7 +22,7 @@ from pathlib import Path
 import structlog
 
 from docproc.errors import FailureKind, LedgerUnwritable, brief
-from docproc.extract import ExtractorPool
+from docproc.extract import ExtractorPool, route
 from docproc.ledger import Ledger, Seen, uri_path
 from docproc.models import (
     Candidate,
@@ -37,7 +37,7 @@ from docproc.sources.base import Source
 
 log = structlog.get_logger()
 HASH_CHUNK = 1024 * 1024
-TAKE_CHUNK = 64
+TAKE_CHUNK = 16
 RETRY_CHECK_SECONDS = 10.0
 
 
@@ -119,6 +119,7 @@ class Intake:
         # extraction is final (a transient failure is retried from the copy).
         self._copies: dict[str, Path] = {}
         self._statuses: dict[int, str] = {}
+        self._requeued = False
         # Why no new work is taken (the state directory is low on space), or None.
         # Sources are not polled then; what is recorded is still extracted.
         self.new_work_paused: str | None = None
@@ -173,6 +174,13 @@ class Intake:
         made of it, if this process has one; otherwise its source fetches it
         again (an unsettled object is downloaded once per process).
         """
+        if not self._requeued:
+            # Once per process: files that failed only for want of a reader
+            # (Tesseract, LibreOffice, or an older docproc) are read again.
+            self._requeued = True
+            again = self.ledger.requeue_failed(route.readable_again())
+            if again:
+                log.info("intake.requeued", versions=again)
         count = 0
         for sha256, uri in self.ledger.due_versions():
             path = uri_path(uri) if uri.startswith("file://") else self._copies.get(sha256)

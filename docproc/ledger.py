@@ -477,17 +477,38 @@ class Ledger:
         conn.execute(
             "UPDATE versions SET state = 'extracted', extractor = ?, text_sha256 = ?, chars = ?,"
             " truncated_from = ?, failure_kind = NULL, error = NULL, retry_at = NULL,"
-            " attempts = ?, extracted_at = ?, extract_seconds = ?, json_bytes = ? WHERE id = ?",
+            " attempts = ?, extracted_at = ?, extract_seconds = ?, json_bytes = ?,"
+            " ocr_pages = ? WHERE id = ?",
             (
                 done.extractor, done.text_sha256, done.chars, done.truncated_from,
-                attempts, self.now(), done.seconds, done.json_bytes, version_id,
+                attempts, self.now(), done.seconds, done.json_bytes, done.ocr_pages, version_id,
             ),
         )  # fmt: skip
+        detail: dict[str, Any] = {"ocr_pages": done.ocr_pages} if done.ocr_pages else {}
         self.event(
             conn, "extraction.succeeded", f"version:{version_id}",
             extractor=done.extractor, chars=done.chars, text_sha256=done.text_sha256,
-            truncated_from=done.truncated_from,
+            truncated_from=done.truncated_from, **detail,
         )  # fmt: skip
+
+    def requeue_failed(self, patterns: Sequence[str]) -> int:
+        """Set versions that failed for good with a reason LIKE one of ``patterns``
+        back to pending (a reader for them exists now); returns how many."""
+        if not patterns:
+            return 0
+        where = " OR ".join("error LIKE ?" for _ in patterns)
+        with self.transaction() as conn:
+            # Only "?" placeholders are joined into the query; patterns are parameters.
+            query = f"{_FAILED_FOR_GOOD} AND ({where})"
+            rows = conn.execute(query, tuple(patterns)).fetchall()
+            for version_id, error in rows:
+                conn.execute(
+                    "UPDATE versions SET state = 'pending', failure_kind = NULL, error = NULL,"
+                    " retry_at = NULL WHERE id = ?",
+                    (version_id,),
+                )
+                self.event(conn, "extraction.requeued", f"version:{version_id}", was=error)
+        return len(rows)
 
     def due_extractions(self) -> list[ExtractTask]:
         """Versions to (re)extract now: never extracted, or a transient failure whose wait is over.
@@ -614,6 +635,11 @@ _OBJECTS_SQL = (
     " v.state = 'extracted' OR (v.state = 'failed' AND v.failure_kind = 'permanent')"
     " FROM s3_objects o JOIN files f ON f.id = o.file_id JOIN versions v ON v.id = f.version_id"
     " AND f.state = 'present'"
+)
+
+
+_FAILED_FOR_GOOD = (
+    "SELECT id, error FROM versions WHERE state = 'failed' AND failure_kind = 'permanent'"
 )
 
 

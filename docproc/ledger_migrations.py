@@ -314,7 +314,13 @@ def m007_attempts_only_grow(db: Database) -> None:
 
 
 @migrations()
-def m008_sidecar_retries(db: Database) -> None:
+def m010_ocr_pages(db: Database) -> None:
+    """Pages (or pictures) whose text came from OCR, per version (NULL before this)."""
+    db.execute("ALTER TABLE versions ADD COLUMN ocr_pages INTEGER")
+
+
+@migrations()
+def m011_sidecar_retries(db: Database) -> None:
     """Sidecar writes that failed for a storage reason, waiting for their next try.
 
     One row per (file, job) while its sidecars are not written: the fault's

@@ -148,6 +148,16 @@ class IntakeBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class OcrOptions:
+    """How images and pages without a text layer are read (Tesseract)."""
+
+    mode: str = "auto"  # "auto": OCR when Tesseract is installed; "off": never
+    languages: tuple[str, ...] = ("eng",)
+    timeout_seconds: float = 60.0  # one page's OCR; the document's timeout still applies
+    max_pages: int = 100  # pages (or pictures) OCR'd per document; the rest are skipped
+
+
+@dataclass(frozen=True, slots=True)
 class ExtractLimits:
     """Per-document limits enforced by the extractors."""
 
@@ -156,6 +166,11 @@ class ExtractLimits:
     max_expansion_ratio: float = 100.0
     max_archive_bytes: int = 512 * 1024 * 1024
     timeout_seconds: float = 120.0
+    max_image_pixels: int = 100_000_000  # a bigger image is refused as a decompression bomb
+    max_pages: int = 5_000  # pages (PDF) or slides read per document
+    max_archive_members: int = 10_000  # members of a .zip or .tar read; the rest are skipped
+    max_nesting: int = 3  # archives inside archives, counting the outer one
+    ocr: OcrOptions = OcrOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +192,7 @@ class Extraction:
     truncated_from: int | None = None  # original character count when cut to max_chars
     seconds: float = 0.0
     json_bytes: int | None = None  # UTF-8 bytes of the text as a JSON string (no quotes)
+    ocr_pages: int = 0  # pages or pictures whose text came from OCR
 
 
 @dataclass(frozen=True, slots=True)

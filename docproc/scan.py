@@ -55,8 +55,15 @@ def scan(
     """
     targets = [_absolute(p) for p in paths]
     with WriterLock.acquire(settings.state_dir, "docproc scan"):
-        ledger = Ledger(settings.ledger_path, actor="scan")
-        intake = Intake(ledger, make_pool(settings), max_attempts=settings.extract.max_attempts)
+        # A scan runs no threads: its workers are forked directly (no forkserver),
+        # and its texts are synced to disk a batch at a time (see ExtractorPool).
+        pool = make_pool(settings, start_method="fork", batch_sync=True)
+        try:
+            ledger = Ledger(settings.ledger_path, actor="scan")
+        except BaseException:
+            pool.close()
+            raise
+        intake = Intake(ledger, pool, max_attempts=settings.extract.max_attempts)
         try:
             roots = _add_targets(intake, settings, targets, settle)
             intake.recover()

@@ -32,6 +32,8 @@ import pptx
 import pptx.util
 from fpdf import FPDF
 
+from tests import docformats
+
 HTML_NOISE = ["SCRIPTNOISE", "STYLENOISE", "NOSCRIPTNOISE", "HEADNOISE"]
 # A 1x1 transparent PNG: a real binary attachment for the e-mail.
 PNG_1PX = bytes.fromhex(
@@ -48,7 +50,7 @@ HOSTILE: dict[str, str] = {
     "zip_bomb_docx": ".docx whose member inflates to 200 MB of zeros: permanent, zip bomb",
     "binary_txt": "NUL-riddled bytes named .txt: permanent, binary",
     "image_png": "a PNG: permanent, needs OCR",
-    "unknown_suffix": "a .xyz file: permanent, unsupported type",
+    "unknown_suffix": "a .xyz file of binary bytes: permanent, unsupported type",
     "big_text": "a large plain-text file (50 MB by default): succeeds within limits",
     "non_utf8_name": "a .txt whose file name is not valid UTF-8: succeeds",
 }
@@ -80,6 +82,22 @@ def make_corpus(folder: Path) -> dict[Path, list[str]]:
 
 
 MIXED_KINDS = ("txt", "md", "html", "pdf", "docx", "pptx", "xlsx", "eml", "csv")
+BENCH_KINDS = (
+    "txt",
+    "md",
+    "html",
+    "csv",
+    "json",
+    "xml",
+    "eml",
+    "docx",
+    "pptx",
+    "xlsx",
+    "pdf",
+    "odt",
+    "rtf",
+)
+"""The 13 formats of the side-by-side benchmark (issue 12)."""
 
 
 def make_mixed_corpus(
@@ -115,7 +133,7 @@ def make_hostile(folder: Path, big_mb: int = 50) -> dict[str, Path]:
         "zip_bomb_docx": write_zip_bomb(folder / "bomb.docx"),
         "binary_txt": _write(folder / "binary.txt", bytes(range(256)) * 64),
         "image_png": _write(folder / "picture.png", PNG_1PX),
-        "unknown_suffix": _write(folder / "data.xyz", b"some text\n"),
+        "unknown_suffix": _write(folder / "data.xyz", bytes(range(1, 32)) * 64),
         "big_text": write_big_text(folder / "big.txt", big_mb),
     }
     odd = folder / os.fsdecode(b"caf\xe9 report.txt")  # latin-1 byte: not UTF-8
@@ -331,6 +349,31 @@ def _xml(path: Path, said: list[str]) -> list[str]:
     return said
 
 
+def _ragged_csv(path: Path, said: list[str]) -> list[str]:
+    """Rows of different widths, a quoted delimiter, semicolons (a European export)."""
+    lines = ["name;note;extra", f'first;"{said[0]}; quoted"', f"second;{said[1]};more;and more"]
+    lines += [f"only;{s}" for s in said[2:]] + ["lonely"]
+    path.write_text("\n".join(lines) + "\n", encoding="cp1252")
+    return [f"{said[0]}; quoted", *said[1:], "lonely"]
+
+
+def _nonascii_json(path: Path, said: list[str]) -> list[str]:
+    """Non-ASCII as \\u escapes on disk; repeated keys; numbers as written."""
+    body = (
+        '{"title": "Fa\\u00e7ade r\\u00e9novation \\u2014 \\u6771\\u4eac", "amount": 1.10,'
+        f' "note": {json.dumps(said[0])}, "note": {json.dumps(said[1])},'
+        f' "items": [{", ".join(json.dumps({"text": s}) for s in said[2:])}], "empty": {{}}}}'
+    )
+    path.write_text(body, encoding="utf-8")
+    return [*said, "Façade rénovation — 東京", "amount: 1.10", "empty: {}"]
+
+
+def _shift_jis(path: Path, said: list[str]) -> list[str]:
+    line = "東京は日本の首都です。今日は良い天気ですね。会議は午後三時に始まります。"
+    path.write_bytes("\n".join([*said, line]).encode("shift_jis"))
+    return [*said, line]
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -354,4 +397,13 @@ _WRITERS: dict[str, Callable[[Path, list[str]], list[str]]] = {
     "sample.json": _json,
     "sample.ndjson": _ndjson,
     "sample.xml": _xml,
+    "ragged.csv": _ragged_csv,
+    "nonascii.json": _nonascii_json,
+    "shiftjis.txt": _shift_jis,
+    "sample.odt": docformats.write_odt,
+    "sample.ods": docformats.write_ods,
+    "sample.odp": docformats.write_odp,
+    "sample.rtf": docformats.write_rtf,
+    "sample.epub": docformats.write_epub,
+    "sample.ipynb": docformats.write_ipynb,
 }

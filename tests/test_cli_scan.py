@@ -163,3 +163,51 @@ def test_csv_and_state_filter(inbox: Path, tmp_path: Path) -> None:
     assert lines[0] == "id,path,state,sha256,extractor,chars,error"
     assert len(lines) == 2
     assert "file is empty (0 bytes)" in lines[1]
+
+
+def test_old_files_are_taken_at_once_whatever_the_settle_time(tmp_path: Path) -> None:
+    """An existing tree (mtimes older than settle_seconds) needs no settle wait."""
+    import os
+    import time
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for i in range(20):
+        (folder / f"note{i}.txt").write_text(f"Archived note number {i}.\n")
+        os.utime(folder / f"note{i}.txt", (time.time() - 3600, time.time() - 3600))
+    started = time.monotonic()
+    scan = docproc("scan", "--settle", "60", folder, state=tmp_path / "state")
+    assert scan.returncode == 0, scan.stderr
+    assert time.monotonic() - started < 45, "waited for the settle time"
+    rows = files_json(tmp_path / "state")
+    assert sorted(r["state"] for r in rows.values()) == ["extracted"] * 20
+
+
+def test_files_failed_for_want_of_a_reader_are_read_again(tmp_path: Path) -> None:
+    """An OpenDocument file an older docproc refused (no pandoc) is read on the next scan."""
+    import hashlib
+
+    from docproc.errors import FailureKind
+    from docproc.ledger import Ledger
+    from docproc.models import ExtractFailure
+    from tests import docformats
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    said = docformats.write_odt(folder / "minutes.odt", ["Minutes were approved.", "b.", "c."])
+    state = tmp_path / "state"
+    first = docproc("scan", "--settle", "0", folder, state=state)
+    assert first.returncode == 0, first.stderr
+    sha = hashlib.sha256((folder / "minutes.odt").read_bytes()).hexdigest()
+    old = "odt needs the optional 'pandoc' extra: pip install 'docproc[pandoc]'"
+    with Ledger(state / "ledger.db") as ledger:  # what an older docproc recorded
+        ledger.record_extraction(ExtractFailure(sha, FailureKind.PERMANENT, old))
+    assert files_json(state)[str(folder / "minutes.odt")]["error"] == old
+    again = docproc("scan", "--settle", "0", folder, state=state)
+    assert again.returncode == 0, again.stderr
+    row = files_json(state)[str(folder / "minutes.odt")]
+    assert (row["state"], row["extractor"]) == ("extracted", "native:odt")
+    text = docproc("ledger", "text", str(folder / "minutes.odt"), state=state).stdout
+    assert all(s in text for s in said)
+    events = docproc("ledger", "events", "--json", state=state).stdout
+    assert "extraction.requeued" in events

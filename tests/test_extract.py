@@ -9,7 +9,7 @@ import pytest
 
 from docproc.errors import FailureKind, PermanentExtractionError
 from docproc.extract import run_task
-from docproc.extract.route import pandoc_available, route, soffice_available
+from docproc.extract.route import route, soffice_available, tesseract_available
 from docproc.extract.text import decode
 from docproc.models import ExtractFailure, Extraction, ExtractLimits, ExtractTask
 from docproc.textstore import TextStore
@@ -24,11 +24,17 @@ EXPECTED_EXTRACTOR = {
     ".pptx": "native:pptx",
     ".xlsx": "native:xlsx",
     ".eml": "native:eml",
-    ".csv": "unstructured:csv",
-    ".tsv": "unstructured:tsv",
-    ".json": "unstructured:json",
-    ".ndjson": "unstructured:ndjson",
-    ".xml": "unstructured:xml",
+    ".csv": "native:csv",
+    ".tsv": "native:csv",
+    ".json": "native:json",
+    ".ndjson": "native:json",
+    ".xml": "native:xml",
+    ".odt": "native:odt",
+    ".ods": "native:ods",
+    ".odp": "native:odp",
+    ".rtf": "native:rtf",
+    ".epub": "native:epub",
+    ".ipynb": "native:ipynb",
 }
 
 
@@ -163,23 +169,30 @@ def test_rst_and_org_are_read_as_text_without_pandoc(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("scan.PNG", "image/png needs OCR, which is not installed"),
-        ("talk.mp3", "audio/mpeg needs speech recognition, which is not installed"),
-        ("old.doc", "doc needs LibreOffice (soffice), which is not installed"),
-        ("letter.rtf", "rtf needs the optional 'pandoc' extra: pip install 'docproc[pandoc]'"),
-        ("bundle.zip", "archives are not expanded ('.zip')"),
-        ("data.xyz", "unsupported file type '.xyz'"),
-        ("Makefile", "unsupported file type (the name has no extension)"),
+        ("scan.PNG", "image/png needs OCR: install Debian's tesseract-ocr (make system-deps)"),
+        ("talk.mp3", "audio/mpeg needs speech recognition, which is not supported"),
+        (
+            "old.doc",
+            "doc needs LibreOffice: install Debian's libreoffice-writer-nogui and "
+            "libreoffice-impress-nogui",
+        ),
+        ("bundle.7z", "archives of type '.7z' are not expanded (zip and tar are)"),
+        ("photo.heic", "image/heic is not supported (no permissively licensed decoder)"),
     ],
 )
 def test_route_refusals_say_what_is_missing(name: str, reason: str) -> None:
     if (name.endswith(".doc") and soffice_available()) or (
-        name.endswith(".rtf") and pandoc_available()
+        name.endswith(".PNG") and tesseract_available()
     ):
-        pytest.skip("the optional tool is installed here")
+        pytest.skip("the optional tool is installed here (its route is tested elsewhere)")
     with pytest.raises(PermanentExtractionError) as caught:
         route(Path(name))
     assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize("name", ["data.xyz", "Makefile", "notes.yaml", "main.go"])
+def test_unknown_names_are_routed_by_their_bytes(name: str) -> None:
+    assert route(Path(name)) == "sniff"
 
 
 def test_route_ignores_suffix_case() -> None:

@@ -53,12 +53,21 @@ def report_pid(_data: bytes) -> str:
     return f"pid {os.getpid()}"
 
 
+def hang_in_helper(data: bytes) -> str:
+    """Like a hung tesseract or soffice: a helper in its own process group that never ends."""
+    helper = subprocess.Popen(["sleep", "300"], process_group=0)
+    Path(data.decode().split()[-1]).write_text(str(helper.pid))
+    helper.wait()
+    return ""
+
+
 HOOKS = {
     ".hang": hang,
     ".exit": exit_abruptly,
     ".sigkill": sigkill_self,
     ".hog": hog_memory,
     ".pid": report_pid,
+    ".helper": hang_in_helper,
 }
 
 
@@ -162,7 +171,7 @@ def test_hung_task_times_out_and_the_others_finish(make_pool: MakePool, tmp_path
         "extraction timed out after 1.5 s",
     )
     assert 1.4 < time.monotonic() - started < 10
-    assert all(isinstance(outcomes[t.sha256], Extraction) for t in fine)
+    assert all(isinstance(outcomes[t.sha256], Extraction) for t in fine), outcomes
 
 
 @pytest.mark.parametrize(("suffix", "code"), [(".exit", 3), (".sigkill", -9)])
@@ -271,3 +280,47 @@ def test_workers_exit_when_the_daemon_dies(tmp_path: Path) -> None:
         if daemon.stdout is not None:
             daemon.stdout.close()
     assert wait_gone([worker_pid], within=10) == []
+
+
+def test_a_hung_helper_dies_with_its_timed_out_worker(make_pool: MakePool, tmp_path: Path) -> None:
+    """A hanging OCR or LibreOffice child costs its worker and itself, nothing else."""
+    pool = make_pool(limits=ExtractLimits(timeout_seconds=2))
+    marker = tmp_path / "helper.pid"
+    path = tmp_path / "stuck.helper"
+    path.write_text(f"content {marker}")
+    stuck = task_for(path)
+    pool.submit(stuck)
+    fine = planted(tmp_path, ".pid", "after")
+    pool.submit(fine)
+    outcomes = collect_all(pool, 2, within=30)
+    failure = outcomes[stuck.sha256]
+    assert isinstance(failure, ExtractFailure)
+    assert failure.reason == "extraction timed out after 2 s"
+    assert isinstance(outcomes[fine.sha256], Extraction)
+    helper = int(marker.read_text())
+    assert wait_gone([helper], within=10) == [], "the helper outlived its worker"
+
+
+def test_batch_sync_turns_a_failed_sync_into_retries(
+    make_pool: MakePool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With batch_sync, texts are synced per batch; an I/O error there records nothing as done."""
+    from docproc.textstore import TextStore, batched_sync_available
+
+    if not batched_sync_available():
+        pytest.skip("no syncfs here: workers fsync each text instead")
+    pool = make_pool(batch_sync=True)
+    ok = planted(tmp_path, ".pid", "synced")
+    pool.submit(ok)
+    assert isinstance(collect_all(pool, 1, within=30)[ok.sha256], Extraction)
+
+    def broken(_self: TextStore) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(TextStore, "barrier", broken)
+    failing = planted(tmp_path, ".pid", "unsynced")
+    pool.submit(failing)
+    outcome = collect_all(pool, 1, within=30)[failing.sha256]
+    assert isinstance(outcome, ExtractFailure)
+    assert outcome.kind is FailureKind.TRANSIENT
+    assert outcome.reason == "text store could not be synced to disk (Input/output error)"

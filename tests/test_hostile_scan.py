@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from docproc.extract.route import tesseract_available
 from docproc.ledger import Ledger
 from docproc.textstore import TextStore
 from tests.clitools import AS_ORDINARY_USER, docproc
@@ -20,13 +21,17 @@ REASONS = {
     "empty.txt": "file is empty (0 bytes)",
     "truncated.pdf": "pdf is damaged or not a pdf (",
     "encrypted.pdf": "pdf is encrypted (password required)",
-    "scanned.pdf": "pdf has no text layer; scanned pages need OCR",
+    "scanned.pdf": "pdf has no text (no text layer and no scanned pages)",
     "random.pdf": "pdf is damaged or not a pdf (",
     "random.docx": "docx is damaged or not a docx (",
     "bomb.docx": "archive expands too much (ratio ",
     "binary.txt": "binary content, not text",
-    "picture.png": "image/png needs OCR, which is not installed",
-    "data.xyz": "unsupported file type '.xyz'",
+    "picture.png": (
+        "image is damaged or truncated"  # PNG_1PX's IDAT stream is broken
+        if tesseract_available()
+        else "image/png needs OCR: install Debian's tesseract-ocr (make system-deps)"
+    ),
+    "data.xyz": "unsupported file type '.xyz' (binary content)",
     "loop": "symbolic link loop",
     "dangling": "broken symbolic link",
     "pipe": "not a regular file (fifo)",

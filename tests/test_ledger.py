@@ -41,7 +41,8 @@ def test_new_ledger_is_wal_with_foreign_keys_and_all_migrations(ledger: Ledger) 
         "m005_costs_and_output_retries",
         "m006_s3_objects",
         "m007_attempts_only_grow",
-        "m008_sidecar_retries",
+        "m010_ocr_pages",
+        "m011_sidecar_retries",
     ]
     tables = set(ledger.db.table_names())
     assert {"roots", "files", "versions", "jobs", "events", "batches", "requests"} <= tables

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from docproc.extract.route import soffice_available, tesseract_available
+from tests import docformats
 from tests.clitools import AS_ORDINARY_USER, docproc
 from tests.daemonrun import DaemonProcess, write_config
 from tests.notifysock import NotifySocket
@@ -268,27 +270,39 @@ def test_runs_with_a_read_only_home_and_its_own_temp_dir(inbox: Path, tmp_path: 
     """DynamicUser/ProtectSystem-like: HOME and the working directory are read-only.
 
     Root is stripped of the capabilities that bypass file modes, so a write to
-    HOME fails for real; extraction workers (including one through
-    unstructured, for the CSV) must not need it.
+    HOME fails for real; extraction workers must not need it, nor Tesseract,
+    nor LibreOffice (which writes a profile under HOME unless told otherwise).
     """
     home, tmp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     tmp.mkdir()
-    home.chmod(0o555)
     (inbox / "notes.txt").write_text(TEXT)
     (inbox / "table.csv").write_text("name,role\nAda,archivist\nGrace,records officer\n")
     (inbox / "page.html").write_text(f"<html><body><p>{TEXT}</p></body></html>")
+    expected = {"table.csv": "native:csv"}
+    if tesseract_available():
+        docformats.write_scan(inbox / "scan.png")
+        expected["scan.png"] = "ocr:tesseract"
+    if soffice_available():
+        docformats.write_odt(tmp_path / "letter.odt", [TEXT, TEXT, TEXT])
+        subprocess.run(
+            ["soffice", f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
+             "--convert-to", "doc", "--outdir", str(inbox), str(tmp_path / "letter.odt")],
+            check=True, capture_output=True, timeout=180,
+        )  # fmt: skip
+        expected["letter.doc"] = "soffice:doc"
+    home.chmod(0o555)
     env = {key: value for key, value in os.environ.items() if not key.startswith("XDG_")}
     env.update(HOME=str(home), TMPDIR=str(tmp))
     daemon = DaemonProcess(write_config(tmp_path, [inbox]), env=env, prefix=AS_ORDINARY_USER,
                            cwd=home)  # fmt: skip
     try:
         daemon.until(lambda: set(daemon.states().values()) == {"written"} and
-                     len(daemon.states()) == 3, seconds=120)  # fmt: skip
+                     len(daemon.states()) == 2 + len(expected), seconds=180)  # fmt: skip
         extractors = dict(daemon.query("SELECT path, extractor FROM file_status"))
     finally:
         assert daemon.stop() == 0
         home.chmod(0o755)
-    assert extractors[str(inbox / "table.csv")] == "unstructured:csv"
+    assert {name: extractors[str(inbox / name)] for name in expected} == expected
     assert list(home.iterdir()) == []
     assert all(json.loads(line) for line in daemon.output().splitlines())  # workers' lines too

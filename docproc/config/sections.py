@@ -16,10 +16,11 @@ from docproc.config.settings import (
 from docproc.config.table import Table, check_folder, check_url
 from docproc.costs import DEFAULT_PRICES, Budget, ModelPrice, PriceTable
 from docproc.errors import ConfigError
-from docproc.models import BatchLimits, ExtractLimits, SidecarSettings, TaskSpec
+from docproc.models import BatchLimits, ExtractLimits, OcrOptions, SidecarSettings, TaskSpec
 from docproc.providers.messages import PROMPT_FIELDS
 
 PROVIDERS = ("local", "anthropic")
+OCR_MODES = ("auto", "off")
 DEFAULT_MODELS = {"local": "local-extractive-1", "anthropic": "claude-sonnet-4-5"}
 DEFAULT_PROMPT = (
     "Summarise the document below for someone deciding whether to read it. "
@@ -141,16 +142,41 @@ def extract(t: Table) -> ExtractSettings:
         max_expansion_ratio=t.number("max_expansion_ratio", 100.0, minimum=1.0),
         max_archive_bytes=t.integer("max_archive_mb", 512) * 1024 * 1024,
         timeout_seconds=t.number("timeout_seconds", 120.0, minimum=1.0),
+        max_image_pixels=int(t.number("max_image_megapixels", 100.0, minimum=0.01) * 1_000_000),
+        max_pages=t.integer("max_pages", 5000),
+        max_archive_members=t.integer("max_archive_members", 10_000),
+        max_nesting=t.integer("max_nesting", 3),
+        ocr=_ocr(t),
     )
     settings = ExtractSettings(
         workers=t.integer("workers", 2),
-        recycle_after=t.integer("recycle_after", 200),
+        recycle_after=t.integer("recycle_after", 1000),
         memory_limit_mb=t.integer("memory_limit_mb", 2048, minimum=0),
         max_attempts=t.integer("max_attempts", 5),
         limits=limits,
     )
     t.finish()
     return settings
+
+
+def _ocr(t: Table) -> OcrOptions:
+    mode = t.get("ocr", str, "auto")
+    if mode not in OCR_MODES:
+        raise ConfigError(t.key("ocr"), f"must be one of {', '.join(OCR_MODES)} (got {mode!r})")
+    languages = t.strings("ocr_languages") if "ocr_languages" in t.data else ("eng",)
+    for language in languages:
+        if not language or not language.replace("_", "").isalnum():
+            raise ConfigError(
+                t.key("ocr_languages"), f"must be Tesseract language codes (got {language!r})"
+            )
+    if not languages:
+        raise ConfigError(t.key("ocr_languages"), "must name at least one language, e.g. eng")
+    return OcrOptions(
+        mode=mode,
+        languages=languages,
+        timeout_seconds=t.number("ocr_timeout_seconds", 60.0, minimum=1.0),
+        max_pages=t.integer("ocr_max_pages", 100),
+    )
 
 
 def log(t: Table) -> LogSettings:

@@ -23,7 +23,7 @@ class ExtractSettings:
     """How extraction workers run, and the per-document limits they enforce."""
 
     workers: int = 2
-    recycle_after: int = 200
+    recycle_after: int = 1000
     memory_limit_mb: int = 2048
     max_attempts: int = 5
     limits: ExtractLimits = field(default_factory=ExtractLimits)

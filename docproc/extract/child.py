@@ -2,7 +2,9 @@
 
 This module is preloaded by the pool's forkserver, so everything it imports
 (the native extractors, lxml, pypdfium2) is already in memory when a worker
-is forked. It must stay free of unstructured, which is imported lazily.
+is forked; a worker forked straight from ``docproc scan`` imports it at its
+start, before it says READY. It must stay free of unstructured, which is
+imported lazily.
 """
 
 from __future__ import annotations
@@ -12,49 +14,38 @@ import os
 import resource
 import signal
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import structlog
 
-from docproc.extract.worker import Extractor, run_task
-from docproc.models import ExtractLimits
+from docproc.extract.process import READY, WorkerConfig, kill_session
+from docproc.extract.worker import run_task
 from docproc.textstore import TextStore
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """Everything a worker needs, sent to it once when it starts."""
-
-    limits: ExtractLimits
-    text_dir: Path
-    recycle_after: int
-    memory_limit_mb: int | None
-    extra: dict[str, Extractor] = field(default_factory=dict)
-    # Configures logging in the worker like the daemon's (picklable: a
-    # module-level function or a partial of one); None: structlog's defaults.
-    log_setup: Callable[[], object] | None = None
 
 
 def main(conn: Connection, config: WorkerConfig) -> None:
     """Serve tasks from ``conn`` until told to stop, the pipe closes, or recycling.
 
-    Protocol: receive an :class:`~docproc.models.ExtractTask` (or None to
-    stop), send back its :class:`~docproc.models.ExtractOutcome`. After
+    Protocol: send :data:`~docproc.extract.process.READY` once started, then
+    receive an :class:`~docproc.models.ExtractTask` (or None to stop) and send
+    back its :class:`~docproc.models.ExtractOutcome`. After
     ``recycle_after`` tasks the worker exits with status 0 and the pool starts
     a fresh one, which bounds whatever memory the libraries leak or cache.
     """
     # The daemon owns shutdown: a Ctrl-C in its terminal reaches the whole
     # process group, and must not kill documents half-way; the pool stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Lead a session of our own: helpers (tesseract, soffice) start in their
+    # own process groups inside it, and the pool kills the whole session, so
+    # a hung OCR or LibreOffice child dies with us.
+    os.setsid()
     if config.log_setup is not None:
         config.log_setup()
     structlog.contextvars.bind_contextvars(worker_pid=os.getpid())
     _exit_with_parent()
     limit_memory(config.memory_limit_mb)
-    store = TextStore(config.text_dir)
+    conn.send(READY)  # a task's timeout starts now, not while this process was starting
+    store = TextStore(config.text_dir, sync=config.sync_texts)
     for _ in range(config.recycle_after):
         try:
             task = conn.recv()
@@ -100,6 +91,9 @@ def _exit_with_parent() -> None:
 
     def watch() -> None:
         parent.join()
-        os._exit(70)  # EX_SOFTWARE: orphaned; nothing to flush, the pipe is gone
+        # Orphaned: nothing to flush, the pipe is gone. Take any OCR or soffice
+        # child with us (the kill reaches this process too).
+        kill_session(os.getpid(), signal.SIGKILL)
+        os._exit(70)  # EX_SOFTWARE
 
     threading.Thread(target=watch, name="docproc-parent-watch", daemon=True).start()

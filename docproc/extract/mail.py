@@ -1,21 +1,29 @@
-"""E-mail (.eml) with the stdlib ``email`` package.
+"""E-mail (.eml, .mht, S/MIME .p7s) with the stdlib ``email`` package.
 
 The text is a few header lines (subject, from, to, cc, date) and the message
-body, preferring the text/plain alternative and falling back to text/html
+body, preferring the first text/plain part and falling back to text/html
 converted by :mod:`docproc.extract.html`. Attachments are never parsed: an
 image or audio attachment would need OCR or speech recognition, and a nested
 archive is a bomb vector, so they are skipped.
+
+The ``compat32`` policy is used, with RFC 2047 headers decoded here: the
+modern ``email.policy.default`` builds a header object per header and costs
+20x more (3 ms against 0.15 ms for a small message), for nothing we keep.
 """
 
 from __future__ import annotations
 
 import email
+import email.errors
+import email.header
 import email.policy
-from email.message import EmailMessage, Message, MIMEPart
+from email.message import Message
 
 from docproc.extract import html
+from docproc.extract import text as plain
 
 _HEADERS = ("Subject", "From", "To", "Cc", "Date")
+_BODY_TYPES = ("text/plain", "text/html")
 
 
 def extract(data: bytes) -> str:
@@ -24,36 +32,53 @@ def extract(data: bytes) -> str:
     The stdlib parser never raises on malformed input (it records defects
     instead), so there is no failure mode of its own here.
     """
-    message = email.message_from_bytes(data, policy=email.policy.default)
+    message = email.message_from_bytes(data, policy=email.policy.compat32)
     lines = [f"{name}: {value}" for name in _HEADERS if (value := _header(message, name))]
-    body = _body(message) if isinstance(message, EmailMessage) else ""
+    body = _body(message)
     return "\n".join(lines) + ("\n\n" + body if body else "")
 
 
 def _header(message: Message, name: str) -> str:
-    try:
-        value = message.get(name)
-    except (ValueError, IndexError, TypeError):
-        return ""  # a header the modern parser cannot fold; drop it rather than fail
-    return " ".join(str(value).split()) if value is not None else ""
-
-
-def _body(message: EmailMessage) -> str:
-    """The preferred body alternative as text; attachments are skipped by get_body."""
-    part = message.get_body(preferencelist=("plain", "html"))
-    if part is None:
+    raw = message.get(name)
+    if raw is None:
         return ""
-    text = _content(part)
-    if part.get_content_subtype() == "html":
-        return html.html_text(text)
-    return text.replace("\r\n", "\n").strip()
-
-
-def _content(part: MIMEPart) -> str:
-    """Decoded text of a part, surviving unknown or lying charsets."""
     try:
-        content = part.get_content()
-    except (LookupError, UnicodeError, ValueError):
-        payload = part.get_payload(decode=True)
-        content = payload.decode("latin-1") if isinstance(payload, bytes) else ""
-    return content if isinstance(content, str) else ""
+        value = str(email.header.make_header(email.header.decode_header(str(raw))))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        value = str(raw)  # an undecodable encoded-word: keep the header as written
+    return " ".join(value.split())
+
+
+def _body(message: Message) -> str:
+    """The first plain-text body part, else the first HTML one; attachments skipped."""
+    found: dict[str, Message] = {}
+    for part in message.walk():
+        kind = part.get_content_type()
+        if kind in _BODY_TYPES and kind not in found and not _attachment(part):
+            found[kind] = part
+    for kind in _BODY_TYPES:
+        if kind in found:
+            content = _content(found[kind])
+            if kind == "text/html":
+                return html.html_text(content)
+            return content.replace("\r\n", "\n").strip()
+    return ""
+
+
+def _attachment(part: Message) -> bool:
+    disposition = str(part.get("Content-Disposition", "")).split(";")[0].strip().lower()
+    return disposition == "attachment"
+
+
+def _content(part: Message) -> str:
+    """Decoded text of a part, surviving unknown or lying charsets."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset()
+    if charset:
+        try:
+            return payload.decode(charset, errors="replace")
+        except LookupError:
+            pass  # a charset Python does not know: guess like a text file
+    return plain.decode(payload)

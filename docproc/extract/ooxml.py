@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 from docproc.errors import PermanentExtractionError
-from docproc.extract.zipguard import GuardedZip
+from docproc.extract.zipguard import GuardedZip, local_name
 from docproc.models import ExtractLimits
 
 _REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
@@ -251,19 +251,12 @@ def _require(archive: GuardedZip, part: str, kind: str) -> ET.Element:
     return root
 
 
-def _xml(archive: GuardedZip, part: str, kind: str) -> ET.Element | None:
+def _xml(archive: GuardedZip, part: str, _kind: str) -> ET.Element | None:
     """Parse one XML part; None when the archive lacks it."""
-    raw = archive.read(part)
-    if raw is None:
-        return None
-    try:
-        return ET.fromstring(raw)  # noqa: S314 - expat refuses entity bombs; no external fetch
-    except ET.ParseError as exc:
-        raise PermanentExtractionError(f"{kind} is damaged or not a {kind} ({exc})") from exc
+    return archive.xml(part)
 
 
-def _local(tag: object) -> str:
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+_local = local_name
 
 
 def _unique(texts: list[str]) -> list[str]:

@@ -8,13 +8,18 @@ in a fixed order that never guesses wrong silently on common inputs:
 3. NUL bytes: UTF-16 without a BOM when they sit in every other byte (Windows
    tools write such files), otherwise the file is binary and refused;
 4. strict UTF-8 (random non-UTF-8 text almost never validates as UTF-8);
-5. cp1252, the usual Windows "ANSI" code page, then latin-1, which accepts
+5. charset-normalizer's guess, when it names a non-Latin script (Shift-JIS,
+   GB18030, EUC-KR, Big5, cp1251, ...): its guesses among the Latin code
+   pages are unreliable on short text (it reads French latin-1 as cp1250);
+6. cp1252, the usual Windows "ANSI" code page, then latin-1, which accepts
    every byte sequence, so decoding always ends.
 """
 
 from __future__ import annotations
 
 import codecs
+
+import charset_normalizer
 
 from docproc.errors import PermanentExtractionError
 
@@ -27,6 +32,10 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _SAMPLE = 64 * 1024  # enough bytes to judge the NUL pattern of any text file
+_MIN_HIGH_BYTES = 8
+_HIGH = bytes(range(0x80, 0x100))
+_ASCII_LETTERS = bytes(range(0x41, 0x5B)) + bytes(range(0x61, 0x7B))
+_MIN_HIGH_SHARE = 0.1
 
 
 def extract(data: bytes) -> str:
@@ -60,11 +69,38 @@ def decode(data: bytes, declared: str | None = None) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    guess = _non_latin_guess(data[:_SAMPLE])
+    if guess is not None:
+        return data.decode(guess, errors="replace")
     try:
         return data.decode("cp1252")
     except UnicodeDecodeError:
         # cp1252 leaves five bytes undefined; latin-1 maps every byte.
         return data.decode("latin-1")
+
+
+def _non_latin_guess(sample: bytes) -> str | None:
+    """charset-normalizer's encoding for ``sample`` when it reads as a non-Latin script.
+
+    Only asked when there are at least 8 bytes >= 0x80 and they are a tenth of
+    the letters or more (CJK and Cyrillic text is mostly such bytes): on a few
+    accented letters every single-byte code page decodes something plausible.
+    """
+    high = len(sample) - len(sample.translate(None, _HIGH))
+    letters = high + len(sample) - len(sample.translate(None, _ASCII_LETTERS))
+    if high < _MIN_HIGH_BYTES or high < _MIN_HIGH_SHARE * letters:
+        return None
+    best = charset_normalizer.from_bytes(sample).best()
+    if best is None or all(_latin(name) for name in best.alphabets):
+        return None
+    return str(best.encoding)
+
+
+def _latin(alphabet: str) -> bool:
+    """Unicode ranges every Latin code page covers (letters, punctuation, symbols)."""
+    return alphabet.startswith(("Basic Latin", "Latin", "General Punctuation", "Currency")) or (
+        alphabet in ("Letterlike Symbols", "Spacing Modifier Letters", "Control character")
+    )
 
 
 def sniff_bom(data: bytes) -> tuple[str, int] | None:

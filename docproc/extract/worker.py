@@ -8,13 +8,14 @@ back to the daemon.
 
 Order of work, cheapest refusal first:
 
-1. route by suffix (an unsupported type is refused without being read);
+1. route by suffix (a type that can never be read is refused without being
+   read; a suffix that says nothing is routed by the bytes after step 3);
 2. open and ``fstat`` the file: a regular file, not over ``max_file_bytes``
    (checked before a byte is read);
 3. read the bytes once and check their sha256 against the task, so the text
    belongs to exactly the version the ledger recorded;
 4. extract from those bytes, strip, refuse empty text, cut to ``max_chars``;
-5. store the text and report.
+5. store the text and report (with the pages OCR'd, if any).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from docproc.errors import (
     TextStoreUnwritable,
     TransientExtractionError,
 )
-from docproc.extract import html, mail, ooxml, partition, pdf, route, text
+from docproc.extract import readers, route
+from docproc.extract.reading import Reading
 from docproc.models import ExtractFailure, Extraction, ExtractLimits, ExtractOutcome, ExtractTask
 from docproc.storage import fault_of
 from docproc.textstore import TextStore
@@ -45,20 +47,6 @@ from docproc.textstore import TextStore
 Extractor = Callable[[bytes], str]
 """An extra extractor: the file's bytes in, its text out (see ``run_task``)."""
 
-_NATIVE: dict[str, Callable[[bytes, ExtractLimits], str]] = {
-    route.TEXT: lambda data, _limits: text.extract(data),
-    route.HTML: lambda data, _limits: html.extract(data),
-    route.PDF: lambda data, _limits: pdf.extract(data),
-    route.DOCX: ooxml.docx,
-    route.PPTX: ooxml.pptx,
-    route.XLSX: ooxml.xlsx,
-    route.EML: lambda data, _limits: mail.extract(data),
-}
-_EMPTY: dict[str, str] = {
-    route.HTML: "page contains no visible text",
-    route.PPTX: "presentation contains no text (pictures would need OCR, which is not installed)",
-    route.XLSX: "workbook contains no cell values",
-}
 _TRANSIENT_ERRNOS = frozenset(
     (errno.EIO, errno.EBUSY, errno.EAGAIN, errno.ETIMEDOUT, errno.ESTALE, errno.EINTR)
 )
@@ -117,10 +105,12 @@ def _run(
     name = _route(task.path, extra)
     chosen.append(name)
     data = read_verified(task, limits)
-    content = _extract(name, data, limits, extra).strip()
+    name = chosen[0] = readers.resolve(name, data, task.path.suffix.lower())
+    reading = Reading(limits)
+    content = _extract(name, data, reading, extra).strip()
     del data  # the bytes can be large; the text is all we keep
     if not content:
-        raise PermanentExtractionError(_EMPTY.get(name, "document contains no text"))
+        raise PermanentExtractionError(readers.empty_reason(name))
     original = len(content)
     truncated = original if original > limits.max_chars else None
     content = content[: limits.max_chars]
@@ -133,12 +123,13 @@ def _run(
         raise TransientExtractionError(f"text store write failed: {exc}") from exc
     return Extraction(
         sha256=task.sha256,
-        extractor=name,
+        extractor="+".join([name, *(r for r in reading.routes if r != name)]),
         text_sha256=digest,
         chars=len(content),
         truncated_from=truncated,
         seconds=time.monotonic() - started,
         json_bytes=len(json.dumps(content, ensure_ascii=False).encode("utf-8", "replace")) - 2,
+        ocr_pages=reading.ocr_pages,
     )
 
 
@@ -149,12 +140,10 @@ def _route(path: Path, extra: Mapping[str, Extractor]) -> str:
     return route.route(path)
 
 
-def _extract(name: str, data: bytes, limits: ExtractLimits, extra: Mapping[str, Extractor]) -> str:
+def _extract(name: str, data: bytes, reading: Reading, extra: Mapping[str, Extractor]) -> str:
     if name.startswith(_EXTRA_PREFIX):
         return extra[name.removeprefix(_EXTRA_PREFIX)](data)
-    if name.startswith(route.UNSTRUCTURED_PREFIX):
-        return partition.extract(data, name.removeprefix(route.UNSTRUCTURED_PREFIX), limits)
-    return _NATIVE[name](data, limits)
+    return readers.read(name, data, reading)
 
 
 def read_verified(task: ExtractTask, limits: ExtractLimits) -> bytes:

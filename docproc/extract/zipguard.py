@@ -20,8 +20,10 @@ member of repeated XML can compress 500:1 and hurt nobody.
 from __future__ import annotations
 
 import io
+import xml.etree.ElementTree as ET
 import zipfile
 import zlib
+from typing import IO
 
 from docproc.errors import PermanentExtractionError
 from docproc.models import ExtractLimits
@@ -48,6 +50,35 @@ def check(data: bytes, limits: ExtractLimits, kind: str) -> None:
     _open(data, limits, kind).close()
 
 
+class Budget:
+    """Bytes that decompression may still produce: the bomb guard for streams.
+
+    At most ``max_archive_bytes`` and at most ``max_expansion_ratio`` times the
+    file's size (never less than :data:`RATIO_FLOOR`), shared by every read.
+    """
+
+    def __init__(self, packed_size: int, limits: ExtractLimits) -> None:
+        ratio_budget = max(int(limits.max_expansion_ratio * packed_size), RATIO_FLOOR)
+        self.left = min(limits.max_archive_bytes, ratio_budget)
+
+    def read(self, stream: IO[bytes], name: str) -> bytes:
+        """All of ``stream``, charged to the budget.
+
+        Raises:
+            PermanentExtractionError: the budget ran out (a bomb, or one that lies).
+        """
+        parts = []
+        while chunk := stream.read(min(_CHUNK, self.left + 1)):
+            self.left -= len(chunk)
+            if self.left < 0:
+                raise PermanentExtractionError(
+                    f"archive expands too much ({name} inflates past the limit), "
+                    "refused as a possible zip bomb"
+                )
+            parts.append(chunk)
+        return b"".join(parts)
+
+
 class GuardedZip:
     """A zip archive whose members are read under a decompression budget.
 
@@ -56,12 +87,14 @@ class GuardedZip:
     size (never less than :data:`RATIO_FLOOR`).
     """
 
-    def __init__(self, data: bytes, limits: ExtractLimits, kind: str) -> None:
-        self._zip = _open(data, limits, kind)
+    def __init__(
+        self, data: bytes, limits: ExtractLimits, kind: str, *, encrypted_members: bool = False
+    ) -> None:
+        self._zip = _open(data, limits, kind, encrypted_members=encrypted_members)
         self._kind = kind
-        ratio_budget = max(int(limits.max_expansion_ratio * len(data)), RATIO_FLOOR)
-        self._budget = min(limits.max_archive_bytes, ratio_budget)
-        self.names = frozenset(self._zip.namelist())
+        self._budget = Budget(len(data), limits)
+        self.infos = self._zip.infolist()
+        self.names = frozenset(info.filename for info in self.infos)
 
     def read(self, name: str) -> bytes | None:
         """Return the member's bytes, or None when the archive has no such member.
@@ -72,20 +105,27 @@ class GuardedZip:
         """
         if name not in self.names:
             return None
-        parts: list[bytes] = []
         try:
             with self._zip.open(name) as member:
-                while chunk := member.read(min(_CHUNK, self._budget + 1)):
-                    self._budget -= len(chunk)
-                    if self._budget < 0:
-                        raise PermanentExtractionError(
-                            f"archive expands too much ({name} inflates past the limit), "
-                            "refused as a possible zip bomb"
-                        )
-                    parts.append(chunk)
+                return self._budget.read(member, name)
         except _DAMAGE as exc:
             raise _damaged(self._kind, exc) from exc
-        return b"".join(parts)
+
+    def xml(self, name: str) -> ET.Element | None:
+        """Parse the member ``name`` as XML; None when the archive lacks it.
+
+        expat refuses entity-expansion bombs and never fetches external entities.
+
+        Raises:
+            PermanentExtractionError: the member is damaged, or not XML.
+        """
+        raw = self.read(name)
+        if raw is None:
+            return None
+        try:
+            return ET.fromstring(raw)  # noqa: S314 - expat refuses entity bombs; no external fetch
+        except ET.ParseError as exc:
+            raise _damaged(self._kind, exc) from exc
 
     def close(self) -> None:
         self._zip.close()
@@ -97,7 +137,9 @@ class GuardedZip:
         self.close()
 
 
-def _open(data: bytes, limits: ExtractLimits, kind: str) -> zipfile.ZipFile:
+def _open(
+    data: bytes, limits: ExtractLimits, kind: str, *, encrypted_members: bool = False
+) -> zipfile.ZipFile:
     if data.startswith(_OLE_MAGIC):
         raise PermanentExtractionError(_ole_reason(data, kind))
     try:
@@ -105,21 +147,27 @@ def _open(data: bytes, limits: ExtractLimits, kind: str) -> zipfile.ZipFile:
     except _DAMAGE as exc:
         raise _damaged(kind, exc) from exc
     try:
-        _check_directory(archive.infolist(), limits, kind)
+        _check_directory(archive.infolist(), limits, kind, encrypted_members)
     except BaseException:
         archive.close()
         raise
     return archive
 
 
-def _check_directory(members: list[zipfile.ZipInfo], limits: ExtractLimits, kind: str) -> None:
-    """Judge the declared sizes; nothing is decompressed here."""
+def _check_directory(
+    members: list[zipfile.ZipInfo], limits: ExtractLimits, kind: str, encrypted_members: bool
+) -> None:
+    """Judge the declared sizes; nothing is decompressed here.
+
+    ``encrypted_members``: a plain archive may hold some (they are skipped);
+    a document format with one is encrypted as a whole.
+    """
     if len(members) > MAX_MEMBERS:
         raise PermanentExtractionError(
             f"archive has {len(members):,} members (more than {MAX_MEMBERS:,}), "
             "refused as a possible zip bomb"
         )
-    if any(info.flag_bits & 0x1 for info in members):
+    if not encrypted_members and any(info.flag_bits & 0x1 for info in members):
         raise PermanentExtractionError(f"{kind} is password protected (encrypted zip)")
     expanded = sum(info.file_size for info in members)
     packed = max(sum(info.compress_size for info in members), 1)
@@ -149,3 +197,8 @@ def _damaged(kind: str, exc: BaseException) -> PermanentExtractionError:
 
 def _mb(size: int) -> str:
     return f"{size / 1_048_576:,.0f} MB"
+
+
+def local_name(tag: object) -> str:
+    """An XML tag without its namespace (``{ns}p`` -> ``p``); "" for comments and PIs."""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
