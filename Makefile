@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## run: the daemon on its embedded default: watch ./inbox (seeded with the
-## samples on first run), ledger in ~/.local/state/docproc, offline provider
+## samples on first run), offline provider, ledger in ./state: inside this
+## checkout, so a demo never mixes with other runs or another checkout
 run: $(STAMP)
 	[ -d inbox ] || cp -r examples/inbox inbox
-	$(BIN)/docproc run
+	$(BIN)/docproc --state-dir $(CURDIR)/state run
 
 ## test: every check: lint, types, import layers, then the test suite
 test: lint types

@@ -1,3 +1,3 @@
 from docproc.cli import main
 
-main()
+main(prog_name="docproc")

@@ -7,12 +7,20 @@ arguments, once, for ``docproc scan`` and ``docproc run`` alike.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
-from docproc.config import PROVIDERS, Settings, anthropic_key
+from docproc.config import (
+    ANTHROPIC_KEY,
+    DEFAULT_MODELS,
+    PROVIDERS,
+    Settings,
+    anthropic_key,
+    secret,
+)
 from docproc.errors import ConfigError
 from docproc.extract import ExtractorPool
-from docproc.models import ObjectState, S3WatchSpec, object_key
+from docproc.models import ObjectState, S3WatchSpec, TaskSpec, object_key
 from docproc.providers.anthropic import AnthropicProvider
 from docproc.providers.base import Provider
 from docproc.providers.local import LocalProvider
@@ -54,6 +62,28 @@ def make_provider(settings: Settings, name: str | None = None) -> Provider:
         )
     known = ", ".join(PROVIDERS)
     raise ConfigError("task.provider", f"unknown provider {chosen!r} (known: {known})")
+
+
+def make_request_builder(settings: Settings, name: str | None = None) -> Provider:
+    """A provider that only builds requests (for estimates): it needs no key. Its
+    calls to the service fail (a refused key); ``make_provider`` is for those."""
+    if (name or settings.task.provider) == "anthropic" and secret(ANTHROPIC_KEY) is None:
+        return AnthropicProvider(
+            "", base_url=settings.anthropic.base_url,
+            spool_dir=settings.provider_dir / "anthropic", timeout=settings.anthropic.timeout,
+        )  # fmt: skip
+    return make_provider(settings, name)
+
+
+def task_for(settings: Settings, provider: str | None = None, model: str | None = None) -> TaskSpec:
+    """The configured task, moved to another provider (``--provider``; its default
+    model) and/or another model (``--model``)."""
+    task = settings.task
+    if provider and provider != task.provider:
+        task = replace(task, provider=provider, model=DEFAULT_MODELS.get(provider, ""))
+    if model:
+        task = replace(task, model=model)
+    return task
 
 
 def make_s3_root(

@@ -24,19 +24,20 @@ BYTES_PER_TOKEN = 3.0  # a cautious guess for estimates: fewer bytes per token c
 
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
-    """List prices, USD per million tokens."""
+    """List prices, USD per million tokens, and the shortest prefix the model caches."""
 
     input: float
     output: float
+    cache_min_tokens: int = 1024  # a shorter cached prefix is billed as plain input
 
 
 # Defaults for the models docproc suggests; any other model needs a
 # [prices."model"] entry. Local summaries are free.
 DEFAULT_PRICES: Mapping[str, ModelPrice] = {
     "local-extractive-1": ModelPrice(0.0, 0.0),
-    "claude-haiku-4-5": ModelPrice(1.0, 5.0),
-    "claude-sonnet-4-5": ModelPrice(3.0, 15.0),
-    "claude-opus-4-5": ModelPrice(5.0, 25.0),
+    "claude-haiku-4-5": ModelPrice(1.0, 5.0, cache_min_tokens=4096),
+    "claude-sonnet-4-5": ModelPrice(3.0, 15.0, cache_min_tokens=1024),
+    "claude-opus-4-5": ModelPrice(5.0, 25.0, cache_min_tokens=4096),
 }
 
 
@@ -50,13 +51,15 @@ class PriceTable:
     def knows(self, model: str) -> bool:
         return model in self.prices
 
-    def cost(self, model: str, usage: Usage) -> float | None:
-        """Dollars billed for one batch request; None for a model without a price."""
+    def cost(self, model: str, usage: Usage, *, batch: bool = True) -> float | None:
+        """Dollars billed for one request (a batch request, or ``batch=False``: a live
+        call at list price); None for a model without a price."""
         price = self.prices.get(model)
         if price is None:
             return None
-        per_input = price.input * self.batch_discount / MILLION
-        per_output = price.output * self.batch_discount / MILLION
+        share = self.batch_discount if batch else 1.0
+        per_input = price.input * share / MILLION
+        per_output = price.output * share / MILLION
         return (
             usage.input_tokens * per_input
             + usage.cache_creation_input_tokens * per_input * self.cache_write

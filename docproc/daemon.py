@@ -33,18 +33,23 @@ from types import FrameType
 import structlog
 
 from docproc import logconfig
-from docproc.compose import make_pool, make_provider, make_s3_root
-from docproc.config import DEFAULT_MODELS, Settings, load, secrets_held, service_env
+from docproc.adopt import Adopter
+from docproc.compose import make_pool, make_provider, make_s3_root, task_for
+from docproc.config import Settings, load, secrets_held, service_env
 from docproc.dispatch import Dispatcher
 from docproc.errors import ConfigError, LedgerUnwritable, ObjectStoreError, SourceError
 from docproc.health import LedgerOutage, Snapshot, TickFailures, status_line
 from docproc.intake import Intake
 from docproc.ledger import Ledger, file_uri
+from docproc.ledger_imports import ImportLedger
+from docproc.ledger_requests import RequestLedger
 from docproc.ledger_work import WorkLedger
 from docproc.metrics import MetricsServer
-from docproc.models import S3WatchSpec, TaskSpec, WatchSpec
+from docproc.models import S3WatchSpec, WatchSpec
 from docproc.notify import Notifier
+from docproc.operations import Operations
 from docproc.pipeline import Pipeline
+from docproc.providers.base import Provider
 from docproc.publish import Publisher
 from docproc.sources.local import LocalSource
 from docproc.storage import SpaceGuard, check_state_dir, free_bytes
@@ -66,6 +71,7 @@ class Options:
     state_dir: Path | None = None
     provider: str | None = None
     once: bool = False
+    log_level: str | None = None  # overrides [log] level
 
 
 class Daemon:
@@ -100,16 +106,20 @@ class Daemon:
             return self._run(settings)
 
     def _run(self, settings: Settings) -> int:
+        level = self.options.log_level or settings.log.level
         fmt = logconfig.for_daemon(
-            settings.log.level,
+            level,
             settings.log.format,
             journal_stream=self._journal_stream,
             redact=secrets_held(),
         )
-        self._log_setup = partial(logconfig.for_daemon, settings.log.level, fmt)
+        self._log_setup = partial(logconfig.for_daemon, level, fmt)
+        # Before anything is logged: a provider that cannot be made (unknown, no key) is
+        # a configuration error, not a daemon that started and stopped.
+        provider = make_provider(settings, self.options.provider)
         previous = self._install_signals()
         try:
-            self._start(settings)
+            self._start(settings, provider)
             self._report(time.monotonic(), send=False)
             self.notifier.ready(self._status)
             return self._loop()
@@ -143,7 +153,7 @@ class Daemon:
     def _load(self) -> Settings:
         return load(self.options.config, state_dir=self.options.state_dir)
 
-    def _start(self, settings: Settings) -> None:
+    def _start(self, settings: Settings, provider: Provider) -> None:
         self.settings = self.settings_at_start = settings
         self.space = SpaceGuard(settings.state_dir, settings.storage.min_free_mb)
         self.ledger = Ledger(settings.ledger_path, actor="daemon")
@@ -155,8 +165,7 @@ class Daemon:
             max_attempts=settings.extract.max_attempts,
         )
         recovered = self.intake.recover()
-        provider = make_provider(settings, self.options.provider)
-        task = settings.task if not self.options.provider else _task_for(settings, provider.name)
+        task = task_for(settings, self.options.provider)
         dispatcher = Dispatcher(
             work, provider, store, task=task, limits=settings.batch,
             poll_interval=settings.poll_interval, max_attempts=settings.max_attempts,
@@ -164,7 +173,9 @@ class Daemon:
         )  # fmt: skip
         publisher = Publisher(work, task_id=dispatcher.task_id, settings=settings.sidecars)
         swept = publisher.recover() + store.sweep()
-        self.pipeline = Pipeline(self.intake, dispatcher, publisher)
+        adopter = Adopter(ImportLedger(self.ledger), settings=settings.sidecars)
+        operations = Operations(RequestLedger(self.ledger), work, dispatcher)
+        self.pipeline = Pipeline(self.intake, dispatcher, publisher, adopter, operations)
         self._stuck_recorded = work.stuck_reason() is not None
         for spec in settings.watches:
             self._add_watch(spec)
@@ -212,11 +223,15 @@ class Daemon:
             return
         self.intake.add_source(root_id, source)
         self.pipeline.publisher.add_object_root(spec.uri, sink)
+        if self.pipeline.adopter is not None:
+            self.pipeline.adopter.add_object_root(spec.uri, sink)
         self._s3_watches[spec.uri] = (root_id, spec)
 
     def _remove_s3_watch(self, uri: str) -> None:
         root_id, _ = self._s3_watches.pop(uri)
         self.pipeline.publisher.remove_object_root(uri)
+        if self.pipeline.adopter is not None:
+            self.pipeline.adopter.remove_object_root(uri)
         source = self.intake.remove_source(root_id)
         if source is not None:
             source.close()
@@ -392,10 +407,3 @@ class Daemon:
         if hasattr(self, "ledger"):
             self.ledger.close()
         log.info("daemon.stopped")
-
-
-def _task_for(settings: Settings, provider: str) -> TaskSpec:
-    """The configured task, moved to another provider by ``--provider``."""
-    if provider == settings.task.provider:
-        return settings.task
-    return replace(settings.task, provider=provider, model=DEFAULT_MODELS.get(provider, ""))

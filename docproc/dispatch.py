@@ -95,7 +95,8 @@ class Dispatcher:
         self.paused = work.pause_reason()  # why submission is paused (the budget), if it is
         if self.paused and not self.budget.capped:
             self._affordable(0.0)  # the cap was lifted while stopped: record the resumption
-        empty = JobRequest(make_custom_id(0, 0), 0, "", "")
+        self._ledger_id = work.ledger.identity()  # in every custom_id: see m009_ledger_identity
+        empty = JobRequest(make_custom_id(0, 0, self._ledger_id), 0, "", "")
         self._overhead = request_size(provider.build_request(empty, task)) + CUSTOM_ID_SLACK
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="provider")
         self._results: queue.Queue[tuple[int, int, object]] = queue.Queue(maxsize=8)
@@ -186,6 +187,21 @@ class Dispatcher:
         self._failed(batch, now, exc, None)
         self.work.batch_note(batch.batch_id, f"retrying after: {brief(exc)}")
 
+    def reprocess(self, version_ids: Sequence[int], *, by: str) -> tuple[int, int]:
+        """Queue these versions under the current task again (an operator's request)."""
+        counts = self.work.reprocess(version_ids, self.task_id, by=by, overhead=self._overhead,
+                                     max_chars=self.task.max_input_chars)  # fmt: skip
+        self.wake()
+        return counts
+
+    def wake(self) -> None:
+        """Jobs were requeued or queued from outside (an operator): plan at once."""
+        self._plan_at = 0.0
+
+    def cancel(self, provider_batch_id: str) -> Future[None]:
+        """Ask the provider to cancel a batch, on the provider thread (never the loop's)."""
+        return self._executor.submit(self.provider.cancel, provider_batch_id)
+
     def close(self) -> None:
         """Stop provider work; batches in flight stay at the provider and in the ledger."""
         for batch in self._open.values():
@@ -219,7 +235,8 @@ class Dispatcher:
             items = self._with_text(self.work.batch_items(job_ids))
             if not items:
                 continue
-            pairs = [(item, make_custom_id(item.job_id, item.attempt)) for item in items]
+            pairs = [(item, make_custom_id(item.job_id, item.attempt, self._ledger_id))
+                     for item in items]  # fmt: skip
             nbytes = sum(sizes[item.job_id] for item in items)
             batch_id = self.work.create_batch(
                 self.provider.name, pairs, nbytes, model=self.task.model,

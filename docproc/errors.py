@@ -132,7 +132,14 @@ class LedgerError(DocprocError):
 
 
 class LedgerBusy(LedgerError):  # noqa: N818 - named for what the caller meets
-    """Another process holds the ledger's writer lock (a service and a manual run, say)."""
+    """Another process holds the ledger's writer lock (a service and a manual run, say).
+
+    ``holder`` names it in words (command, pid, host, since when), or is empty.
+    """
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class LedgerUnwritable(BaseException):

@@ -45,6 +45,11 @@ from docproc.storage import sqlite_fault
 
 GENESIS = "0" * 64
 STORAGE_RETRY = timedelta(seconds=30)  # text that could not be stored is extracted again after
+# The states of the file_status view, in the order a file goes through them.
+FILE_STATES = (
+    "pending", "extracted", "queued", "submitting", "submitted", "answered", "written",
+    "retrying", "failed", "conflict", "deleted",
+)  # fmt: skip
 BUSY_TIMEOUT_S = 30.0
 Row = dict[str, Any]
 
@@ -136,6 +141,11 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def identity(self) -> str:
+        """This ledger's random id (8 hex digits), made when it was created or migrated."""
+        row = self.db.conn.execute("SELECT value FROM ledger_info WHERE key = 'id'").fetchone()
+        return str(row[0])
 
     # -- transactions and events ----------------------------------------
 

@@ -13,11 +13,14 @@ Documented states (nothing else may appear in these columns)::
                  ^          |            |
                  +----------+------------+  retryable outcome, attempts left
               -> failed  (quarantined with the reason; ``ledger retry`` -> queued)
+              done | failed -> queued  (``docproc reprocess``: an operator's new round)
     batches   planned -> submitted -> ended -> applied
               planned -> failed  (the create certainly did not happen)
               submitted | ended -> lost  (the provider no longer knows it)
+              imported  (results recorded from sidecars: adopted or ``import-sidecars``; never live)
     requests  pending -> succeeded | errored | expired | canceled | missing
     sidecars  writing -> written | conflict | error;  written -> removed | kept
+              written -> superseded  (reprocessed: on disk until the new result replaces it)
 
 A batch is *live* while planned, submitted or ended: its results may still
 come. The invariants:
@@ -25,7 +28,8 @@ come. The invariants:
 ``custom_ids_unique``
     No custom_id is recorded twice (results are matched by custom_id alone).
 ``custom_ids_never_reused``
-    No job sends the same attempt twice: a custom_id (``j<job>-a<attempt>``)
+    No job sends the same attempt twice: a custom_id (``<ledger>-j<job>-a<attempt>``,
+    the ledger's random id first, so a rebuilt ledger never reuses one either)
     names one request, ever.
 ``attempts_increase``
     A job's requests carry strictly increasing attempts, in the order they
@@ -36,7 +40,9 @@ come. The invariants:
     while it is submitting or submitted: a queued job is in no batch yet.
 ``written_once``
     A document is written at most once per version and task: one ``written``
-    sidecar per file, job and target, and at most one succeeded request per job.
+    sidecar per file, job and target, and at most one succeeded request per job,
+    plus one for each time an operator asked to summarise it again
+    (``job.reprocess`` in the events: a costed, recorded decision).
 ``documented_states``
     Every row is in a documented state (above), and a ``done`` job's result
     is a succeeded request of its own.
@@ -58,9 +64,9 @@ STATES = {
     "files": ("present", "deleted", "problem"),
     "versions": ("pending", "extracted", "failed"),
     "jobs": ("queued", "submitting", "submitted", "done", "failed"),
-    "batches": ("planned", "submitted", "ended", "applied", "failed", "lost"),
+    "batches": ("planned", "submitted", "ended", "applied", "failed", "lost", "imported"),
     "requests": ("pending", "succeeded", "errored", "expired", "canceled", "missing"),
-    "sidecars": ("writing", "written", "conflict", "error", "removed", "kept"),
+    "sidecars": ("writing", "written", "conflict", "error", "removed", "kept", "superseded"),
 }
 EXAMPLES = 5
 
@@ -142,8 +148,10 @@ INVARIANTS = (
             "SELECT 'file ' || file_id || ', job ' || job_id || ': ' || uri || ' written '"
             " || COUNT(*) || ' times' FROM sidecars WHERE state = 'written'"
             " GROUP BY file_id, job_id, uri HAVING COUNT(*) > 1",
-            "SELECT 'job ' || job_id || ' answered ' || COUNT(*) || ' times' FROM requests"
-            " WHERE state = 'succeeded' GROUP BY job_id HAVING COUNT(*) > 1",
+            "SELECT 'job ' || r.job_id || ' answered ' || COUNT(*) || ' times' FROM requests r"
+            " WHERE r.state = 'succeeded' GROUP BY r.job_id HAVING COUNT(*) > 1 + (SELECT"
+            " COUNT(*) FROM events e WHERE e.subject = 'job:' || r.job_id"
+            " AND e.kind = 'job.reprocess')",
         ),
     ),
     Invariant(

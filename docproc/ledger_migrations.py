@@ -314,13 +314,94 @@ def m007_attempts_only_grow(db: Database) -> None:
 
 
 @migrations()
-def m010_ocr_pages(db: Database) -> None:
+def m008_conflict_reasons(db: Database) -> None:
+    """A file in conflict shows why (the sidecar's reason) in file_status and stuck; a
+    file whose result was imported from its sidecars is written before its text is
+    extracted again."""
+    db.executescript(
+        """
+        DROP VIEW stuck;
+        DROP VIEW file_status;
+        CREATE VIEW file_status AS
+        WITH current_job AS (
+            SELECT version_id, MAX(id) AS job_id FROM jobs GROUP BY version_id
+        )
+        SELECT f.id, f.path, f.uri, r.uri AS root,
+               CASE WHEN f.state = 'deleted' THEN 'deleted'
+                    WHEN f.state = 'problem' THEN 'failed'
+                    WHEN v.id IS NULL THEN 'pending'
+                    WHEN v.state = 'failed' AND v.failure_kind = 'transient' THEN 'retrying'
+                    WHEN v.state = 'pending' AND j.state = 'done' AND EXISTS (
+                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
+                        AND s.state = 'written') THEN 'written'
+                    WHEN v.state != 'extracted' THEN v.state
+                    WHEN j.id IS NULL THEN 'extracted'
+                    WHEN EXISTS (SELECT 1 FROM sidecars s WHERE s.file_id = f.id
+                                 AND s.job_id = j.id AND s.state = 'conflict') THEN 'conflict'
+                    WHEN j.state = 'done' AND EXISTS (
+                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
+                        AND s.state = 'written') THEN 'written'
+                    ELSE j.state END AS state,
+               v.sha256, f.size, v.extractor, v.chars, v.truncated_from,
+               COALESCE(f.problem, v.error,
+                        (SELECT s.detail FROM sidecars s WHERE s.file_id = f.id
+                         AND s.job_id = j.id AND s.state = 'conflict' ORDER BY s.id DESC LIMIT 1),
+                        j.error) AS error,
+               v.failure_kind, v.attempts,
+               j.id AS job_id, f.first_seen_at, f.updated_at, v.extracted_at
+        FROM files f JOIN roots r ON r.id = f.root_id
+        LEFT JOIN versions v ON v.id = f.version_id
+        LEFT JOIN current_job cj ON cj.version_id = v.id
+        LEFT JOIN jobs j ON j.id = cj.job_id;
+        CREATE VIEW stuck AS
+        SELECT * FROM file_status WHERE state IN ('failed', 'retrying', 'conflict');
+        """
+    )
+
+
+@migrations()
+def m009_ledger_identity(db: Database) -> None:
+    """A random id per ledger, part of every custom_id from now on: a rebuilt ledger
+    never sends a custom_id an earlier one used, nor collides with results it imports."""
+    db.executescript(
+        """
+        CREATE TABLE ledger_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO ledger_info (key, value) VALUES ('id', lower(hex(randomblob(4))));
+        """
+    )
+
+
+@migrations()
+def m010_operator_requests(db: Database) -> None:
+    """What operators asked (cancel, retry, reprocess), for the daemon to carry out,
+    with who asked and what it was estimated to cost; a batch canceled without retry."""
+    db.executescript(
+        """
+        CREATE TABLE operator_requests (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            estimated_cost_usd REAL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            outcome TEXT,
+            done_at TEXT
+        );
+        CREATE INDEX operator_requests_state ON operator_requests(state, id);
+        ALTER TABLE batches ADD COLUMN cancel_retry INTEGER;
+        """
+    )
+
+
+@migrations()
+def m011_ocr_pages(db: Database) -> None:
     """Pages (or pictures) whose text came from OCR, per version (NULL before this)."""
     db.execute("ALTER TABLE versions ADD COLUMN ocr_pages INTEGER")
 
 
 @migrations()
-def m011_sidecar_retries(db: Database) -> None:
+def m012_sidecar_retries(db: Database) -> None:
     """Sidecar writes that failed for a storage reason, waiting for their next try.
 
     One row per (file, job) while its sidecars are not written: the fault's
@@ -359,6 +440,9 @@ def m011_sidecar_retries(db: Database) -> None:
                     WHEN v.id IS NULL THEN 'pending'
                     WHEN v.state = 'failed' AND v.failure_kind IN ('transient', 'storage')
                          THEN 'retrying'
+                    WHEN v.state = 'pending' AND j.state = 'done' AND EXISTS (
+                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
+                        AND s.state = 'written') THEN 'written'
                     WHEN v.state != 'extracted' THEN v.state
                     WHEN j.id IS NULL THEN 'extracted'
                     WHEN EXISTS (SELECT 1 FROM sidecars s WHERE s.file_id = f.id

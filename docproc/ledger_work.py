@@ -44,6 +44,7 @@ RETRY_CAP_S = 3600.0
 REQUEST_OVERHEAD_BYTES = 4096
 CUT_MARKER_BYTES = 200
 COST_GROUPS = ("day", "model", "root", "batch_id")
+NO_RETRY = "canceled by an operator without retry (docproc cancel --no-retry)"
 MAX_TOKENS_GROWTH = 2  # a response cut off at max_tokens is retried once with this much more room
 
 
@@ -121,6 +122,10 @@ class WorkLedger:
     ) -> int:
         """Queue a job for every extracted version held by a live file under ``root_ids``.
 
+        A version already summarised under another task (the prompt or model
+        changed since) gets none: sending it again is ``docproc reprocess``,
+        an explicit and costed decision, never a side effect of a new config.
+
         Each job's request size is computed from the text's JSON size (measured
         at extraction) plus ``overhead`` (the request without text or title),
         so the planner fills batches close to the provider's byte limit.
@@ -132,7 +137,8 @@ class WorkLedger:
             "SELECT v.id, v.chars, v.json_bytes, (SELECT MAX(LENGTH(CAST(f.path AS BLOB)))"  # noqa: S608
             " FROM files f WHERE f.version_id = v.id) FROM versions v"
             " WHERE v.state = 'extracted'"
-            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.version_id = v.id AND j.task = ?)"
+            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.version_id = v.id"
+            "   AND (j.task = ? OR j.state = 'done'))"  # summarised under another task: kept
             " AND EXISTS (SELECT 1 FROM files f WHERE f.version_id = v.id"
             f" AND f.state = 'present' AND f.root_id IN ({marks}))"
         )
@@ -366,7 +372,13 @@ class WorkLedger:
                 "UPDATE requests SET state = 'missing' WHERE batch_id = ? AND state = 'pending'",
                 (batch_id,),
             )
+            (cancel_retry,) = conn.execute(
+                "SELECT cancel_retry FROM batches WHERE id = ?", (batch_id,)
+            ).fetchone()
             for job_id, attempts in missing:
+                if cancel_retry == 0:  # canceled by an operator, without retry
+                    self._fail(conn, job_id, NO_RETRY)
+                    continue
                 self._retry_or_fail(conn, job_id, attempts, "no result for this request", 10**6)
             self.ledger.event(conn, "batch.applied", f"batch:{batch_id}", missing=len(missing))
 
@@ -397,10 +409,16 @@ class WorkLedger:
         """Record that submission paused (with why) or resumed; ``docproc status`` reads it."""
         self._set_condition("submission.paused", "submission.resumed", "dispatch", reason)
 
-    def cancel_requested(self, batch_id: int) -> None:
-        """Someone asked the provider to cancel this batch (it still ends and is applied)."""
+    def cancel_requested(self, batch_id: int, *, retry: bool = True, by: str = "") -> None:
+        """Someone asked the provider to cancel this batch (it still ends and is applied).
+
+        ``retry``: its canceled requests are sent again (with backoff); without,
+        they are quarantined (``docproc ledger retry`` sends them later).
+        """
         with self.ledger.transaction() as conn:
-            self.ledger.event(conn, "batch.cancel_requested", f"batch:{batch_id}")
+            conn.execute("UPDATE batches SET cancel_retry = ? WHERE id = ?", (int(retry), batch_id))
+            self.ledger.event(conn, "batch.cancel_requested", f"batch:{batch_id}", retry=retry,
+                              by=by)  # fmt: skip
 
     def provider_batch_ids(self) -> set[str]:
         """Every provider batch id the ledger holds (reconciliation must not adopt these)."""
@@ -519,6 +537,8 @@ class WorkLedger:
         reason = _reason(result)
         if result.error_type == "invalid_request_error":
             return self._fail(conn, job_id, reason)
+        if result.kind is ResultKind.CANCELED and self._canceled_for_good(conn, request_id):
+            return self._fail(conn, job_id, NO_RETRY)
         return self._retry_or_fail(conn, job_id, attempts, reason, max_attempts)
 
     def _output_problem(
@@ -566,6 +586,15 @@ class WorkLedger:
                 result.error_message or None, self.ledger.now(), cost, request_id,
             ),
         )  # fmt: skip
+
+    def _canceled_for_good(self, conn: sqlite3.Connection, request_id: int) -> bool:
+        """Whether the request's batch was canceled by an operator without retry."""
+        row = conn.execute(
+            "SELECT b.cancel_retry FROM requests r JOIN batches b ON b.id = r.batch_id"
+            " WHERE r.id = ?",
+            (request_id,),
+        ).fetchone()
+        return row is not None and row[0] == 0
 
     def fail_job(self, job_id: int, reason: str) -> None:
         """Quarantine one job with a reason (e.g. too large to batch)."""
@@ -619,6 +648,63 @@ class WorkLedger:
                 self.ledger.event(conn, "job.retry", f"job:{job_id}", attempts_so_far=attempts)
         return len(rows)
 
+    def reprocess(
+        self,
+        version_ids: Sequence[int],
+        task: str,
+        *,
+        by: str,
+        overhead: int = REQUEST_OVERHEAD_BYTES,
+        max_chars: int | None = None,
+    ) -> tuple[int, int]:
+        """Queue these versions under ``task`` again, as an operator asked; one transaction.
+
+        A version without a job under ``task`` gets one; one whose job is done or
+        failed has it queued again for a new round of attempts, as ``ledger
+        retry`` does (:meth:`requeue_failed`: the count goes on, so the next
+        request has a new custom_id, and ``max_attempts`` counts from here), and
+        its written sidecars marked ``superseded``: they stay on disk, and are
+        replaced only when the new result is written. A job already queued or
+        in a batch is left as it is. Returns (queued, skipped).
+        """
+        queued = skipped = 0
+        with self.ledger.transaction() as conn:
+            now, ready_at = self.ledger.now(), self._clock()
+            for version_id in version_ids:
+                row = conn.execute(
+                    "SELECT j.id, j.state, v.chars, v.json_bytes FROM versions v"
+                    " LEFT JOIN jobs j ON j.version_id = v.id AND j.task = ?"
+                    " WHERE v.id = ? AND v.state = 'extracted'",
+                    (task, version_id),
+                ).fetchone()
+                if row is None or row[1] in ("queued", "submitting", "submitted"):
+                    skipped += 1
+                    continue
+                job_id, _, chars, json_bytes = row
+                if job_id is None:
+                    size = overhead + _text_bytes(chars or 0, json_bytes, max_chars)
+                    job_id = conn.execute(
+                        "INSERT INTO jobs (version_id, task, state, created_at, updated_at,"
+                        " ready_at, request_bytes) VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                        (version_id, task, now, now, ready_at, size),
+                    ).lastrowid
+                else:
+                    conn.execute(
+                        "UPDATE jobs SET state = 'queued', attempts_at_retry = attempts,"
+                        " error = NULL, ready_at = ?, updated_at = ?, output_retries = 0,"
+                        " max_tokens = NULL WHERE id = ?",
+                        (ready_at, now, job_id),
+                    )
+                    conn.execute(
+                        "UPDATE sidecars SET state = 'superseded' WHERE job_id = ?"
+                        " AND state = 'written'",
+                        (job_id,),
+                    )
+                self.ledger.event(conn, "job.reprocess", f"job:{job_id}", version_id=version_id,
+                                  task=task, by=by)  # fmt: skip
+                queued += 1
+        return queued, skipped
+
     # -- sidecars ---------------------------------------------------------
 
     def to_publish(self, task: str, limit: int, after_file_id: int = 0) -> list[Row]:
@@ -627,7 +713,7 @@ class WorkLedger:
         return list(
             self.ledger.db.query(
                 "SELECT f.id AS file_id, f.uri, f.path, r.uri AS root_uri, v.id AS version_id,"
-                " v.sha256, j.id AS job_id, q.summary, q.highlights, q.dropped_highlights,"
+                " v.sha256, j.id AS job_id, j.task, q.summary, q.highlights, q.dropped_highlights,"
                 " q.model, q.custom_id, q.completed_at, q.input_tokens, q.output_tokens,"
                 " q.cache_creation_input_tokens, q.cache_read_input_tokens, q.cost_usd,"
                 " b.provider, b.provider_batch_id,"
@@ -689,8 +775,8 @@ class WorkLedger:
     def sidecar_hashes(self, uri: str) -> set[str]:
         """sha256 of every sidecar docproc wrote (or tried to write) at ``uri``."""
         rows = self.conn.execute(
-            "SELECT sha256 FROM sidecars WHERE uri = ? AND state IN ('writing', 'written', 'error')"
-            " AND sha256 IS NOT NULL",
+            "SELECT sha256 FROM sidecars WHERE uri = ? AND sha256 IS NOT NULL"
+            " AND state IN ('writing', 'written', 'superseded', 'error')",
             (uri,),
         )
         return {sha for (sha,) in rows if sha}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -212,6 +213,13 @@ ExtractOutcome = Extraction | ExtractFailure
 # -- jobs, batches and results (the second half of the pipeline) ---------------
 
 CUSTOM_ID_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+_ATTEMPT_RE = re.compile(r"-a(0|[1-9][0-9]*)$")
+
+
+def custom_id_attempt(custom_id: str) -> int:
+    """The attempt number at the end of a docproc custom_id (1 when there is none)."""
+    match = _ATTEMPT_RE.search(custom_id)
+    return int(match.group(1)) if match else 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,3 +347,26 @@ class BatchStatus:
 
     ended: bool
     state: str = "in_progress"  # provider wording: in_progress, canceling, ended
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedResult:
+    """A provider's answer read back from docproc's own, untouched JSON sidecar.
+
+    What a new or rebuilt ledger needs to record the work as done (and its cost)
+    without asking the provider again.
+    """
+
+    source: str  # the source as the sidecar names it
+    sha256: str  # the source bytes that were summarised
+    task: str  # the task fingerprint the result answers
+    provider: str
+    model: str
+    batch_id: str  # the provider's batch id ("" if none)
+    custom_id: str
+    summary: str
+    highlights: tuple[Highlight, ...]
+    dropped_highlights: int
+    usage: Usage
+    cost_usd: float | None
+    completed_at: str

@@ -1,6 +1,7 @@
 """One tick of the whole pipeline; the only module that knows the order of the stages.
 
 intake (sources -> sha256 -> ledger -> extraction workers -> ledger)
+  -> adopt (docproc's own sidecars a new ledger finds: recorded, not sent again)
   -> dispatch (jobs -> batches -> provider -> results in the ledger)
   -> publish (results -> sidecars next to each source -> ledger)
 
@@ -15,19 +16,30 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
+from docproc.adopt import Adopter
 from docproc.costs import period_starts
 from docproc.dispatch import Dispatcher
 from docproc.health import Snapshot, StageCounters
 from docproc.intake import Intake, TickReport
 from docproc.models import Extraction
+from docproc.operations import Operations
 from docproc.publish import Publisher
 
 
 class Pipeline:
     """Intake, dispatch and publish, ticked in that order."""
 
-    def __init__(self, intake: Intake, dispatcher: Dispatcher, publisher: Publisher) -> None:
+    def __init__(
+        self,
+        intake: Intake,
+        dispatcher: Dispatcher,
+        publisher: Publisher,
+        adopter: Adopter | None = None,
+        operations: Operations | None = None,
+    ) -> None:
         self.intake, self.dispatcher, self.publisher = intake, dispatcher, publisher
+        self.adopter = adopter  # docproc's own sidecars found by a ledger without their record
+        self.operations = operations  # what operators asked through the ledger
         self._jobs_due = True
         self.counters = StageCounters()
         self._day: date | None = None  # written today: the day counted, its total, the
@@ -55,8 +67,16 @@ class Pipeline:
         with _stage(failed):
             if self._jobs_due or extracted or report.taken:
                 self._jobs_due = True  # until it succeeds: a failed try is not forgotten
-                self.dispatcher.queue_jobs(list(self.intake.sources))
-                self._jobs_due = False
+                roots = list(self.intake.sources)
+                held = set[int]()  # roots whose sidecars could not be read: no jobs yet
+                if self.adopter is not None:  # before jobs are made: adopted versions need none
+                    held = self.adopter.tick(roots, now)
+                self.dispatcher.queue_jobs([root for root in roots if root not in held])
+                self._jobs_due = bool(held)
+        if self.operations is not None:
+            with _stage(failed):
+                self.operations.tick(now)
+        with _stage(failed):
             answered = self.dispatcher.tick(now, flush_all=flush_all)
         if answered or report.taken:
             self.publisher.wake()

@@ -130,4 +130,5 @@ def sidecar_content(row: dict[str, Any], *, reused: bool) -> SidecarContent:
         written_at=row["completed_at"],
         reused=reused,
         dropped_highlights=row["dropped_highlights"] or 0,
+        task=row["task"],
     )

@@ -22,8 +22,8 @@ from docproc.config import Settings
 from docproc.errors import ConfigError
 from docproc.intake import Intake, TickReport
 from docproc.ledger import Ledger, Row, file_uri
-from docproc.models import Candidate
-from docproc.sources.local import LocalSource
+from docproc.models import Candidate, WatchSpec
+from docproc.sources.local import LocalSource, reaches
 from docproc.writerlock import WriterLock
 
 Progress = Callable[[int, int], None]
@@ -69,7 +69,8 @@ def scan(
             intake.recover()
             wait = settings.settle_seconds if settle is None else settle
             still_changing = _drive(intake, wait, progress or _quiet)
-            return ScanResult(ledger.files(roots=roots), still_changing)
+            rows = [row for row in ledger.files(roots=roots) if _asked(row["path"], targets)]
+            return ScanResult(rows, still_changing)
         finally:
             intake.close()
             ledger.close()
@@ -85,20 +86,42 @@ def _absolute(path: Path) -> Path:
 def _add_targets(
     intake: Intake, settings: Settings, targets: list[Path], settle: float | None
 ) -> list[str]:
+    """Record each target's root and start taking it in; the root URIs.
+
+    A target inside a configured watch (a subfolder, or a file the watch
+    takes) belongs to that watch's root, so the daemon makes jobs for what
+    the scan read; only the target itself is walked, under the watch's rules.
+    """
     roots: list[str] = []
+    below: dict[Path, tuple[int, list[Path]]] = {}  # root folder -> its id, folders asked
     for path in targets:
-        folder = path if path.is_dir() else path.parent
+        home = _watch_holding(settings, path)
+        folder = home.path if home else path if path.is_dir() else path.parent
         uri = file_uri(folder)
         root_id = intake.ledger.ensure_root(uri, kind="local", mode="scan")
         roots.append(uri)
         if path.is_dir():
-            spec = settings.watch_for(path)
-            if settle is not None:
-                spec = dataclasses.replace(spec, settle_seconds=settle)
-            intake.add_source(root_id, LocalSource(spec, rescan_interval=1e9))
+            below.setdefault(folder, (root_id, []))[1].append(path)
         else:
             _take_file(intake, root_id, path)
+    for folder, (root_id, asked) in below.items():
+        spec = settings.watch_for(folder)
+        if settle is not None:
+            spec = dataclasses.replace(spec, settle_seconds=settle)
+        only = () if folder in asked else asked  # the root itself: all of it
+        intake.add_source(root_id, LocalSource(spec, rescan_interval=1e9, only=only))
     return roots
+
+
+def _watch_holding(settings: Settings, path: Path) -> WatchSpec | None:
+    """The configured watch whose walk reaches ``path`` (strictly below its folder)."""
+    return next((spec for spec in settings.watches if reaches(spec, path)), None)
+
+
+def _asked(path: str, targets: list[Path]) -> bool:
+    """Whether the file at ``path`` is one of the targets or lies in a target folder."""
+    where = Path(path)
+    return any(where == target or where.is_relative_to(target) for target in targets)
 
 
 def _take_file(intake: Intake, root_id: int, path: Path) -> None:
@@ -114,18 +137,27 @@ def _take_file(intake: Intake, root_id: int, path: Path) -> None:
 
 
 def _drive(intake: Intake, settle: float, progress: Progress) -> int:
-    """Tick until nothing is settling or extracting; return files that never settled."""
-    done = total = 0
+    """Tick until nothing is settling or extracting; return files that never settled.
+
+    Progress counts files: the total is fixed once the first tick has walked every
+    folder (files found, plus single files already handed to extraction), before
+    anything is counted done; the last call reports the total as done.
+    """
+    done, total = 0, intake.in_extraction
     give_up_at = time.monotonic() + settle * 2 + GRACE_SECONDS
+    first = True
     while True:
         now = time.monotonic()
         report = intake.tick(now, wait=TICK_WAIT)
-        total += report.taken - report.reused
-        done += len(report.outcomes)
-        progress(done, max(total, done))
+        if first:  # the walk is done: what it found is taken, settling or in extraction
+            total, first = total + report.taken + intake.settling, False
+        done = min(total, done + report.reused + len(report.outcomes))
+        progress(done, total)
         if not intake.busy:
+            progress(total, total)
             return 0
         if now > give_up_at and not intake.extracting:
+            progress(total, total)
             return sum(source.pending for source in intake.sources.values())
 
 

@@ -21,7 +21,8 @@ Writing never replaces an object docproc did not write:
   means something appeared: if it holds exactly these bytes the write is
   done (a retry after a crash), otherwise it is a conflict;
 * an object recorded: it is read and hashed; the same bytes: done; bytes
-  docproc wrote (their sha256 is in the ledger): ``PUT`` with ``If-Match``
+  docproc wrote (their sha256 is in the ledger, or their own digest shows
+  an unchanged sidecar of docproc's): ``PUT`` with ``If-Match``
   on the ETag just read, so a change in between makes the PUT fail (412)
   and the check runs again; anything else: a conflict, left untouched.
 
@@ -39,12 +40,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from docproc.errors import ObjectStoreError, SidecarConflict, SidecarError
 from docproc.models import SidecarSettings, object_key, object_uri
+from docproc.sidecars.digest import MAX_SIDECAR_BYTES, is_own
 
 if TYPE_CHECKING:
     from docproc.aws import Bucket
 
 MAX_KEY_BYTES = 1024
-MAX_SIDECAR_READ = 16 * 1024 * 1024  # a bigger object at a sidecar key is not docproc's
 _ATTEMPTS = 3
 _NOT_OURS = "an object docproc did not write is there; it is left untouched"
 CONTENT_TYPES = {"markdown": "text/markdown; charset=utf-8", "json": "application/json"}
@@ -139,16 +140,31 @@ class ObjectSidecars:
             found = None if blind else self._read(key)
             blind = False
             if found is not None:
-                body_sha = found[0]
+                body_sha, _, own = found
                 if body_sha == digest:
                     return digest
-                if body_sha not in expected:
+                if not own and body_sha not in expected:
                     raise SidecarConflict(self.uri(key), body_sha, _NOT_OURS)
             if self._put(key, data, meta, content_type, None if found is None else found[1]):
                 return digest
         raise SidecarConflict(
             self.uri(key), None, "the object kept changing while docproc wrote it"
         )
+
+    def read(self, key: str) -> bytes | None:
+        """The object at ``key``, or ``None`` when there is none or it is too large to be
+        a sidecar of docproc's (for a ledger adopting the sidecars it finds).
+
+        Raises:
+            ObjectStoreError: the read failed (access denied, throttled, ...).
+        """
+        try:
+            found = self.bucket.read(key, max_bytes=MAX_SIDECAR_BYTES)
+        except ObjectStoreError as exc:
+            if exc.code == "too_large":
+                return None
+            raise
+        return None if found is None else found[0]
 
     def remove_if_ours(self, key: str, expected: Collection[str]) -> bool:
         """Delete the sidecar at ``key`` if it still holds bytes docproc wrote.
@@ -161,14 +177,15 @@ class ObjectSidecars:
         found = self._read(key)
         if found is None:
             return True
-        if found[0] not in expected:
+        if found[0] not in expected:  # an unchanged sidecar of a lost ledger is kept too
             return False
         self.bucket.delete(key)
         return True
 
-    def _read(self, key: str) -> tuple[str, str] | None:
+    def _read(self, key: str) -> tuple[str, str, bool] | None:
+        """(sha256, ETag, docproc's own and unchanged) of the object at ``key``."""
         try:
-            found = self.bucket.read(key, max_bytes=MAX_SIDECAR_READ)
+            found = self.bucket.read(key, max_bytes=MAX_SIDECAR_BYTES)
         except ObjectStoreError as exc:
             if exc.code == "too_large":
                 raise SidecarConflict(self.uri(key), None, _NOT_OURS) from exc
@@ -176,7 +193,7 @@ class ObjectSidecars:
         if found is None:
             return None
         body, etag = found
-        return hashlib.sha256(body).hexdigest(), etag
+        return hashlib.sha256(body).hexdigest(), etag, is_own(body)
 
     def _put(
         self, key: str, data: bytes, meta: Mapping[str, str], content_type: str, etag: str | None

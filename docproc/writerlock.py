@@ -4,8 +4,13 @@
 second one on the same state directory (a service plus a forgotten manual
 run) is refused at start with one line naming the holder. Read-only commands
 (``status``, ``ledger ...``, ``config check``) never take it, and neither do
-the short single-transaction edits of ``ledger retry`` and ``cancel``, which
-SQLite serialises with the writer.
+the requests of ``cancel``, ``ledger retry`` and ``reprocess``: each adds one
+row (``operator_requests``) in one short transaction, which SQLite serialises
+with the writer, for the running daemon to carry out. ``ledger
+import-sidecars``, which records many files, jobs and results, takes it:
+with a daemon running it is refused (the daemon adopts the sidecars under
+its watched folders itself). ``estimate PATH``, refused a scan, prices what
+the ledger already holds.
 
 The lock is ``flock(2)`` on the open file, so the kernel releases it when the
 holder dies, however it dies: a stale file never blocks a restart. The file's
@@ -59,7 +64,8 @@ class WriterLock:
             os.close(fd)
             raise LedgerBusy(
                 f"{state_dir} is in use by {holder}; one writer per ledger"
-                " (stop that one first; read-only commands work meanwhile)"
+                " (stop that one first; read-only commands work meanwhile)",
+                holder,
             ) from None
         except OSError as exc:
             os.close(fd)

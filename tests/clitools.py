@@ -24,10 +24,15 @@ def docproc(
     state: Path,
     cwd: Path | None = None,
     prefix: list[str] | None = None,
+    env: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m docproc ARGS`` with DOCPROC_STATE_DIR=STATE; capture its output."""
-    env = {**os.environ, "DOCPROC_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}
+    """Run ``python -m docproc ARGS`` with DOCPROC_STATE_DIR=STATE; capture its output.
+
+    ``env`` replaces the inherited environment (DOCPROC_STATE_DIR is still set).
+    """
+    env = {**(os.environ if env is None else env), "DOCPROC_STATE_DIR": str(state),
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
     return subprocess.run(
         [*(prefix or []), sys.executable, "-m", "docproc", *map(str, args)],
         capture_output=True,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from docproc.ledger import Ledger
+from docproc.ledger_invariants import check
 from docproc.ledger_migrations import Database, migrations
 from docproc.ledger_work import WorkLedger, next_attempt
 from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec
@@ -113,3 +114,36 @@ def test_opening_a_ledger_left_by_the_old_retry_repairs_it(tmp_path: Path) -> No
         work = WorkLedger(ledger, retry_base=0.0)
         assert job(work) == ("queued", 1, 1)
         assert send_and_fail(work, task, max_attempts=1) == "j1-a2"
+
+
+def test_reprocess_starts_a_new_round_and_the_invariants_allow_the_answer_asked_for(
+    work: WorkLedger,
+) -> None:
+    """docproc reprocess (issue 14) goes through the rounds of issue 16: a done job whose
+    first round used every attempt gets max_attempts again, under new custom_ids."""
+    task = one_job(work)
+    send_and_fail(work, task, max_attempts=2)
+    (item,) = work.batch_items([job.job_id for job in work.ready_jobs(task)])
+    batch_id = work.create_batch("local", [(item, "j1-a2")], 10)
+    work.batch_submitted(batch_id, "b2")
+    work.apply_results([(ProviderResult("j1-a2", ResultKind.SUCCEEDED, summary="S."), 0)],
+                       max_attempts=2)  # fmt: skip
+    assert job(work) == ("done", 2, 0)
+
+    assert work.reprocess([1], task, by="tester") == (1, 0)
+    assert job(work) == ("queued", 2, 2)
+    assert send_and_fail(work, task, max_attempts=2) == "j1-a3"
+    assert job(work)[0] == "queued"  # the first failure of the new round: one attempt left
+    (item,) = work.batch_items([job.job_id for job in work.ready_jobs(task)])
+    assert item.attempt == 4
+    batch_id = work.create_batch("local", [(item, "j1-a4")], 10)
+    work.batch_submitted(batch_id, "b4")
+    work.apply_results([(ProviderResult("j1-a4", ResultKind.SUCCEEDED, summary="T."), 0)],
+                       max_attempts=2)  # fmt: skip
+    assert job(work) == ("done", 4, 2)
+    assert check(work.conn) == []  # answered twice: once, and once more as asked
+    work.conn.execute("INSERT INTO requests (batch_id, job_id, custom_id, attempt, state)"
+                      " VALUES (3, 1, 'j1-a5', 5, 'succeeded')")  # fmt: skip
+    work.conn.execute("UPDATE jobs SET attempts = 5")
+    (broken,) = check(work.conn)  # a third answer nobody asked for is a fault
+    assert (broken.name, broken.examples) == ("written_once", ("job 1 answered 3 times",))

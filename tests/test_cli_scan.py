@@ -211,3 +211,36 @@ def test_files_failed_for_want_of_a_reader_are_read_again(tmp_path: Path) -> Non
     assert all(s in text for s in said)
     events = docproc("ledger", "events", "--json", state=state).stdout
     assert "extraction.requeued" in events
+
+
+def test_a_subfolder_of_a_watched_folder_is_scanned_into_the_watched_root(
+    inbox: Path, tmp_path: Path
+) -> None:
+    """Its files belong to the watch, so the daemon makes jobs for them (and knows them
+    unchanged); files of the watch outside the subfolder are neither read nor gone."""
+    (inbox / "sub" / "deep").mkdir()
+    (inbox / "sub" / "deep" / "more.txt").write_text(f"More\n\n{SENTENCE}\n")
+    (inbox / "sub" / ".private").mkdir()
+    (inbox / "sub" / ".private" / "x.txt").write_text("a hidden folder the watch skips")
+    state = tmp_path / "state"
+    config = tmp_path / "docproc.toml"
+    config.write_text(f'state_dir = "{state}"\n[[watch]]\npath = "{inbox}"\nmode = "poll"\n'
+                      'settle_seconds = 0\n')  # fmt: skip
+    assert docproc("scan", inbox / "notes.txt", "--config", config, state=state).returncode == 0
+    out = docproc("scan", "--settle", "0", inbox / "sub", "--config", config, state=state)
+    assert out.returncode == 0, out.stderr
+    summary = [line.split() for line in out.stdout.splitlines()[1:]]  # what was asked only
+    assert summary == [["extracted", "native:html", "1"], ["extracted", "native:text", "1"]]
+    rows = files_json(state)
+    assert sorted(Path(p).relative_to(inbox).as_posix() for p in rows) == [
+        "notes.txt", "sub/deep/more.txt", "sub/page.html"]  # fmt: skip
+    assert {row["root"] for row in rows.values()} == {inbox.as_uri()}
+    assert {row["state"] for row in rows.values()} == {"extracted"}  # notes.txt not gone
+
+    run = docproc("run", "--once", "--config", config, state=state)
+    assert run.returncode == 0, run.stderr
+    rows = files_json(state)
+    assert len(rows) == 4 and {row["state"] for row in rows.values()} == {"written"}
+    assert (inbox / "sub" / "deep" / "more.txt.docproc.json").exists()
+    with sqlite3.connect(state / "ledger.db") as db:  # the scan made no root of its own
+        assert db.execute("SELECT uri FROM roots").fetchall() == [(inbox.as_uri(),)]

@@ -191,7 +191,7 @@ def test_example_config_is_valid_and_documents_every_key(
     monkeypatch.chdir(tmp_path)
     text = EXAMPLE.read_text()
     (tmp_path / "inbox").mkdir()
-    settings = config.load(write(tmp_path, text.replace('"/srv/documents/inbox"', '"inbox"')))
+    settings = config.load(write(tmp_path, text.replace('"examples/inbox"', '"inbox"')))
     assert settings.watches
     for key in ("state_dir", "rescan_interval", "settle_seconds", "summary_suffix", "mode",
                 "poll_interval", "recursive", "include", "exclude", "hidden", "workers",

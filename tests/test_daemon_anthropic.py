@@ -233,7 +233,7 @@ def test_cancel_from_the_command_line(inbox: Path, tmp_path: Path, api_key: str)
             assert missing.returncode == 1 and "no batch" in missing.stderr
             done = docproc("cancel", "1", "--config", str(config), state=tmp_path / "state")
             assert done.returncode == 0, done.stderr
-            assert "cancel requested for batch 1" in done.stdout
+            assert "cancel of batch 1 done (request 1)" in done.stdout
             daemon.until(lambda: "batch.applied" in kinds(daemon))
             again = docproc("cancel", "1", "--config", str(config), state=tmp_path / "state")
             assert again.returncode == 1 and "only a submitted" in again.stderr

@@ -63,8 +63,9 @@ base_url = "{server.url}"
         assert all(e.startswith("gave up after 1 attempts: request errored (") for (e,) in errors)
 
         outcome.healthy = True
-        retry = docproc("ledger", "retry", "--config", config, state=state)
-        assert retry.stdout.strip() == f"requeued {first['failed']} job(s)", retry.stderr
+        # No daemon runs: the retry is recorded for the next start to carry out (issue 14).
+        retry = docproc("ledger", "retry", "--wait", "0", "--config", config, state=state)
+        assert retry.stdout.startswith("retry recorded as request 1;"), retry.stderr
         daemon = DaemonProcess(config)
         try:
             daemon.until(lambda: Counter(daemon.states().values())["written"] == 20, seconds=120)
@@ -75,14 +76,19 @@ base_url = "{server.url}"
         assert server.violations == []
         assert max(server.submitted_ids().values()) == 1  # no custom_id sent twice
         assert len(server.submitted_ids()) == 20 + first["failed"]
+        assert daemon.query("SELECT state, outcome FROM operator_requests") == [
+            ("done", f"requeued {first['failed']} job(s)")
+        ]
     # The history of the failed attempts is kept: one errored and one succeeded request each.
     retried = daemon.query(
         "SELECT job_id, GROUP_CONCAT(custom_id || ':' || state, ' ') FROM requests"
         " GROUP BY job_id HAVING COUNT(*) > 1"
     )
     assert len(retried) == first["failed"]
+    ((ledger_id,),) = daemon.query("SELECT value FROM ledger_info WHERE key = 'id'")
     for job_id, history in retried:
-        assert history == f"j{job_id}-a1:errored j{job_id}-a2:succeeded"
+        cid = f"{ledger_id}-j{job_id}"
+        assert history == f"{cid}-a1:errored {cid}-a2:succeeded"
     verify = docproc("ledger", "verify", "--config", config, state=state)
     assert verify.returncode == 0, verify.stderr
     assert "every invariant holds" in verify.stdout

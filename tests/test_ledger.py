@@ -41,8 +41,11 @@ def test_new_ledger_is_wal_with_foreign_keys_and_all_migrations(ledger: Ledger) 
         "m005_costs_and_output_retries",
         "m006_s3_objects",
         "m007_attempts_only_grow",
-        "m010_ocr_pages",
-        "m011_sidecar_retries",
+        "m008_conflict_reasons",
+        "m009_ledger_identity",
+        "m010_operator_requests",
+        "m011_ocr_pages",
+        "m012_sidecar_retries",
     ]
     tables = set(ledger.db.table_names())
     assert {"roots", "files", "versions", "jobs", "events", "batches", "requests"} <= tables
@@ -60,6 +63,30 @@ def test_opening_a_first_schema_ledger_migrates_it_and_keeps_data(tmp_path: Path
         assert [r["uri"] for r in led.roots()] == ["file:///d"]
         assert "problem" in led.db["files"].columns_dict
         assert led.files() == []
+
+
+def test_a_ledger_at_the_schema_before_issue_14_migrates_and_gets_an_identity(
+    tmp_path: Path,
+) -> None:
+    """main's schema up to m007_attempts_only_grow (issue 16), then issue 14's three."""
+    path = tmp_path / "old.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m008_conflict_reasons")
+    assert "attempts_at_retry" in old["jobs"].columns_dict
+    old.execute(
+        "INSERT INTO roots (uri, kind, mode, added_at) VALUES ('file:///d', 'local', 'poll', 't')"
+    )
+    old.close()
+    with Ledger(path) as led:
+        applied = [m.name for m in migrations.applied(led.db)]
+        assert applied[-4:] == ["m007_attempts_only_grow", "m008_conflict_reasons",
+                                "m009_ledger_identity", "m010_operator_requests"]  # fmt: skip
+        identity = led.identity()
+        assert len(identity) == 8 and int(identity, 16) >= 0
+        assert [r["uri"] for r in led.roots()] == ["file:///d"]
+        assert "cancel_retry" in led.db["batches"].columns_dict
+    with Ledger(path, readonly=True) as again:  # made once, by the migration
+        assert again.identity() == identity
 
 
 def test_readonly_reader_refuses_unmigrated_and_missing_ledgers(tmp_path: Path) -> None:

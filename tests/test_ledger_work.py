@@ -9,6 +9,7 @@ import pytest
 
 from docproc.costs import ModelPrice, PriceTable, period_starts
 from docproc.ledger import Ledger
+from docproc.ledger_requests import RequestLedger
 from docproc.ledger_work import BatchItem, WorkLedger
 from docproc.models import Extraction, OutputProblem, ProviderResult, ResultKind, TaskSpec, Usage
 
@@ -185,10 +186,13 @@ def test_cli_retry_requeues_quarantined_jobs(tmp_path: Path) -> None:
         )
     status = docproc("status", "--json", state=state)
     assert '"jobs_failed": 2' in status.stdout
-    one = docproc("ledger", "retry", "/docs/f0.txt", state=state)
-    assert (one.returncode, one.stdout.strip()) == (0, "requeued 1 job(s)")
-    rest = docproc("ledger", "retry", state=state)
-    assert rest.stdout.strip() == "requeued 1 job(s)"
+    one = docproc("ledger", "retry", "/docs/f0.txt", "--wait", "0", state=state)
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.startswith("retry recorded as request 1; the daemon carries it out")
+    with Ledger(state / "ledger.db") as ledger:  # what the daemon does with it
+        (request,) = RequestLedger(ledger).pending()
+        assert request.detail == {"job_ids": [1]} and request.kind == "retry"
+        assert WorkLedger(ledger).requeue_failed(request.detail["job_ids"]) == 1
     assert docproc("ledger", "verify", state=state).returncode == 0
 
 

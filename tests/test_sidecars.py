@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from docproc import sidecars
 from docproc.errors import SidecarConflict, SidecarError
 from docproc.models import Highlight, Usage
 from docproc.sidecars import (
@@ -32,6 +31,7 @@ from docproc.sidecars import (
     temp_name,
     write_atomic,
 )
+from docproc.sidecars import write as sidecar_writes
 from docproc.sources.filters import IgnoreRules
 
 SHA = "0123456789abcdef" * 4
@@ -93,11 +93,13 @@ def test_json_has_the_documented_schema_in_order() -> None:
         "dropped_highlights",
         "reused",
         "provider",
+        "task",
         "usage",
         "cost_usd",
         "ledger",
         "generated_at",
         "generator",
+        "digest",
     ]
     assert doc["schema"] == SCHEMA == "docproc.sidecar/1"
     assert doc["source"] == {"path": "/data/inbox/Rapport été.pdf", "sha256": SHA}
@@ -154,8 +156,11 @@ def test_markdown_front_matter_title_summary_and_highlights() -> None:
         "generated_at": "2025-01-31T12:00:00Z",
         "generator": fields["generator"],
         "reused": False,
+        "task": "",
+        "digest": fields["digest"],
     }
     assert str(fields["generator"]).startswith("docproc ")
+    assert str(fields["digest"]).startswith("sha256:")
     body = md.split("\n---\n", 1)[1]
     assert "\n# Summary of Rapport été.pdf\n" in body
     assert "The report covers three things.\nIt ends well." in body
@@ -384,14 +389,14 @@ def test_a_file_created_during_the_write_is_not_clobbered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "x.pdf.summary.md"
-    real_link_new = sidecars._link_new
+    real_link_new = sidecar_writes._link_new
 
     def user_wins_the_race(dir_fd: int, tmp: str, name: str) -> bool:
         if not target.exists():
             target.write_bytes(b"user was faster")
         return real_link_new(dir_fd, tmp, name)
 
-    monkeypatch.setattr(sidecars, "_link_new", user_wins_the_race)
+    monkeypatch.setattr(sidecar_writes, "_link_new", user_wins_the_race)
     with pytest.raises(SidecarConflict):
         write_atomic(target, b"docproc", expected_existing=set())
     assert target.read_bytes() == b"user was faster"

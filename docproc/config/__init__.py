@@ -28,6 +28,7 @@ from docproc.config.environment import (
     ANTHROPIC_KEY,
     SECRET_NAMES,
     anthropic_key,
+    operator_name,
     resolve_state_dir,
     secret,
     secrets_held,
@@ -68,6 +69,7 @@ __all__ = [
     "StorageSettings",
     "anthropic_key",
     "load",
+    "operator_name",
     "secret",
     "secrets_held",
     "service_env",
@@ -112,6 +114,8 @@ def load(
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError("", f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError("", f"{path} is a directory, not a configuration file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("", f"config file {path} cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -129,7 +133,7 @@ def _from_table(
     settle = intake.number("settle_seconds", 5.0)
     intake.finish()
     sidecar_settings = sections.sidecars(top.table("sidecars"), base)
-    folders, s3_watches = watches.watches(top, base, settle, sidecar_settings.suffixes, required)
+    folders, s3_watches = watches.watches(top, base, settle, sidecar_settings.suffixes)
     extract = sections.extract(top.table("extract"))
     task, max_attempts, backoff = sections.task(top.table("task"), extract)
     batch_table = top.table("batch")
@@ -142,7 +146,9 @@ def _from_table(
     budget = sections.budget(top.table("budget"))
     metrics = sections.metrics(top.table("metrics"))
     storage = storage_section.storage(top.table("storage"))
-    top.finish()
+    top.finish()  # before "no [[watch]]": a typo'd [[wathc]] is reported as what it is
+    if required and not folders and not s3_watches:
+        raise ConfigError("watch", "at least one [[watch]] folder or S3 prefix is required")
     if task.model not in prices.prices and (budget.capped or task.provider != "local"):
         raise ConfigError(
             "task.model",

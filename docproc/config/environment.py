@@ -5,6 +5,7 @@ The only module of docproc that reads ``os.environ``.
 
 from __future__ import annotations
 
+import getpass
 import os
 import tomllib
 from pathlib import Path
@@ -49,6 +50,8 @@ def state_dir_only(path: Path | None, *, state_dir: Path | None = None) -> Path:
     if path is not None:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except IsADirectoryError:
+            raise ConfigError("", f"{path} is a directory, not a configuration file") from None
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError("", f"config file {path} cannot be read: {exc}") from None
         value = data.get("state_dir", "")
@@ -113,3 +116,13 @@ def anthropic_key() -> str:
 def env(name: str) -> str | None:
     """A plain (non-secret) environment variable, or None when unset or empty."""
     return os.environ.get(name) or None
+
+
+def operator_name() -> str:
+    """Who is asking, for the ledger: the login name, and the sudo caller behind it."""
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):
+        name = f"uid {os.getuid()}"
+    caller = os.environ.get("SUDO_USER")
+    return f"{name} (sudo by {caller})" if caller and caller != name else name

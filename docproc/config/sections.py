@@ -79,7 +79,12 @@ def prices(t: Table) -> PriceTable:
     prices = dict(DEFAULT_PRICES)
     for name in list(models.data):
         entry = models.table(name)
-        prices[name] = ModelPrice(entry.number("input", 0.0), entry.number("output", 0.0))
+        known = DEFAULT_PRICES.get(name)
+        prices[name] = ModelPrice(
+            entry.number("input", 0.0),
+            entry.number("output", 0.0),
+            entry.integer("cache_min_tokens", known.cache_min_tokens if known else 1024),
+        )
         entry.finish()
     table = PriceTable(
         prices=prices,

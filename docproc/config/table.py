@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,11 +24,13 @@ class Table:
     def __init__(self, data: dict[str, Any], where: str) -> None:
         self.data = dict(data)
         self.where = where
+        self._asked: list[str] = []  # names read, for "did you mean" on a typo
 
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
 
     def get(self, name: str, kind: type[_T], default: _T) -> _T:
+        self._asked.append(name)
         if name not in self.data:
             return default
         value = self.data.pop(name)
@@ -69,7 +72,9 @@ class Table:
                     "secrets are never read from the config file; "
                     "use the environment or a systemd credential",
                 )
-            raise ConfigError(self.key(name), "unknown key")
+            close = difflib.get_close_matches(name, self._asked, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(self.key(name), f"unknown key{hint}")
 
 
 def _kind_name(kind: type) -> str:

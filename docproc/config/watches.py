@@ -18,11 +18,9 @@ _FOLDER_ONLY = ("mode", "poll_interval", "settle_seconds", "recursive")
 
 
 def watches(
-    top: Table, base: Path, settle: float, suffixes: tuple[str, ...], required: bool
+    top: Table, base: Path, settle: float, suffixes: tuple[str, ...]
 ) -> tuple[tuple[WatchSpec, ...], tuple[S3WatchSpec, ...]]:
     raw = top.get("watch", list, [])
-    if not raw and required:
-        raise ConfigError("watch", "at least one [[watch]] folder or S3 prefix is required")
     folders: list[WatchSpec] = []
     prefixes: list[S3WatchSpec] = []
     seen: set[object] = set()

@@ -48,6 +48,7 @@ from docproc.providers.messages import build_params, parse_result, system_text
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 BATCHES = "/v1/messages/batches"
+COUNT_TOKENS = "/v1/messages/count_tokens"
 CHUNK_BYTES = 1 << 20
 LIST_PAGE = 100
 LIST_MAX_PAGES = 50
@@ -207,6 +208,19 @@ class AnthropicProvider:
         found = min(matches)[1]
         self._created.setdefault(found, time.monotonic())
         return found
+
+    def count_tokens(self, request: dict[str, Any]) -> int:
+        """Input tokens of one request, by ``POST /v1/messages/count_tokens`` (§1.11): the
+        Messages body without ``max_tokens``. Free; its own rate limit; an estimate."""
+        body = {k: v for k, v in request["params"].items() if k != "max_tokens"}
+        try:
+            response = self._http.post(COUNT_TOKENS, json=body)
+        except httpx.TransportError as exc:
+            raise ProviderRetryable(f"count_tokens: {_describe(exc)}") from exc
+        count = self._json(response, "count_tokens").get("input_tokens")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ProviderRetryable("count_tokens: the response has no input_tokens")
+        return count
 
     # -- transport -------------------------------------------------------------------
 

@@ -27,12 +27,13 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from docproc.models import CUSTOM_ID_PATTERN, BatchStatus, JobRequest, ProviderResult, TaskSpec
 
 _CUSTOM_ID_RE = re.compile(CUSTOM_ID_PATTERN)
 _JOB_ATTEMPT_RE = re.compile(r"j(0|[1-9][0-9]*)-a(0|[1-9][0-9]*)")
+_LEDGER_ID_RE = re.compile(r"[0-9a-f]{1,16}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +115,30 @@ class Provider(Protocol):
         ...
 
 
-def make_custom_id(job_id: int, attempt: int) -> str:
-    """Encode a job and its attempt number as a custom_id, e.g. ``"j123-a2"``.
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A provider with a token-counting endpoint (free, used for estimates)."""
+
+    def count_tokens(self, request: dict[str, Any]) -> int:
+        """Input tokens of one request built by ``build_request``, as the provider counts.
+
+        Raises ``ProviderRetryable`` (rate limited, ...) or ``ProviderRejected``.
+        """
+        ...
+
+
+def make_custom_id(job_id: int, attempt: int, ledger: str = "") -> str:
+    """Encode a job and its attempt number as a custom_id, e.g. ``"j123-a2"``, or
+    ``"3f9a0c1e-j123-a2"`` with the id of the ledger that numbers the jobs.
 
     Raises:
-        ValueError: if either number is negative.
+        ValueError: if either number is negative, or the ledger id is not hex.
     """
     if job_id < 0 or attempt < 0:
         raise ValueError(f"job id and attempt must be >= 0, got {job_id}, {attempt}")
-    custom_id = f"j{job_id}-a{attempt}"
+    if ledger and not _LEDGER_ID_RE.fullmatch(ledger):
+        raise ValueError(f"not a ledger id: {ledger!r}")
+    custom_id = f"{ledger}-j{job_id}-a{attempt}" if ledger else f"j{job_id}-a{attempt}"
     if not _CUSTOM_ID_RE.fullmatch(custom_id):
         raise ValueError(f"job id {job_id} and attempt {attempt} do not fit a custom_id")
     return custom_id

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -50,13 +50,22 @@ class LocalSource:
         rescan_interval: seconds between full reconcile walks.
         mount_table: mount table text for the ``auto`` mode decision; read
             from ``/proc/self/mountinfo`` when ``None``.
+        only: folders below the root to walk instead of all of it (``docproc
+            scan`` of a subfolder of a watched folder: its files belong to the
+            watched root, under its rules); only what lies in them can be gone.
     """
 
     def __init__(
-        self, spec: WatchSpec, *, rescan_interval: float = 300.0, mount_table: str | None = None
+        self,
+        spec: WatchSpec,
+        *,
+        rescan_interval: float = 300.0,
+        mount_table: str | None = None,
+        only: Sequence[Path] = (),
     ) -> None:
         self._spec = spec
         self._root = os.path.normpath(os.path.abspath(spec.path))
+        self._only = _outermost(os.path.normpath(os.path.abspath(p)) for p in only)
         tracker: StabilityTracker[str] = StabilityTracker(spec.settle_seconds)
         rules = IgnoreRules.from_spec(spec)
         self._walker = Walker(self._root, rules, recursive=spec.recursive, tracker=tracker)
@@ -202,10 +211,14 @@ class LocalSource:
     def _reconcile(self, known: Mapping[Path, tuple[int, int]], intake: Intake) -> None:
         started = time.monotonic()
         by_str = {os.fspath(p): v for p, v in known.items()}
+        if self._only:
+            inside = tuple(folder + os.sep for folder in self._only)
+            by_str = {p: v for p, v in by_str.items() if p.startswith(inside)}
         reason = self._guard.device_changed()  # never walk what is mounted in its place
         if reason is None:
             try:
-                self._walker.walk(self._root, by_str.get, intake)
+                for top in self._only or (self._root,):
+                    self._walker.walk(top, by_str.get, intake)
             except RootUnavailableError as exc:
                 reason = str(exc)
         reason = reason or self._guard.check(len(by_str))
@@ -233,3 +246,25 @@ class LocalSource:
             log.warning("source.root_unavailable", root=self._root, error=reason)
         self._unavailable = reason
         self._next_scan_at = now + min(UNAVAILABLE_RETRY, self._rescan_interval)
+
+
+def _outermost(folders: Iterable[str]) -> tuple[str, ...]:
+    """The folders, without those inside another of them (walked once)."""
+    kept: list[str] = []
+    for folder in sorted(set(folders)):
+        if not any(folder.startswith(outer + os.sep) for outer in kept):
+            kept.append(folder)
+    return tuple(kept)
+
+
+def reaches(spec: WatchSpec, path: Path) -> bool:
+    """Whether the walk of ``spec``'s folder reaches ``path``, a folder (entered) or a
+    file (taken) strictly below it, under the watch's rules."""
+    root = Path(os.path.normpath(os.path.abspath(spec.path)))
+    if path == root or not path.is_relative_to(root):
+        return False
+    rel = path.relative_to(root).as_posix()
+    rules = IgnoreRules.from_spec(spec)
+    if path.is_dir():
+        return spec.recursive and rules.enters_parents(f"{rel}/entry")  # and itself
+    return (spec.recursive or "/" not in rel) and rules.takes_path(rel)

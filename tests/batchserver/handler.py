@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.batchserver.body import BodyStream, JsonScanner, read_create_body, too_large
 from tests.batchserver.store import BatchStore, ResultsPlan
+from tests.batchserver.tokens import COUNT_PATH, MAX_COUNT_BODY, count_body
 from tests.batchserver.wire import (
     API_VERSION,
     BATCHES_PATH,
@@ -34,6 +35,8 @@ from tests.batchserver.wire import (
 
 def route_of(method: str, path: str) -> tuple[str, str | None] | None:
     """(operation, batch id) for a request line, or None if there is no such endpoint."""
+    if path == COUNT_PATH:
+        return ("count_tokens", None) if method == "POST" else None
     if path == BATCHES_PATH:
         return {"POST": ("create", None), "GET": ("list", None)}.get(method)
     if not path.startswith(BATCHES_PATH + "/"):
@@ -120,6 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._create()
             return
         fault = self._fault(op)
+        if op == "count_tokens":
+            self._send_json(200, self._count())
+            return
         store = self._store
         if op == "results":
             self._stream_results(store.results(batch_id or ""), cut=fault == "cut")
@@ -143,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
         if version != API_VERSION:
             raise invalid(f"anthropic-version: expected {API_VERSION!r}, got {version!r}")
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if op == "create" and content_type != "application/json":
+        if op in ("create", "count_tokens") and content_type != "application/json":
             raise invalid(f"content-type: expected 'application/json', got {content_type!r}")
 
     def _fault(self, op: str) -> str | None:
@@ -162,6 +168,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._finish_body()
         self._store.record_call(self._method, self._path, 0)
         raise Dropped
+
+    def _count(self) -> dict[str, Any]:
+        body = self._body
+        assert body is not None
+        answer = count_body(body.read(MAX_COUNT_BODY + 1))
+        self._store.counted(answer["input_tokens"])
+        return answer
 
     def _create(self) -> None:
         body = self._body

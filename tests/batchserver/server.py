@@ -87,6 +87,11 @@ class FakeBatches:
         return self.store.results_served
 
     @property
+    def token_counts(self) -> list[int]:
+        """The input_tokens of every count_tokens answer, in order."""
+        return self.store.token_counts
+
+    @property
     def errors(self) -> list[str]:
         """Tracebacks of server bugs (should stay empty)."""
         return self.store.errors

@@ -119,6 +119,7 @@ class BatchStore:
         self.errors: list[str] = []
         self.faults_injected: Counter[str] = Counter()
         self.results_served: Counter[str] = Counter()
+        self.token_counts: list[int] = []
         self._lock = threading.Lock()
         self._rng = random.Random(settings.seed)
         settings.faults.seed(settings.seed)
@@ -144,6 +145,11 @@ class BatchStore:
             with self._lock:
                 self.faults_injected[kind] += 1
         return kind
+
+    def counted(self, tokens: int) -> None:
+        """A token count was answered (``token_counts`` keeps each answer)."""
+        with self._lock:
+            self.token_counts.append(tokens)
 
     def served(self, batch_id: str) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ MAX_REQUESTS = 100_000
 MAX_BODY_BYTES = 256_000_000
 BATCHES_PATH = "/v1/messages/batches"
 CUSTOM_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-OPERATIONS = ("create", "retrieve", "list", "results", "cancel", "delete")
+OPERATIONS = ("create", "retrieve", "list", "results", "cancel", "delete", "count_tokens")
 FAULT_KINDS = ("429", "529", "500", "503", "drop", "drop_after_create", "cut")
 
 ONLY_FOR = {"drop_after_create": "create", "cut": "results"}

@@ -1,0 +1,108 @@
+"""What every command shares: --config/--state-dir, one-line errors, output flags."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from docproc.config import Settings, load, state_dir_only
+from docproc.errors import ConfigError, DocprocError, LedgerUnwritable
+from docproc.ledger import Ledger
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Options:
+    config: Path | None = None
+    state_dir: Path | None = None
+    log_level: str | None = None  # --log-level, when given
+
+    def settings(self, *, watches_required: bool = True) -> Settings:
+        return load(self.config, state_dir=self.state_dir, watches_required=watches_required)
+
+    def ledger_path(self) -> Path:
+        return state_dir_only(self.config, state_dir=self.state_dir) / "ledger.db"
+
+    def reader(self) -> Ledger:
+        """The ledger opened read-only: safe while the daemon writes."""
+        return Ledger(self.ledger_path(), readonly=True)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        setattr(ctx.ensure_object(Options), param.name or "", value)
+
+
+def common_options(func: F) -> F:
+    """``--config`` and ``--state-dir`` on a command; they land in the shared Options."""
+    path = click.Path(path_type=Path)
+    func = click.option(
+        "--state-dir", type=path, callback=_remember, expose_value=False, is_eager=True,
+        help="Where the ledger and extracted text live (env: DOCPROC_STATE_DIR).",
+    )(func)  # fmt: skip
+    return click.option(
+        "--config", type=path, callback=_remember, expose_value=False, is_eager=True,
+        help="TOML configuration file (default: the embedded defaults).",
+    )(func)  # fmt: skip
+
+
+def handle_errors(func: F) -> F:
+    """Turn docproc's own errors into one line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"docproc: config error: {exc}", err=True)
+            sys.exit(2)
+        except (DocprocError, LedgerUnwritable) as exc:
+            click.echo(f"docproc: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def opts() -> Options:
+    return click.get_current_context().ensure_object(Options)
+
+
+def output_options(func: F) -> F:
+    """--json / --csv on a listing command (table by default); the command gets ``fmt``.
+
+    Both at once is a usage error (exit 2), not a silent pick of one.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, as_json: bool, as_csv: bool, **kwargs: Any) -> Any:
+        if as_json and as_csv:
+            raise click.UsageError("--json and --csv cannot be used together")
+        fmt = "json" if as_json else "csv" if as_csv else "table"
+        return func(*args, fmt=fmt, **kwargs)
+
+    wrapped = click.option("--csv", "as_csv", is_flag=True, help="CSV output.")(wrapper)
+    return click.option("--json", "as_json", is_flag=True, help="JSON output.")(wrapped)  # type: ignore[return-value]
+
+
+def find_file(reader: Ledger, ref: str) -> dict[str, Any]:
+    row = reader.find_file(ref)
+    if row is None:
+        raise DocprocError(f"no file {ref!r} in the ledger")
+    return row
+
+
+def age(now: float, created_at: str | None) -> str:
+    """How long ago, e.g. ``3h12m``."""
+    if not created_at:
+        return ""
+    seconds = max(0, int(now - datetime.fromisoformat(created_at).timestamp()))
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds % 60:02d}s"
