@@ -37,8 +37,8 @@ from docproc.adopt import Adopter
 from docproc.compose import make_pool, make_provider, make_s3_root, task_for
 from docproc.config import Settings, load, secrets_held, service_env
 from docproc.dispatch import Dispatcher
-from docproc.errors import ConfigError, ObjectStoreError, SourceError
-from docproc.health import Snapshot, TickFailures, status_line
+from docproc.errors import ConfigError, LedgerUnwritable, ObjectStoreError, SourceError
+from docproc.health import LedgerOutage, Snapshot, TickFailures, status_line
 from docproc.intake import Intake
 from docproc.ledger import Ledger, file_uri
 from docproc.ledger_imports import ImportLedger
@@ -52,6 +52,7 @@ from docproc.pipeline import Pipeline
 from docproc.providers.base import Provider
 from docproc.publish import Publisher
 from docproc.sources.local import LocalSource
+from docproc.storage import SpaceGuard, check_state_dir, free_bytes
 from docproc.textstore import TextStore
 from docproc.writerlock import WriterLock
 
@@ -88,6 +89,7 @@ class Daemon:
         self.metrics: MetricsServer | None = None
         self._status, self._next_status = "starting", 0.0
         self.failures = TickFailures()
+        self.outage = LedgerOutage()  # the ledger refusing writes: a known state, backed off
         self._snapshot = Snapshot()
         self._stuck_recorded = False  # the ledger says stuck (this run or the one before)
 
@@ -95,9 +97,11 @@ class Daemon:
         """Run until stopped (or, with ``once``, until the work is done); the exit code.
 
         Raises:
+            StorageError: the state directory is missing, read-only or full (before any work).
             LedgerBusy: another ``run`` or ``scan`` writes this ledger (before any work).
         """
         settings = self._load()
+        check_state_dir(settings.state_dir, create_parents=settings.state_dir_default)
         with WriterLock.acquire(settings.state_dir, "docproc run"):
             return self._run(settings)
 
@@ -151,6 +155,7 @@ class Daemon:
 
     def _start(self, settings: Settings, provider: Provider) -> None:
         self.settings = self.settings_at_start = settings
+        self.space = SpaceGuard(settings.state_dir, settings.storage.min_free_mb)
         self.ledger = Ledger(settings.ledger_path, actor="daemon")
         work = WorkLedger(self.ledger, prices=settings.prices, retry_base=settings.retry_backoff)
         store = TextStore(settings.text_dir)
@@ -167,6 +172,7 @@ class Daemon:
             prices=settings.prices, budget=settings.budget,
         )  # fmt: skip
         publisher = Publisher(work, task_id=dispatcher.task_id, settings=settings.sidecars)
+        swept = publisher.recover() + store.sweep()
         adopter = Adopter(ImportLedger(self.ledger), settings=settings.sidecars)
         operations = Operations(RequestLedger(self.ledger), work, dispatcher)
         self.pipeline = Pipeline(self.intake, dispatcher, publisher, adopter, operations)
@@ -178,7 +184,7 @@ class Daemon:
         self._start_metrics(settings)
         log.info("daemon.ready", state_dir=str(settings.state_dir), provider=provider.name,
                  roots=len(self._watches) + len(self._s3_watches), recovered_extractions=recovered,
-                 open_batches=dispatcher.in_flight)  # fmt: skip
+                 open_batches=dispatcher.in_flight, temp_files_removed=swept)  # fmt: skip
 
     def _start_metrics(self, settings: Settings) -> None:
         if settings.metrics.listen is None:
@@ -243,12 +249,17 @@ class Daemon:
             self._ping()
             if self.reload_requested:
                 self._reload()
+            self._check_space()
             try:
                 self.pipeline.tick(time.monotonic(), wait=self._tick_wait(),
                                    flush_all=self.options.once)  # fmt: skip
                 if self.failures.succeeded(time.monotonic()) or self._stuck_recorded:
                     self._recovered()
+                if self.outage.over():
+                    self._next_status = 0.0
                 self._report(time.monotonic())
+            except LedgerUnwritable as exc:  # a known state, not a failure: wait for the disk
+                self._pause(self._unwritable(exc))
             except Exception as exc:  # the loop's boundary: log, back off, carry on
                 log.exception("daemon.tick_failed", consecutive=self.failures.consecutive + 1)
                 if self.failures.failed(exc, time.monotonic()):
@@ -265,7 +276,8 @@ class Daemon:
 
     def _ping(self) -> None:
         """The only watchdog ping. A loop that stalls, or turns without getting anywhere
-        (stuck: the same failure tick after tick), stops feeding it: systemd restarts us."""
+        (stuck: the same failure tick after tick), stops feeding it: systemd restarts us.
+        A ledger the disk refuses is not stuck: the loop knows why it waits (STATUS= says)."""
         if self.failures.stuck is None:
             self.notifier.watchdog(time.monotonic())
 
@@ -285,10 +297,26 @@ class Daemon:
         """Tell ``docproc status`` through the ledger, if the ledger is not the trouble."""
         try:
             self.pipeline.dispatcher.work.daemon_stuck(reason)
-        except Exception:  # STATUS= and /metrics still say it
+        except (Exception, LedgerUnwritable):  # STATUS= and /metrics still say it
             log.warning("daemon.stuck_not_recorded", exc_info=True)
             return
         self._stuck_recorded = reason is not None
+
+    def _unwritable(self, exc: LedgerUnwritable) -> float:
+        """The ledger refused a write (nothing was lost): say why; how long to wait.
+
+        The watchdog is still fed (the loop turns and knows why it waits), and
+        STATUS= starts with the reason until a tick goes through again.
+        """
+        delay = self.outage.refused(str(exc))
+        self._next_status = 0.0
+        self._report(time.monotonic())
+        return delay
+
+    def _check_space(self) -> None:
+        """Below ``[storage] min_free_mb`` no new work is taken; above it again, it is."""
+        if self.pipeline.intake.hold_new_work(self.space.shortage()):
+            self._next_status = 0.0
 
     def _tick_wait(self) -> float:
         """The longest a tick may block: short enough for every watchdog ping."""
@@ -313,7 +341,10 @@ class Daemon:
             if self.failures.stuck is None:
                 raise
             log.warning("daemon.snapshot_failed", exc_info=True)  # the last one, marked stuck
-        snapshot = replace(self._snapshot, stuck=self.failures.stuck)
+        snapshot = replace(
+            self._snapshot, stuck=self.failures.stuck, ledger_unwritable=self.outage.reason,
+            state_free_bytes=free_bytes(self.space.path),
+        )  # fmt: skip
         if self.metrics is not None:
             self.metrics.publish(snapshot)
         line = status_line(snapshot)

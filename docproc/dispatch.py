@@ -34,7 +34,13 @@ import structlog
 
 from docproc.batching import Plan, plan_batches
 from docproc.costs import Budget, PriceTable, period_starts
-from docproc.errors import ProviderAccountRefused, ProviderRejected, ProviderRetryable, brief
+from docproc.errors import (
+    LedgerUnwritable,
+    ProviderAccountRefused,
+    ProviderRejected,
+    ProviderRetryable,
+    brief,
+)
 from docproc.highlights import locate
 from docproc.ledger_work import BatchItem, WorkLedger
 from docproc.models import BatchLimits, BatchStatus, JobRequest, ProviderResult, TaskSpec
@@ -110,6 +116,7 @@ class Dispatcher:
         self._overhead = request_size(provider.build_request(empty, task)) + CUSTOM_ID_SLACK
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="provider")
         self._results: queue.Queue[tuple[int, int, object]] = queue.Queue(maxsize=8)
+        self._held: tuple[int, int, object] | None = None  # taken, not yet recorded
         self._open: dict[int, _Batch] = {}
         self._plan_at = 0.0  # when planning is next worth a look (monotonic)
         self._paused_until = 0.0  # no planning before this (the account was refused)
@@ -157,7 +164,7 @@ class Dispatcher:
 
     def idle_for(self, now: float) -> float:
         """How long the loop may wait before this stage has something to do (0: now)."""
-        if not self._results.empty():
+        if self._held is not None or not self._results.empty():
             return 0.0
         waits = [max(self._plan_at, self._paused_until) - now]
         for batch in self._open.values():
@@ -194,7 +201,7 @@ class Dispatcher:
         """
         log.exception("batch.trouble", batch_id=batch.batch_id, state=batch.state)
         batch.stop.set()  # a results stream of it stops; what it already queued is dropped
-        batch.streaming = False
+        batch.streaming, batch.stream = False, batch.stream + 1  # (its end above all)
         if batch.state == "planned":
             batch.maybe_created = True
         self._failed(batch, now, exc, None)
@@ -312,8 +319,8 @@ class Dispatcher:
         """Record a change of "why submission is paused" (None: it is not)."""
         if reason == self.paused:
             return
-        self.paused = reason
         self.work.submission_paused(reason)
+        self.paused = reason
         if reason:
             log.warning("dispatch.paused", reason=reason)
         else:
@@ -436,13 +443,18 @@ class Dispatcher:
             if str(value) in self.work.provider_batch_ids():  # adopted twice: cannot be ours
                 batch.maybe_created = True
                 return
+            try:
+                self.work.batch_submitted(batch.batch_id, str(value))
+            except LedgerUnwritable:  # created, its id not recorded: adopt it, never resend
+                batch.maybe_created = True
+                raise
             batch.maybe_created = False
             batch.provider_batch_id, batch.state = str(value), "submitted"
-            self.work.batch_submitted(batch.batch_id, str(value))
             log.info("batch.submitted", batch_id=batch.batch_id, provider_batch_id=str(value))
         elif batch.state == "submitted" and value.ended:
-            batch.state = "ended"
+            # the ledger first: a refusal polls again
             self.work.batch_ended(batch.batch_id, value.state, _detail(value))
+            batch.state = "ended"
             self._stream(batch)
         elif batch.state == "submitted" and value.state != batch.provider_status:
             batch.provider_status = value.state
@@ -512,20 +524,29 @@ class Dispatcher:
             return
 
     def _apply_results(self, now: float) -> int:
+        """Apply what the results threads handed over, within a time budget.
+
+        An item the ledger refuses (a full disk: :class:`LedgerUnwritable`) is
+        held and applied first next time, before anything after it: a chunk
+        of results is never dropped, so the batch's end cannot be recorded
+        over it (which would resend its requests).
+        """
         done = 0
         deadline = self.work.clock() + APPLY_BUDGET_S
         while self.work.clock() < deadline:
-            try:
-                batch_id, stream, item = self._results.get_nowait()
-            except queue.Empty:
-                break
+            if self._held is None:
+                try:
+                    self._held = self._results.get_nowait()
+                except queue.Empty:
+                    break
+            batch_id, stream, item = self._held
             batch = self._open.get(batch_id)
-            if batch is None or stream != batch.stream:
-                continue  # from a stream given up on: the batch's results are read again
-            try:
-                done += self._apply_item(batch, item, now)
-            except Exception as exc:  # noqa: BLE001 - read again later; the rest goes on
-                self._batch_trouble(batch, now, exc)
+            if batch is not None and stream == batch.stream:  # else a stream given up on
+                try:
+                    done += self._apply_item(batch, item, now)
+                except Exception as exc:  # noqa: BLE001 - read again later; the rest goes on
+                    self._batch_trouble(batch, now, exc)
+            self._held = None
         return done
 
     def _apply_item(self, batch: _Batch, item: object, now: float) -> int:

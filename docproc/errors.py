@@ -12,9 +12,12 @@ what the caller does about them::
     ├── ExtractionError          one document could not become text
     │   ├── PermanentExtractionError   corrupt, encrypted, unsupported, too large:
     │   │                              recorded and quarantined, never retried
-    │   └── TransientExtractionError   busy, vanished, I/O: retried with backoff
+    │   ├── TransientExtractionError   busy, vanished, I/O: retried with backoff
+    │   └── TextStoreUnwritable        the text store is full or read-only: retried
+    │                                  until it can be stored, never given up on
     ├── LedgerError              the ledger cannot be opened, migrated or queried
     │   └── LedgerBusy           another process is the ledger's one writer
+    ├── StorageError             the state directory is missing, read-only or full at start
     ├── ProviderError            a provider call failed
     │   ├── ProviderRetryable    rate limit, overload, timeout, 5xx: try later
     │   ├── ProviderOutcomeUnknown  a create may have been made: reconcile before resending
@@ -26,7 +29,10 @@ what the caller does about them::
                                  and the ledger records a conflict
 
 Control flow ("stop", "skip", "retry later") is never expressed through this
-tree: shutdown is a flag, and a retry is a ledger state.
+tree: shutdown is a flag, and a retry is a ledger state. One exception stands
+outside it on purpose: :class:`LedgerUnwritable` (a ledger write the disk
+refused, nothing lost) derives from ``BaseException`` so that no per-item
+``except Exception`` can swallow it.
 """
 
 from __future__ import annotations
@@ -82,10 +88,16 @@ STORE_CODES = (
 
 
 class FailureKind(StrEnum):
-    """Whether trying again can help."""
+    """Whether trying again can help.
+
+    ``STORAGE``: the document was read, but its text could not be stored (the
+    state directory is full or read-only): not the document's fault, so it is
+    retried on a fixed pause and never given up on.
+    """
 
     PERMANENT = "permanent"
     TRANSIENT = "transient"
+    STORAGE = "storage"
 
 
 class ExtractionError(DocprocError):
@@ -110,6 +122,12 @@ class TransientExtractionError(ExtractionError):
     kind = FailureKind.TRANSIENT
 
 
+class TextStoreUnwritable(ExtractionError):  # noqa: N818 - named for what the caller meets
+    """The text was extracted but the text store refused it (disk full, read-only)."""
+
+    kind = FailureKind.STORAGE
+
+
 class LedgerError(DocprocError):
     """The ledger cannot be opened, migrated or queried."""
 
@@ -123,6 +141,31 @@ class LedgerBusy(LedgerError):  # noqa: N818 - named for what the caller meets
     def __init__(self, message: str, holder: str = "") -> None:
         super().__init__(message)
         self.holder = holder
+
+
+class LedgerUnwritable(BaseException):
+    """A ledger transaction failed because of the disk, not the data; rolled back whole.
+
+    ``kind`` is a storage fault kind (``no_space``, ``read_only``, ``io_error``...,
+    see :mod:`docproc.storage`); the message is ``ledger not writable: <reason>``.
+    Whatever the transaction carried is still in the caller's hands: keep it,
+    back off, and record it again.
+
+    Control flow, not an item's error, so it derives from ``BaseException``
+    (like :class:`KeyboardInterrupt`): a per-item ``except Exception`` must not
+    take a full disk for one bad file, result or row and quarantine it. The
+    stages keep what they hold and let it pass; the daemon's loop catches it
+    and backs off; the command line prints it as one line.
+    """
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"ledger not writable: {reason}")
+        self.kind = kind
+        self.reason = reason
+
+
+class StorageError(DocprocError):
+    """The state directory cannot be used at start-up: missing, read-only or full (one line)."""
 
 
 class ProviderError(DocprocError):

@@ -17,10 +17,16 @@ import traceback
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import structlog
+
 from docproc.errors import brief
+from docproc.storage import KINDS
+
+log = structlog.get_logger()
 
 _PACKAGE = Path(__file__).resolve().parent
 STUCK_WINDOW_S = 300.0  # a cause failing again within this is a stuck loop
+OUTAGE_FIRST_S, OUTAGE_CAP_S = 1.0, 10.0  # waits while the ledger refuses writes
 
 
 @dataclass(slots=True)
@@ -50,6 +56,11 @@ class Snapshot:
     paused: str | None = None  # why submission is paused; None: it is not
     counters: StageCounters = field(default_factory=StageCounters)
     stuck: str | None = None  # why the loop is stuck (the same failure, tick after tick)
+    # sidecars waiting for another try: (fault kind, reason, files), most files first
+    sidecars_waiting: tuple[tuple[str, str, int], ...] = ()
+    intake_paused: str | None = None  # why no new work is taken (low space); None: it is
+    ledger_unwritable: str | None = None  # "ledger not writable: ..." while backing off
+    state_free_bytes: int | None = None  # free space on the state directory's filesystem
 
 
 @dataclass
@@ -92,6 +103,35 @@ class TickFailures:
         return True
 
 
+@dataclass
+class LedgerOutage:
+    """The ledger refusing writes (a full or read-only disk): a known state, not a failure.
+
+    The loop waits :data:`OUTAGE_FIRST_S` after the first refusal, doubling to
+    :data:`OUTAGE_CAP_S`, and says why (``reason``) until a tick goes through.
+    """
+
+    reason: str | None = None  # "ledger not writable: ..." while it lasts
+    _next: float = OUTAGE_FIRST_S
+
+    def refused(self, reason: str) -> float:
+        """Count a refused tick (logged when the reason is new); how long to wait."""
+        new = reason != self.reason
+        delay = OUTAGE_FIRST_S if new else self._next
+        if new:
+            log.error("ledger.unwritable", reason=reason, retry_in_s=delay)
+        self.reason, self._next = reason, min(OUTAGE_CAP_S, delay * 2)
+        return delay
+
+    def over(self) -> bool:
+        """A tick went through: True when that ends an outage (logged)."""
+        if self.reason is None:
+            return False
+        log.info("ledger.writable_again", was=self.reason)
+        self.reason, self._next = None, OUTAGE_FIRST_S
+        return True
+
+
 def failure_site(exc: BaseException) -> str:
     """Where an exception came from: ``file.py:line`` of the innermost docproc frame."""
     frames = traceback.extract_tb(exc.__traceback__)
@@ -114,9 +154,16 @@ def status_line(s: Snapshot) -> str:
     ]
     if s.failed:
         parts.append(f"{s.failed:,} failed")
+    if s.sidecars_waiting:
+        waiting = sum(files for _, _, files in s.sidecars_waiting)
+        parts.append(f"{waiting:,} sidecars retrying ({s.sidecars_waiting[0][1]})")
     line = ", ".join(parts)
     if s.paused:
         line = f"{line}; submission paused: {s.paused}"
+    if s.intake_paused:
+        line = f"new work paused: {s.intake_paused}; {line}"
+    if s.ledger_unwritable:
+        line = f"{s.ledger_unwritable}; {line}"
     return f"STUCK: {s.stuck}; {line}" if s.stuck else line
 
 
@@ -165,10 +212,32 @@ def prometheus_text(s: Snapshot) -> str:
     out += _metric("docproc_stuck", "gauge",
                    "1 while the main loop fails tick after tick for the same cause.",
                    0, sample=stuck)  # fmt: skip
+    out += _storage_metrics(s)
     for f in fields(s.counters):
         name, text = _COUNTERS[f.name]
         out += _metric(name, "counter", text, getattr(s.counters, f.name))
     return "\n".join(out) + "\n"
+
+
+def _storage_metrics(s: Snapshot) -> list[str]:
+    by_kind = dict.fromkeys(KINDS, 0)
+    for kind, _, files in s.sidecars_waiting:
+        by_kind[kind] = by_kind.get(kind, 0) + files
+    name = "docproc_sidecars_retrying"
+    out = [f"# HELP {name} Files whose sidecars wait for another try, by fault kind.",
+           f"# TYPE {name} gauge"]  # fmt: skip
+    out += [f'{name}{{kind="{_label(kind)}"}} {files}' for kind, files in by_kind.items()]
+    for attr, metric, text in (
+        ("intake_paused", "docproc_intake_paused", "1 while no new work is taken (low space)."),
+        ("ledger_unwritable", "docproc_ledger_unwritable", "1 while ledger writes fail."),
+    ):
+        reason = getattr(s, attr)
+        sample = f'{metric}{{reason="{_label(reason)}"}} 1' if reason else None
+        out += _metric(metric, "gauge", text, 0, sample=sample)
+    if s.state_free_bytes is not None:
+        text = "Free space on the state directory's filesystem."
+        out += _metric("docproc_state_free_bytes", "gauge", text, s.state_free_bytes)
+    return out
 
 
 def _metric(name: str, kind: str, text: str, value: float, sample: str | None = None) -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import structlog
 
-from docproc.errors import FailureKind, brief
+from docproc.errors import FailureKind, LedgerUnwritable, brief
 from docproc.extract import ExtractorPool, route
 from docproc.ledger import Ledger, Seen, uri_path
 from docproc.models import (
@@ -31,6 +31,7 @@ from docproc.models import (
     ExtractOutcome,
     ExtractTask,
     IntakeBatch,
+    Location,
 )
 from docproc.sources.base import Source
 
@@ -77,6 +78,19 @@ class KnownFiles(Mapping[Path, tuple[int, int]]):
 
 
 @dataclass
+class _Rest:
+    """The part of one poll's findings not recorded yet."""
+
+    problems: list[tuple[Location, str]]
+    gone: list[Location]
+    ready: list[Candidate]
+    scanned: bool
+
+    def batch(self) -> IntakeBatch:
+        return IntakeBatch(tuple(self.ready), tuple(self.gone), tuple(self.problems), self.scanned)
+
+
+@dataclass
 class TickReport:
     """What one tick did, for progress bars and tests."""
 
@@ -106,6 +120,12 @@ class Intake:
         self._copies: dict[str, Path] = {}
         self._statuses: dict[int, str] = {}
         self._requeued = False
+        # Why no new work is taken (the state directory is low on space), or None.
+        # Sources are not polled then; what is recorded is still extracted.
+        self.new_work_paused: str | None = None
+        # What the ledger could not take (it was unwritable), applied first next time.
+        self._held: dict[int, IntakeBatch] = {}  # per root: the rest of a source's batch
+        self._unrecorded: list[ExtractOutcome] = []  # extraction outcomes
 
     def add_source(self, root_id: int, source: Source) -> None:
         self.sources[root_id] = source
@@ -132,6 +152,20 @@ class Intake:
     def busy(self) -> bool:
         """Work in hand: files settling or documents being extracted."""
         return bool(self._in_flight) or any(s.pending for s in self.sources.values())
+
+    def hold_new_work(self, shortage: str | None) -> bool:
+        """Take no new work while ``shortage`` says why (low space), or take it again.
+
+        Returns whether that changed (each change is logged).
+        """
+        if shortage == self.new_work_paused:
+            return False
+        if shortage and not self.new_work_paused:
+            log.warning("storage.low_space", detail=f"new work paused: {shortage}")
+        elif not shortage:
+            log.info("storage.space_back", detail="new work resumed")
+        self.new_work_paused = shortage
+        return True
 
     def recover(self) -> int:
         """Dispatch every version the ledger holds unextracted (e.g. after a crash).
@@ -175,9 +209,13 @@ class Intake:
             wait: how long to wait for extraction results, in seconds.
         """
         report = TickReport()
+        self._record([])  # outcomes the ledger could not take last time, first
         for root_id, source in list(self.sources.items()):
+            if self.new_work_paused:
+                break
             try:
-                batch = source.poll(now, KnownFiles(self.ledger, root_id))
+                batch = self._held.pop(root_id, None)
+                batch = batch or source.poll(now, KnownFiles(self.ledger, root_id))
                 self._apply(root_id, batch, report)
                 status = source.status
             except Exception as exc:  # one root's trouble: shown as its status, others go on
@@ -193,19 +231,37 @@ class Intake:
         return report
 
     def _apply(self, root_id: int, batch: IntakeBatch, report: TickReport) -> None:
-        for where, reason in batch.problems:
+        """Record what one poll of a source found.
+
+        A source hands each file over once. If the ledger refuses a write (the
+        disk is full), what is not recorded yet is held and applied first at the
+        next tick: nothing handed over is lost.
+        """
+        rest = _Rest(list(batch.problems), list(batch.gone), list(batch.ready), batch.scanned)
+        try:
+            self._apply_rest(root_id, rest, report)
+        except LedgerUnwritable:
+            self._held[root_id] = rest.batch()
+            raise
+
+    def _apply_rest(self, root_id: int, rest: _Rest, report: TickReport) -> None:
+        while rest.problems:
+            where, reason = rest.problems[-1]
             self.ledger.record_problem(root_id, where, reason)
             log.warning("intake.problem", path=str(where), reason=reason)
-        for path in batch.gone:
-            self.ledger.record_gone(path)
-        ready = list(batch.ready)
-        for start in range(0, len(ready), TAKE_CHUNK):
+            rest.problems.pop()
+        while rest.gone:
+            self.ledger.record_gone(rest.gone[-1])
+            rest.gone.pop()
+        while rest.ready:
             # Chunks keep the workers busy during a big first walk: each chunk is
             # dispatched before the next is hashed, and finished results flow in.
-            self.take_all(root_id, ready[start : start + TAKE_CHUNK], report)
+            self.take_all(root_id, rest.ready[:TAKE_CHUNK], report)
+            del rest.ready[:TAKE_CHUNK]
             self._collect(0.0, report)
-        if batch.scanned:
+        if rest.scanned:
             self.ledger.root_scanned(root_id)
+            rest.scanned = False
 
     def take(self, root_id: int, candidate: Candidate, report: TickReport) -> None:
         """Fingerprint one stable file, record its version, dispatch extraction."""
@@ -287,13 +343,17 @@ class Intake:
         report.outcomes.extend(outcomes)
 
     def _record(self, outcomes: Sequence[ExtractOutcome]) -> None:
+        """Record extraction outcomes, with any the ledger refused before (held, in flight)."""
+        outcomes = [*self._unrecorded, *outcomes]
         if not outcomes:
             return
+        self._unrecorded = outcomes  # until the ledger takes them: a full disk loses nothing
+        self._record_extractions(outcomes)
+        self._unrecorded = []
         for outcome in outcomes:
             self._in_flight.discard(outcome.sha256)
             if isinstance(outcome, Extraction) or outcome.kind is FailureKind.PERMANENT:
                 self._drop_copy(outcome.sha256)
-        self._record_extractions(outcomes)
         for outcome in outcomes:
             if isinstance(outcome, ExtractFailure):
                 log.info("extract.failed", sha256=outcome.sha256, kind=outcome.kind.value,

@@ -22,14 +22,14 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes
 
-from docproc.errors import FailureKind, LedgerError
+from docproc.errors import FailureKind, LedgerError, LedgerUnwritable
 from docproc.ledger_invariants import Violation, check
 from docproc.ledger_migrations import Database, migrations
 from docproc.models import (
@@ -41,11 +41,13 @@ from docproc.models import (
     ObjectState,
     object_key,
 )
+from docproc.storage import sqlite_fault
 
 GENESIS = "0" * 64
+STORAGE_RETRY = timedelta(seconds=30)  # text that could not be stored is extracted again after
 # The states of the file_status view, in the order a file goes through them.
 FILE_STATES = (
-    "pending", "extracted", "queued", "submitting", "submitted", "done", "written",
+    "pending", "extracted", "queued", "submitting", "submitted", "answered", "written",
     "retrying", "failed", "conflict", "deleted",
 )  # fmt: skip
 BUSY_TIMEOUT_S = 30.0
@@ -126,7 +128,8 @@ class Ledger:
         self._head: str | None = None  # see transaction()
         self.db = Database(_connect(path, readonly))
         if not readonly:
-            migrations.apply(self.db)
+            with self._storage_faults():
+                migrations.apply(self.db)
         elif migrations.pending(self.db):
             raise LedgerError(f"ledger {path} needs migrating; run any writing command first")
 
@@ -151,35 +154,60 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: all of it commits, or none."""
+        """One ``BEGIN IMMEDIATE`` transaction: all of it commits, or none.
+
+        Raises:
+            LedgerUnwritable: the disk refused the write (full, read-only, I/O
+                error); nothing of the transaction was recorded.
+        """
         conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        self._head = None  # the chain's last hash, valid while we hold the write lock
-        try:
-            yield conn
-        except BaseException:
+        with self._storage_faults():
+            conn.execute("BEGIN IMMEDIATE")
+            self._head = None  # the chain's last hash, valid while we hold the write lock
+            try:
+                yield conn
+            except BaseException:
+                self._head = None
+                conn.rollback()
+                raise
             self._head = None
-            conn.rollback()
-            raise
-        self._head = None
-        conn.commit()
+            try:
+                conn.commit()
+            except BaseException:
+                with suppress(sqlite3.Error):  # SQLite has already rolled back on a disk fault
+                    conn.rollback()
+                raise
+
+    @contextmanager
+    def _storage_faults(self) -> Iterator[None]:
+        """Turn SQLite's words for a disk fault into :class:`LedgerUnwritable`."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            fault = sqlite_fault(exc, self.path.parent)
+            if fault is None:
+                raise
+            raise LedgerUnwritable(fault.kind, fault.reason) from exc
 
     @contextmanager
     def savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
         """A part of the current transaction that may fail alone (one item of many).
 
         On an exception its changes, events included, are undone and the
-        exception propagates; the rest of the transaction stands.
+        exception propagates; the rest of the transaction stands. A disk fault
+        is no item's fault: it comes out as :class:`LedgerUnwritable`, which
+        per-item handlers let pass, and the whole transaction is rolled back.
         """
-        conn.execute("SAVEPOINT item")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK TO SAVEPOINT item")
+        with self._storage_faults():
+            conn.execute("SAVEPOINT item")
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK TO SAVEPOINT item")
+                conn.execute("RELEASE SAVEPOINT item")
+                self._head = None  # an event appended inside was undone with it
+                raise
             conn.execute("RELEASE SAVEPOINT item")
-            self._head = None  # an event appended inside was undone with it
-            raise
-        conn.execute("RELEASE SAVEPOINT item")
 
     def event(self, conn: sqlite3.Connection, name: str, subject: str, **detail: Any) -> None:
         """Append one event to the hash chain, inside the caller's transaction."""
@@ -432,6 +460,9 @@ class Ledger:
         retry_at = None
         if kind is FailureKind.TRANSIENT:
             retry_at = _utc(self._clock() + _backoff(attempts))
+        elif kind is FailureKind.STORAGE:  # docproc's disk, not the document: not counted
+            attempts -= 1
+            retry_at = _utc(self._clock() + STORAGE_RETRY)
         conn.execute(
             "UPDATE versions SET state = 'failed', failure_kind = ?, error = ?, extractor = ?,"
             " attempts = ?, retry_at = ?, extract_seconds = ? WHERE id = ?",
@@ -506,8 +537,8 @@ class Ledger:
         """
         rows = self.db.conn.execute(
             "SELECT v.sha256, MIN(f.uri) FROM versions v JOIN files f ON f.version_id = v.id"
-            " WHERE f.state = 'present' AND (v.state = 'pending' OR"
-            " (v.state = 'failed' AND v.failure_kind = 'transient' AND v.retry_at <= ?))"
+            " WHERE f.state = 'present' AND (v.state = 'pending' OR (v.state = 'failed'"
+            " AND v.failure_kind IN ('transient', 'storage') AND v.retry_at <= ?))"
             " GROUP BY v.id ORDER BY v.id",
             (self.now(),),
         )
@@ -643,5 +674,8 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.Error as exc:
+        fault = sqlite_fault(exc, path.parent)
+        if fault is not None and not readonly:
+            raise LedgerUnwritable(fault.kind, f"{fault.reason} (opening {path})") from exc
         raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
     return conn

@@ -444,3 +444,75 @@ def m012_staged_batches(db: Database) -> None:
         FROM batches b;
         """
     )
+
+
+@migrations()
+def m013_sidecar_retries(db: Database) -> None:
+    """Sidecar writes that failed for a storage reason, waiting for their next try.
+
+    One row per (file, job) while its sidecars are not written: the fault's
+    kind and sentence, where the write must go (``place``: a folder, or
+    ``s3://bucket/prefix/``), how many tries, and when the next is due
+    (``retry_at``, epoch seconds). The row goes once the sidecars are
+    written. ``file_status`` shows such a file as ``retrying`` with the
+    reason, and a file whose job is answered but not yet written as
+    ``answered`` (it showed the job's internal ``done``).
+    """
+    db.executescript(
+        """
+        CREATE TABLE sidecar_retries (
+            file_id INTEGER NOT NULL REFERENCES files(id),
+            job_id INTEGER NOT NULL REFERENCES jobs(id),
+            place TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            first_at TEXT NOT NULL,
+            last_at TEXT NOT NULL,
+            retry_at REAL NOT NULL,
+            PRIMARY KEY (file_id, job_id)
+        );
+        CREATE INDEX sidecar_retries_place ON sidecar_retries(place);
+        CREATE INDEX sidecar_retries_due ON sidecar_retries(retry_at);
+        DROP VIEW stuck;
+        DROP VIEW file_status;
+        CREATE VIEW file_status AS
+        WITH current_job AS (
+            SELECT version_id, MAX(id) AS job_id FROM jobs GROUP BY version_id
+        )
+        SELECT f.id, f.path, f.uri, r.uri AS root,
+               CASE WHEN f.state = 'deleted' THEN 'deleted'
+                    WHEN f.state = 'problem' THEN 'failed'
+                    WHEN v.id IS NULL THEN 'pending'
+                    WHEN v.state = 'failed' AND v.failure_kind IN ('transient', 'storage')
+                         THEN 'retrying'
+                    WHEN v.state = 'pending' AND j.state = 'done' AND EXISTS (
+                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
+                        AND s.state = 'written') THEN 'written'
+                    WHEN v.state != 'extracted' THEN v.state
+                    WHEN j.id IS NULL THEN 'extracted'
+                    WHEN EXISTS (SELECT 1 FROM sidecars s WHERE s.file_id = f.id
+                                 AND s.job_id = j.id AND s.state = 'conflict') THEN 'conflict'
+                    WHEN j.state = 'done' AND EXISTS (
+                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
+                        AND s.state = 'written') THEN 'written'
+                    WHEN j.state = 'done' AND sr.file_id IS NOT NULL THEN 'retrying'
+                    WHEN j.state = 'done' THEN 'answered'
+                    ELSE j.state END AS state,
+               v.sha256, f.size, v.extractor, v.chars, v.truncated_from,
+               COALESCE(f.problem, v.error,
+                        (SELECT s.detail FROM sidecars s WHERE s.file_id = f.id
+                         AND s.job_id = j.id AND s.state = 'conflict' ORDER BY s.id DESC LIMIT 1),
+                        CASE WHEN j.state = 'done' THEN sr.reason END,
+                        j.error) AS error,
+               v.failure_kind, v.attempts,
+               j.id AS job_id, f.first_seen_at, f.updated_at, v.extracted_at
+        FROM files f JOIN roots r ON r.id = f.root_id
+        LEFT JOIN versions v ON v.id = f.version_id
+        LEFT JOIN current_job cj ON cj.version_id = v.id
+        LEFT JOIN jobs j ON j.id = cj.job_id
+        LEFT JOIN sidecar_retries sr ON sr.file_id = f.id AND sr.job_id = j.id;
+        CREATE VIEW stuck AS
+        SELECT * FROM file_status WHERE state IN ('failed', 'retrying', 'conflict');
+        """
+    )

@@ -22,13 +22,13 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
 import structlog
 
 from docproc.costs import PriceTable
 from docproc.errors import brief
 from docproc.ledger import Ledger, Row
+from docproc.ledger_retries import cleared
 from docproc.models import (
     Highlight,
     OutputProblem,
@@ -40,7 +40,6 @@ from docproc.models import (
 
 log = structlog.get_logger()
 RETRY_BASE_S = 60.0
-ERROR_PAUSE_S = 300.0  # a sidecar write that failed (disk full...) is tried again after this
 RETRY_CAP_S = 3600.0
 REQUEST_OVERHEAD_BYTES = 4096
 CUT_MARKER_BYTES = 200
@@ -773,7 +772,7 @@ class WorkLedger:
 
     def to_publish(self, task: str, limit: int, after_file_id: int = 0) -> list[Row]:
         """Live files (id above ``after_file_id``) whose current job is done and whose
-        sidecars are not yet written, in file id order."""
+        sidecars are not yet written (nor waiting for a later try), in file id order."""
         return list(
             self.ledger.db.query(
                 "SELECT f.id AS file_id, f.uri, f.path, r.uri AS root_uri, v.id AS version_id,"
@@ -790,10 +789,11 @@ class WorkLedger:
                 " JOIN batches b ON b.id = q.batch_id"
                 " WHERE f.id > ? AND f.state = 'present' AND NOT EXISTS (SELECT 1 FROM sidecars s"
                 "   WHERE s.file_id = f.id AND s.job_id = j.id"
-                "   AND (s.state IN ('written', 'conflict')"
-                "   OR (s.state = 'error' AND s.created_at > ?)))"
+                "   AND s.state IN ('written', 'conflict'))"
+                " AND NOT EXISTS (SELECT 1 FROM sidecar_retries t WHERE t.file_id = f.id"
+                "   AND t.job_id = j.id AND t.retry_at > ?)"
                 " ORDER BY f.id LIMIT ?",
-                [task, after_file_id, _iso(self._clock() - ERROR_PAUSE_S), limit],
+                [task, after_file_id, self._clock(), limit],
             )
         )
 
@@ -836,10 +836,10 @@ class WorkLedger:
         return found
 
     def sidecar_hashes(self, uri: str) -> set[str]:
-        """sha256 of every sidecar docproc wrote (or was about to write) at ``uri``."""
+        """sha256 of every sidecar docproc wrote (or tried to write) at ``uri``."""
         rows = self.conn.execute(
-            "SELECT sha256 FROM sidecars WHERE uri = ?"
-            " AND state IN ('writing', 'written', 'superseded')",
+            "SELECT sha256 FROM sidecars WHERE uri = ? AND sha256 IS NOT NULL"
+            " AND state IN ('writing', 'written', 'superseded', 'error')",
             (uri,),
         )
         return {sha for (sha,) in rows if sha}
@@ -873,13 +873,16 @@ class WorkLedger:
                     " AND state = 'writing' GROUP BY uri)",
                     (self.ledger.now(), file_id, job_id),
                 )
+                cleared(conn, file_id, job_id)
                 self.ledger.event(conn, "sidecars.written", f"file:{file_id}", job_id=job_id,
                                   reused=reused)  # fmt: skip
 
     def sidecar_problem(self, file_id: int, job_id: int, uri: str, state: str, reason: str) -> None:
-        """A sidecar could not be written: ``state`` is ``conflict`` (someone else's file) or
-        ``error`` (retried after a pause). Intents stay: whatever was written is docproc's."""
+        """A sidecar could not be written: ``state`` is ``conflict`` (someone else's file: a
+        person resolves it) or ``error``. Intents stay: whatever was written is docproc's.
+        (A write that failed for a storage reason waits in ``sidecar_retries`` instead.)"""
         with self.ledger.transaction() as conn:
+            cleared(conn, file_id, job_id)
             conn.execute(
                 "INSERT INTO sidecars (file_id, job_id, uri, state, detail, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -1049,10 +1052,6 @@ def _reason(result: ProviderResult) -> str:
         return f"request {result.kind.value}"
     detail = f"{result.error_type}: {result.error_message}" if result.error_type else ""
     return f"request errored ({detail})" if detail else "request errored"
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:

@@ -112,6 +112,10 @@ class Pipeline:
             spend_today=work.billed(period_starts(work.clock())[0]),
             paused=self.dispatcher.paused,
             counters=replace(self.counters),
+            sidecars_waiting=tuple(
+                (w.kind, w.reason, w.files) for w in self.publisher.retries.waiting()
+            ),
+            intake_paused=self.intake.new_work_paused,
         )
 
     def _written_today(self) -> int:

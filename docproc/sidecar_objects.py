@@ -82,6 +82,11 @@ class ObjectSidecars:
     def uri(self, key: str) -> str:
         return object_uri(self.bucket.name, key)
 
+    @property
+    def place(self) -> str:
+        """Where this root's sidecar objects go: ``s3://bucket/prefix/``."""
+        return self.uri(self.prefix if self._base is None else self._base)
+
     def plan(self, source_key: str) -> ObjectKeys:
         """The two sidecar keys of ``source_key``, proven to stay under their base prefix.
 

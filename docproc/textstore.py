@@ -26,8 +26,11 @@ import gzip
 import hashlib
 import os
 import tempfile
+from contextlib import suppress
 from functools import cache
 from pathlib import Path
+
+TEMP_PREFIX, TEMP_SUFFIX = ".tmp-", ".gz"
 
 
 @cache
@@ -75,7 +78,7 @@ class TextStore:
         if target.parent not in self._made:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(target.parent)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".gz")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as raw:
                 raw.write(gzip.compress(data, compresslevel=6, mtime=0))
@@ -84,7 +87,8 @@ class TextStore:
                     os.fsync(raw.fileno())
             Path(tmp).replace(target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            with suppress(OSError):  # the disk may be failing: sweep() gets it at start-up
+                Path(tmp).unlink()
             raise
         return digest
 
@@ -116,3 +120,23 @@ class TextStore:
 
     def has(self, text_sha256: str) -> bool:
         return self.path_for(text_sha256).exists()
+
+    def sweep(self) -> int:
+        """Remove temp files of writes cut short (a crash, a full disk); run at start-up.
+
+        Only ``.tmp-*.gz`` files in the two-hex-digit folders are touched.
+        Returns how many were removed.
+        """
+        removed = 0
+        try:
+            folders = [entry.path for entry in os.scandir(self.root) if entry.is_dir()]
+        except OSError:
+            return 0
+        for folder in folders:
+            for leftover in Path(folder).glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+                try:
+                    leftover.unlink()
+                except OSError:
+                    continue
+                removed += 1
+        return removed

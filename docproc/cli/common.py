@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from docproc.config import Settings, load, state_dir_only
-from docproc.errors import ConfigError, DocprocError
+from docproc.errors import ConfigError, DocprocError, LedgerUnwritable
 from docproc.ledger import Ledger
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,7 +64,7 @@ def handle_errors(func: F) -> F:
         except ConfigError as exc:
             click.echo(f"docproc: config error: {exc}", err=True)
             sys.exit(2)
-        except DocprocError as exc:
+        except (DocprocError, LedgerUnwritable) as exc:
             click.echo(f"docproc: {exc}", err=True)
             sys.exit(1)
 

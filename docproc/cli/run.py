@@ -11,6 +11,7 @@ import click
 from docproc.cli.common import common_options, handle_errors, opts
 from docproc.config import PROVIDERS
 from docproc.output import table
+from docproc.storage import check_state_dir
 
 
 @click.command()
@@ -59,6 +60,7 @@ def scan(paths: tuple[Path, ...], settle: float | None) -> None:
         if not path.exists() and not path.is_symlink():
             click.echo(f"docproc: {path.absolute()} does not exist", err=True)
             sys.exit(2)
+    check_state_dir(settings.state_dir, create_parents=settings.state_dir_default)
     bar = _Bar()
     try:
         result = run_scan(settings, list(paths), bar.update, settle=settle)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,11 @@ import click
 from docproc.cli.common import age, common_options, handle_errors, opts
 from docproc.config import load
 from docproc.costs import period_starts
+from docproc.errors import DocprocError
+from docproc.ledger_retries import SidecarRetries
 from docproc.ledger_work import WorkLedger
 from docproc.output import as_json, table
+from docproc.storage import MB, free_bytes, state_dir_trouble
 
 FLIGHT_COLUMNS = (
     "id", "provider_batch_id", "tier", "state", "provider_status", "requests", "age", "problem",
@@ -31,6 +35,8 @@ def status(as_json_: bool) -> None:
         work, paused, stuck = reader.counts(), reader.pause_reason(), reader.stuck_reason()
         waiting = reader.waiting_reason()
         in_flight = [_flight(row) for row in reader.open_batches()]
+        retrying = [asdict(w) for w in SidecarRetries(ledger).waiting()]
+        storage = _storage(ledger.path.parent)
         day, month = period_starts(time.time())
         spend = {"today_usd": round(reader.billed(day), 4),
                  "month_usd": round(reader.billed(month), 4),
@@ -39,11 +45,17 @@ def status(as_json_: bool) -> None:
         click.echo(as_json({"files": counts, "roots": roots, "work": work, "spend": spend,
                             "submission_paused": paused, "stuck": stuck,
                             "submission_waiting": waiting,
-                            "batches_in_flight": in_flight}))  # fmt: skip
+                            "batches_in_flight": in_flight,
+                            "sidecars_retrying": retrying, "storage": storage}))  # fmt: skip
         return
     if stuck:
         click.echo(f"DAEMON STUCK: {stuck}")
         click.echo("(the same failure every tick; systemd restarts it; see its log)\n")
+    if storage["trouble"]:
+        click.echo(f"STORAGE: {storage['trouble']}\n")
+    if retrying:
+        click.echo("SIDECARS RETRYING (written once the fault clears; no restart needed):")
+        click.echo(table(retrying, ("files", "kind", "reason"), width=100) + "\n")
     if paused:
         click.echo(f"SUBMISSION PAUSED: {paused}")
         click.echo("(extraction goes on; raise the cap in [budget] and reload, or wait)\n")
@@ -72,6 +84,17 @@ def _flight(row: dict[str, Any]) -> dict[str, Any]:
         "requests": row["request_count"], "age": age(time.time(), row["created_at"]),
         "problem": row["error"],
     }  # fmt: skip
+
+
+def _storage(state_dir: Path) -> dict[str, Any]:
+    """The state directory's free space and trouble, as its filesystem says now."""
+    try:
+        floor = opts().settings(watches_required=False).storage.min_free_mb
+    except DocprocError:  # a watched folder is missing, say: the default floor
+        floor = None
+    free = free_bytes(state_dir)
+    return {"state_dir": str(state_dir), "free_mb": None if free is None else free // MB,
+            "trouble": state_dir_trouble(state_dir, floor)}  # fmt: skip
 
 
 @click.group("config")

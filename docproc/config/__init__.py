@@ -24,6 +24,7 @@ from typing import Any
 
 from docproc.config import sections, watches
 from docproc.config.bedrock import BedrockSettings, bedrock
+from docproc.config import storage as storage_section
 from docproc.config.environment import (
     ANTHROPIC_KEY,
     SECRET_NAMES,
@@ -44,6 +45,7 @@ from docproc.config.settings import (
     MetricsSettings,
     ServiceEnv,
     Settings,
+    StorageSettings,
 )
 from docproc.config.table import Table
 from docproc.errors import ConfigError
@@ -66,6 +68,7 @@ __all__ = [
     "MetricsSettings",
     "ServiceEnv",
     "Settings",
+    "StorageSettings",
     "anthropic_key",
     "load",
     "operator_name",
@@ -145,6 +148,7 @@ def _from_table(
     budget = sections.budget(top.table("budget"))
     metrics = sections.metrics(top.table("metrics"))
     bedrock_settings = bedrock(top.table("bedrock"), required=task.provider == "bedrock")
+    storage = storage_section.storage(top.table("storage"))
     top.finish()  # before "no [[watch]]": a typo'd [[wathc]] is reported as what it is
     if required and not folders and not s3_watches:
         raise ConfigError("watch", "at least one [[watch]] folder or S3 prefix is required")
@@ -154,8 +158,9 @@ def _from_table(
             f'has no price: add [costs.models."{task.model}"] with input and output'
             " (US dollars per million tokens, list price)",
         )
+    chosen_dir, default_dir = resolve_state_dir(state_dir, file_state_dir, base)
     return Settings(
-        state_dir=resolve_state_dir(state_dir, file_state_dir, base),
+        state_dir=chosen_dir,
         watches=folders,
         s3_watches=s3_watches,
         rescan_interval=rescan,
@@ -173,5 +178,7 @@ def _from_table(
         budget=budget,
         metrics=metrics,
         bedrock=bedrock_settings,
+        storage=storage,
         source=source,
+        state_dir_default=default_dir,
     )

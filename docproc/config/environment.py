@@ -19,9 +19,11 @@ ANTHROPIC_KEY = "ANTHROPIC_API_KEY"
 SECRET_NAMES = ("ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
-def resolve_state_dir(override: Path | None, from_file: str, base: Path) -> Path:
+def resolve_state_dir(override: Path | None, from_file: str, base: Path) -> tuple[Path, bool]:
+    """The state directory, and whether it is the built-in default (not named anywhere)."""
     env = os.environ
     chosen: Path
+    default = False
     if override is not None:
         chosen = override
     elif env.get("DOCPROC_STATE_DIR"):
@@ -33,8 +35,8 @@ def resolve_state_dir(override: Path | None, from_file: str, base: Path) -> Path
         chosen = Path(env["STATE_DIRECTORY"].split(":")[0])
     else:
         xdg = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-        chosen = Path(xdg) / "docproc"
-    return chosen.expanduser().absolute()
+        chosen, default = Path(xdg) / "docproc", True
+    return chosen.expanduser().absolute(), default
 
 
 def state_dir_only(path: Path | None, *, state_dir: Path | None = None) -> Path:
@@ -56,7 +58,7 @@ def state_dir_only(path: Path | None, *, state_dir: Path | None = None) -> Path:
         if not isinstance(value, str):
             raise ConfigError("state_dir", "must be a string")
         from_file, base = value, path.parent.absolute()
-    return resolve_state_dir(state_dir, from_file, base)
+    return resolve_state_dir(state_dir, from_file, base)[0]
 
 
 def secret(name: str) -> str | None:

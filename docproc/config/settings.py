@@ -52,6 +52,17 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """How much room the state directory keeps (``[storage]``).
+
+    ``min_free_mb`` None: 64 MB, or 5 % of a smaller filesystem (see
+    :class:`docproc.storage.SpaceGuard`).
+    """
+
+    min_free_mb: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceEnv:
     """What systemd told this process through its environment (all empty elsewhere).
 
@@ -86,7 +97,9 @@ class Settings:
     budget: Budget = field(default_factory=Budget)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     bedrock: BedrockSettings | None = None  # [bedrock], when configured
+    storage: StorageSettings = field(default_factory=StorageSettings)
     source: Path | None = None  # the file these settings came from, if any
+    state_dir_default: bool = False  # the built-in location (its parents may be created)
 
     @property
     def ledger_path(self) -> Path:

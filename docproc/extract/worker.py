@@ -35,11 +35,13 @@ from docproc.errors import (
     ExtractionError,
     FailureKind,
     PermanentExtractionError,
+    TextStoreUnwritable,
     TransientExtractionError,
 )
 from docproc.extract import readers, route
 from docproc.extract.reading import Reading
 from docproc.models import ExtractFailure, Extraction, ExtractLimits, ExtractOutcome, ExtractTask
+from docproc.storage import fault_of
 from docproc.textstore import TextStore
 
 Extractor = Callable[[bytes], str]
@@ -115,6 +117,9 @@ def _run(
     try:
         digest = store.put(content)
     except OSError as exc:
+        fault = fault_of(exc, store.root)
+        if fault is not None:
+            raise TextStoreUnwritable(f"text store not writable: {fault.reason}") from exc
         raise TransientExtractionError(f"text store write failed: {exc}") from exc
     return Extraction(
         sha256=task.sha256,

@@ -26,7 +26,10 @@ Each concern has its module:
 Errors: :class:`~docproc.errors.SidecarError` when a path is refused,
 :class:`~docproc.errors.SidecarConflict` when something docproc did not write is
 at the target (the ledger records a conflict); I/O failures (disk full, a
-read-only filesystem) propagate as :class:`OSError`.
+read-only filesystem) propagate as :class:`OSError` from :func:`write_atomic`
+and :func:`stage`, leaving no temp file behind, and come back per sidecar from
+:func:`commit`; :func:`sweep_temps` removes what a write the disk would not
+even let clean up left (at start-up, after the next good write there).
 
 JSON schema ``docproc.sidecar/1``
 ---------------------------------
@@ -69,7 +72,7 @@ One UTF-8 object, keys in this order, two-space indent, a trailing newline::
   ``docproc.sidecar/1``; a change that breaks readers gets ``/2``.
 """
 
-from docproc.sidecars.cleanup import Removal, remove_sidecars, remove_stale_temps
+from docproc.sidecars.cleanup import Removal, remove_sidecars, remove_stale_temps, sweep_temps
 from docproc.sidecars.digest import is_own, markdown_intact
 from docproc.sidecars.fs import temp_name
 from docproc.sidecars.paths import NAME_MAX, PATH_MAX, SidecarPaths, plan_paths
@@ -103,6 +106,7 @@ __all__ = [
     "render_json",
     "render_markdown",
     "stage",
+    "sweep_temps",
     "temp_name",
     "write_atomic",
 ]

@@ -1,4 +1,4 @@
-"""Cleaning up: temp files an interrupted write left, and sidecars of deleted sources."""
+"""Cleaning up: temp files an interrupted or failed write left, and sidecars of deleted sources."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 from docproc.errors import SidecarConflict, SidecarError
-from docproc.sidecars.fs import _inspect, _is_temp_of, _open_dir
+from docproc.sidecars.fs import (
+    _TEMP_OVERHEAD,
+    _TOKEN_HEX,
+    TEMP_SUFFIX,
+    _inspect,
+    _is_temp_of,
+    _open_dir,
+)
+from docproc.sidecars.paths import NAME_MAX
 
 
 def remove_stale_temps(target: Path) -> int:
@@ -22,16 +30,55 @@ def remove_stale_temps(target: Path) -> int:
     removed = 0
     try:
         entries = list(os.scandir(target.parent))
-    except FileNotFoundError:
+    except OSError:  # gone, or not readable: nothing can be removed there now
         return 0
     for entry in entries:
         if _is_temp_of(entry.name, target.name) and entry.is_file(follow_symlinks=False):
             try:
                 Path(entry.path).unlink()
-            except FileNotFoundError:
+            except OSError:  # gone, or a read-only folder: swept after the next good write
                 continue
             removed += 1
     return removed
+
+
+def sweep_temps(directory: Path, suffixes: Collection[str]) -> int:
+    """Remove the temp files failed or interrupted sidecar writes left in ``directory``.
+
+    For when a write failed and its temp file could not be removed at once
+    (the disk went read-only, an I/O error): run at start-up and after the next
+    successful write in that folder. Only regular files named like
+    :func:`temp_name` of a sidecar (a name ending in one of ``suffixes``, or cut
+    to fit ``NAME_MAX``) are removed.
+
+    Returns:
+        How many were removed.
+    """
+    removed = 0
+    try:
+        with os.scandir(directory) as entries:
+            names = [e.name for e in entries if e.is_file(follow_symlinks=False)]
+    except OSError:
+        return 0
+    for name in names:
+        if _is_sidecar_temp(name, suffixes):
+            try:
+                (directory / name).unlink()
+            except OSError:
+                continue
+            removed += 1
+    return removed
+
+
+def _is_sidecar_temp(entry: str, suffixes: Collection[str]) -> bool:
+    if not (entry.startswith(".") and entry.endswith(TEMP_SUFFIX)):
+        return False
+    stem = entry[1 : -len(TEMP_SUFFIX)]
+    name, dot, token = stem.rpartition(".")
+    if not dot or len(token) != _TOKEN_HEX or any(c not in "0123456789abcdef" for c in token):
+        return False
+    cut = len(os.fsencode(name)) >= NAME_MAX - _TEMP_OVERHEAD - 3  # cut to fit: suffix may be gone
+    return cut or any(name.endswith(suffix) for suffix in suffixes)
 
 
 # -- removing -------------------------------------------------------------------

@@ -137,9 +137,13 @@ def stage(
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
             try:
-                _write_all(fd, data)
-            finally:
-                os.close(fd)
+                try:
+                    _write_all(fd, data)
+                finally:
+                    os.close(fd)
+            except OSError:  # disk full, I/O error: no temp file is left behind
+                _unlink_quietly(dir_fd, tmp)
+                raise
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             raise SidecarError(f"sidecar name too long for the filesystem: {target}") from exc
@@ -147,24 +151,49 @@ def stage(
     return Staged(target, tmp, found, digest, within)
 
 
-def commit(staged: Sequence[Staged]) -> list[SidecarConflict | None]:
+def commit(staged: Sequence[Staged]) -> list[SidecarError | OSError | None]:
     """Second half: make every temp file durable with one sync per filesystem, put
     each in place (no clobber; over docproc's own file only if it is unchanged),
-    then sync the directory entries. Temp files are always removed.
+    then sync the directory entries. Temp files are always removed (when the
+    directory can still be written). Never raises.
 
     Returns:
-        For each staged sidecar, ``None`` (in place) or the conflict that stopped it.
+        For each staged sidecar: ``None`` (in place and durable); the
+        :class:`SidecarConflict` (or :class:`SidecarError`) that stopped it; or
+        the ``OSError`` of a failed sync or rename (disk full, read-only, I/O
+        error): not in place, or not known to be durable (a retry finds its
+        own bytes and only records them).
     """
-    _sync_filesystems(staged)
-    placed: dict[int, bool] = {}
-    for (directory, within), members in _by_directory(staged).items():
-        with _open_dir(directory, within) as dir_fd:
-            for index, item in members:
-                placed[index] = _place(dir_fd, item)
-    _sync_filesystems(staged)
-    return [None if placed[i] else SidecarConflict(
-        str(item.target), None, "the file changed while docproc wrote it")
-        for i, item in enumerate(staged)]  # fmt: skip
+    outcome: list[SidecarError | OSError | None] = [None] * len(staged)
+    groups = _by_directory(staged)
+    unsynced = _sync_filesystems([directory for directory, _ in groups])
+    for (directory, within), members in groups.items():
+        error: OSError | SidecarError | None = unsynced.get(directory)
+        if error is None:
+            try:
+                with _open_dir(directory, within) as dir_fd:
+                    for index, item in members:
+                        outcome[index] = _placed(dir_fd, item)
+                continue
+            except (OSError, SidecarError) as exc:
+                error = exc
+        discard([item for _, item in members])
+        for index, _ in members:
+            outcome[index] = outcome[index] or error
+    unsynced = _sync_filesystems([directory for directory, _ in groups])  # the new entries
+    for (directory, _), members in groups.items():
+        for index, _ in members:
+            outcome[index] = outcome[index] or unsynced.get(directory)
+    return outcome
+
+
+def _placed(dir_fd: int, item: Staged) -> SidecarError | OSError | None:
+    try:
+        if _place(dir_fd, item):
+            return None
+    except OSError as exc:
+        return exc
+    return SidecarConflict(str(item.target), None, "the file changed while docproc wrote it")
 
 
 def _by_directory(
@@ -187,24 +216,44 @@ def _place(dir_fd: int, item: Staged) -> bool:
 
 
 def discard(staged: Sequence[Staged]) -> None:
-    """Drop staged temp files that will not be committed."""
+    """Drop staged temp files that will not be committed (quietly: the disk may be failing)."""
     for item in staged:
-        with suppress(FileNotFoundError):
+        with suppress(OSError):
             (item.target.parent / item.tmp).unlink()
 
 
-def _sync_filesystems(staged: Sequence[Staged]) -> None:
-    """One syncfs(2) per filesystem holding a staged sidecar (os.sync() where absent)."""
-    seen: set[int] = set()
-    for directory in {item.target.parent for item in staged}:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _sync_filesystems(directories: Sequence[Path]) -> dict[Path, OSError]:
+    """One syncfs(2) per filesystem holding these directories (os.sync() where absent).
+
+    Returns:
+        The directories whose filesystem could not be synced (or that could
+        not be opened), with the error.
+    """
+    synced: dict[int, OSError | None] = {}
+    failed: dict[Path, OSError] = {}
+    for directory in dict.fromkeys(directories):
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            failed[directory] = exc
+            continue
         try:
             device = os.fstat(fd).st_dev
-            if device not in seen:
-                seen.add(device)
-                _syncfs(fd)
+            if device not in synced:
+                synced[device] = _try_syncfs(fd)
         finally:
             os.close(fd)
+        if (error := synced[device]) is not None:
+            failed[directory] = error
+    return failed
+
+
+def _try_syncfs(fd: int) -> OSError | None:
+    try:
+        _syncfs(fd)
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _syncfs(fd: int) -> None:

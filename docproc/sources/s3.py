@@ -54,6 +54,7 @@ from docproc.models import (
 )
 from docproc.sources.filters import IgnoreRules
 from docproc.sources.notifications import NotificationListener
+from docproc.storage import fault_of
 
 if TYPE_CHECKING:
     from docproc.aws import Bucket, Fetched, Listed
@@ -175,9 +176,12 @@ class S3Source:
         poll, not here: one unreachable bucket must not keep the daemon from
         starting.
         """
-        self._fetch_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self._fetch_dir.iterdir():
-            stale.unlink(missing_ok=True)
+        try:
+            self._fetch_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self._fetch_dir.iterdir():
+                stale.unlink(missing_ok=True)
+        except OSError as exc:  # a full or read-only state directory: each fetch says so
+            log.warning("source.fetch_area", root=self.uri, error=str(exc))
         if self._listener is not None:
             self._listener.start()
 
@@ -326,9 +330,14 @@ class S3Source:
     def _download(self, key: str) -> tuple[Path, Fetched]:
         dest = self._fetch_dir / (secrets.token_hex(8) + _safe_suffix(key))
         try:
+            self._fetch_dir.mkdir(parents=True, exist_ok=True)
             return dest, self.bucket.download(key, dest, max_bytes=self._max_bytes)
-        except OSError as exc:  # the state directory is full or read-only
-            raise ObjectStoreError("error", f"cannot copy {key}: {exc}", retryable=True) from exc
+        except OSError as exc:  # the state directory is full or read-only: back off, retry
+            fault = fault_of(exc, self._fetch_dir)
+            reason = (
+                f"fetch area not writable: {fault.reason}" if fault else f"cannot copy {key}: {exc}"
+            )
+            raise ObjectStoreError("error", reason, retryable=True) from exc
 
     def _fetched(self, key: str, job: Future[tuple[Path, Fetched]], found: _Found) -> None:
         try:
