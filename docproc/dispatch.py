@@ -108,7 +108,7 @@ class Dispatcher:
         self.prices, self.budget = prices or PriceTable(), budget or Budget()
         self.paused = work.pause_reason()  # why submission is paused (the budget), if it is
         self.waiting = work.waiting_reason()  # why small batches wait for more, if they do
-        self._held = 0  # jobs the last plan left waiting for the provider's minimum
+        self._below_minimum = 0  # jobs the last plan left waiting for the provider's minimum
         if self.paused and not self.budget.capped:
             self._affordable(0.0)  # the cap was lifted while stopped: record the resumption
         self._ledger_id = work.ledger.identity()  # in every custom_id: see m009_ledger_identity
@@ -178,7 +178,7 @@ class Dispatcher:
         """Jobs of the current task not yet answered (queued, in backoff or in a batch),
         except those waiting for a batch of the provider's minimum (``--once`` leaves
         them queued for a later run)."""
-        return self.work.pending_jobs(self.task_id) - self._held
+        return self.work.pending_jobs(self.task_id) - self._below_minimum
 
     def tick(self, now: float, *, flush_all: bool = False) -> int:
         """Plan and submit batches, advance open ones, apply results within a time budget.
@@ -239,7 +239,7 @@ class Dispatcher:
         self._plan_at = now + REPLAN_S  # also catches jobs whose backoff ends
         ready = self.work.ready_jobs(self.task_id)
         if not ready:
-            self._held = 0
+            self._below_minimum = 0
             self._set_waiting(0, self.provider.limits.min_requests)
             return
         wall = self.work.clock()
@@ -252,8 +252,8 @@ class Dispatcher:
         if waiting:  # look again when the oldest of them is due
             due_in = max(0.0, min(waiting) + self.limits.max_wait - wall)
             self._plan_at = min(self._plan_at, now + due_in)
-        self._held = sum(map(len, held))
-        self._set_waiting(self._held, caps.min_requests)
+        self._below_minimum = sum(map(len, held))
+        self._set_waiting(self._below_minimum, caps.min_requests)
         sizes = {job.job_id: job.request_bytes for job in ready}
         for job_ids, live in _to_send(plan, caps):
             if not self._open_batch(job_ids, sizes, now, live=live):

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from docproc.config import sections, watches
-from docproc.config.bedrock import BedrockSettings, bedrock
 from docproc.config import storage as storage_section
+from docproc.config.bedrock import BedrockSettings, bedrock
 from docproc.config.environment import (
     ANTHROPIC_KEY,
     SECRET_NAMES,
