@@ -157,7 +157,7 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         name=str(job.get("jobName") or ""),
         state=state,
         phase=phase,
-        input_uri=_uri(job.get("inputDataConfig"), "s3InputDataConfig"),
+        inputs=(_uri(job.get("inputDataConfig"), "s3InputDataConfig"),),
         output_uri=output,
         message=message,
         counts=tuple((k, int(job[k])) for k in COUNTS if isinstance(job.get(k), int)),

@@ -66,13 +66,34 @@ class ObjectStore(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Layout:
+    """Where a batch's objects go in its folder (``<staging><token>/``).
+
+    Bedrock reads every object under an input prefix (``input/part-00001.jsonl``);
+    Vertex AI is given the list of input objects (``input-00001.jsonl``).
+    ``input_prefix`` holds every input file and nothing else of the batch.
+    """
+
+    input_file: str = "input/part-{:05d}.jsonl"  # formatted with the file's number, from 1
+    input_prefix: str = "input/"
+    output_prefix: str = "output/"
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
-    """A job to create: ``name`` is the ledger's token (and the idempotency key)."""
+    """A job to create: ``name`` is the ledger's token (and the idempotency key).
+
+    ``input_uri`` is the prefix holding the input files, ``input_files`` each
+    of them; ``attempt`` is the ledger's number of this create attempt (a
+    platform without an idempotent create labels its job with it).
+    """
 
     name: str
     input_uri: str
     output_uri: str
     records: int
+    input_files: tuple[str, ...] = ()
+    attempt: int = 0
 
 
 class Phase(StrEnum):
@@ -90,6 +111,8 @@ class Phase(StrEnum):
 class JobView:
     """What the platform says of a job.
 
+    ``name`` is the ledger's token the job was created for; ``inputs`` are the
+    URIs of its input objects, or of prefixes holding them (ending in ``/``);
     ``output_uri`` is the folder holding this job's output files, at any
     depth (Bedrock: the output prefix it was given, where it adds a folder
     named after the job id); ``input_invalid``: the
@@ -100,7 +123,7 @@ class JobView:
     name: str
     state: str
     phase: Phase
-    input_uri: str
+    inputs: tuple[str, ...]
     output_uri: str
     message: str = ""
     counts: tuple[tuple[str, int], ...] = ()
