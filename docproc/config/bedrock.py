@@ -75,8 +75,8 @@ def bedrock(t: Table, *, required: bool) -> BedrockSettings | None:
         min_records=t.integer("min_records", 100),
         max_records=t.integer("max_records", 50_000),
         max_concurrent_jobs=t.integer("max_concurrent_jobs", 20),
-        invocation_type=_choice(t, "invocation_type", "InvokeModel", INVOCATION_TYPES),
-        below_minimum=_choice(t, "below_minimum", "live", BELOW_MINIMUM),
+        invocation_type=t.choice("invocation_type", "InvokeModel", INVOCATION_TYPES),
+        below_minimum=t.choice("below_minimum", "live", BELOW_MINIMUM),
         live_concurrency=_between(t, "live_concurrency", 4, 1, 64),
         live_timeout=t.number("live_timeout", 300.0, minimum=10.0),
         keep_staging=t.get("keep_staging", bool, False),
@@ -126,11 +126,4 @@ def _between(t: Table, name: str, default: int, low: int, high: int) -> int:
     value = t.integer(name, default, minimum=low)
     if value > high:
         raise ConfigError(t.key(name), f"must be between {low} and {high} (got {value})")
-    return value
-
-
-def _choice(t: Table, name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = t.get(name, str, default)
-    if value not in choices:
-        raise ConfigError(t.key(name), f"must be one of {', '.join(choices)} (got {value!r})")
     return value

@@ -53,6 +53,14 @@ class Table:
             raise ConfigError(self.key(name), f"must be at least {minimum} (got {value})")
         return value
 
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.get(name, str, default)
+        if value not in choices:
+            raise ConfigError(
+                self.key(name), f"must be one of {', '.join(choices)} (got {value!r})"
+            )
+        return value
+
     def strings(self, name: str) -> tuple[str, ...]:
         value = self.get(name, list, [])
         if not all(isinstance(item, str) for item in value):

@@ -64,8 +64,8 @@ from docproc.providers.staging import (
     JobApi,
     JobSpec,
     JobView,
-    ObjectStore,
     Layout,
+    ObjectStore,
     Phase,
     RecordCodec,
     split_files,
@@ -92,6 +92,7 @@ class StagedBatchProvider:
         live: answers batches below the minimum (None: the provider has no live path).
         keep_staging: leave a batch's staging objects in place once it is applied.
         layout: where the input and output objects go in a batch's folder.
+        on_close: what to close with the provider (its clients' connections).
     """
 
     def __init__(
@@ -107,11 +108,13 @@ class StagedBatchProvider:
         live: LiveBatches | None = None,
         keep_staging: bool = False,
         layout: Layout = Layout(),  # noqa: B008 - frozen, shared on purpose
+        on_close: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.name, self.limits = name, limits
         self.store, self.jobs, self.codec = store, jobs, codec
         self._build, self._files, self._live = build, files, live
         self.keep_staging, self.layout = keep_staging, layout
+        self._on_close = tuple(on_close)
 
     def __repr__(self) -> str:
         return f"StagedBatchProvider({self.name!r}, staging={self.store.uri('')!r})"
@@ -119,6 +122,8 @@ class StagedBatchProvider:
     def close(self) -> None:
         if self._live is not None:
             self._live.close()
+        for close in self._on_close:
+            close()
 
     # -- the Provider protocol ---------------------------------------------------
 

@@ -8,6 +8,7 @@ batchPredictionJobs API and its JSONL shapes). Nothing here does I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,6 +18,16 @@ from docproc.models import ProviderResult
 
 # Metadata on every object docproc stages: the batch token it belongs to.
 TOKEN_METADATA = "docproc-token"  # noqa: S105 - a metadata key, not a secret
+# A failed job whose message says its input is malformed: retrying the same records
+# cannot help. Messages about access, quotas or the service are not the records' fault.
+_INPUT_INVALID = re.compile(
+    r"malformed|invalid|not valid|parse|schema|format|unsupported|not supported", re.I
+)
+_NOT_THE_INPUT = re.compile(
+    r"access|denied|permission|role|kms|quota|limit|minimum|maximum|exceed|throttl"
+    r"|internal|service|timeout|timed out|capacity|unavailable",
+    re.I,
+)
 
 
 class ObjectStore(Protocol):
@@ -184,6 +195,11 @@ class FileLimits:
 
     max_records: int = 50_000
     max_bytes: int = 1_000_000_000
+
+
+def input_invalid(message: str) -> bool:
+    """Whether a failed job's message blames the input records themselves."""
+    return bool(_INPUT_INVALID.search(message)) and not _NOT_THE_INPUT.search(message)
 
 
 def split_files(lines: Iterable[bytes], limits: FileLimits) -> Iterator[Iterator[bytes]]:
