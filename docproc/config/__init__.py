@@ -29,6 +29,7 @@ from docproc.config.environment import (
     ANTHROPIC_KEY,
     SECRET_NAMES,
     anthropic_key,
+    env,
     operator_name,
     resolve_state_dir,
     secret,
@@ -48,7 +49,7 @@ from docproc.config.settings import (
     StorageSettings,
 )
 from docproc.config.table import Table
-from docproc.config.vertex import VertexSettings, vertex
+from docproc.config.vertex import EMULATOR_VARIABLE, VertexSettings, vertex
 from docproc.errors import ConfigError
 
 __all__ = [
@@ -150,7 +151,8 @@ def _from_table(
     budget = sections.budget(top.table("budget"))
     metrics = sections.metrics(top.table("metrics"))
     bedrock_settings = bedrock(top.table("bedrock"), required=task.provider == "bedrock")
-    vertex_settings = vertex(top.table("vertex"), base, required=task.provider == "vertex")
+    vertex_settings = vertex(top.table("vertex"), base, required=task.provider == "vertex",
+                             emulator=env(EMULATOR_VARIABLE))  # fmt: skip
     storage = storage_section.storage(top.table("storage"))
     top.finish()  # before "no [[watch]]": a typo'd [[wathc]] is reported as what it is
     if required and not folders and not s3_watches:

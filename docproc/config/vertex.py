@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from docproc.config.environment import env
 from docproc.config.table import Table, check_url
 from docproc.errors import ConfigError
 
@@ -54,8 +53,12 @@ class VertexSettings:
         return self.staging.removeprefix("gs://").partition("/")[2]
 
 
-def vertex(t: Table, base: Path, *, required: bool) -> VertexSettings | None:
+def vertex(
+    t: Table, base: Path, *, required: bool, emulator: str | None = None
+) -> VertexSettings | None:
     """The ``[vertex]`` table; None when it is absent and not ``required``.
+
+    ``emulator`` is ``$STORAGE_EMULATOR_HOST``, if set.
 
     Raises:
         ConfigError: a key is missing (when required), of the wrong type or out of range.
@@ -68,7 +71,7 @@ def vertex(t: Table, base: Path, *, required: bool) -> VertexSettings | None:
         if location == "global"
         else f"https://{location}-aiplatform.googleapis.com"
     )
-    storage, anonymous = _storage_endpoint(t)
+    storage, anonymous = _storage_endpoint(t, emulator)
     token_file = t.get("access_token_file", str, "")
     settings = VertexSettings(
         project=_required(t, "project", _PROJECT, "a Google Cloud project id such as my-project"),
@@ -121,11 +124,10 @@ def _staging(t: Table) -> str:
     return f"gs://{bucket}/{prefix}"
 
 
-def _storage_endpoint(t: Table) -> tuple[str, bool]:
+def _storage_endpoint(t: Table, emulator: str | None) -> tuple[str, bool]:
     """The Cloud Storage endpoint, and whether it is the emulator's (called anonymously)."""
     if "storage_endpoint" in t.data:
         return _url(t, "storage_endpoint", DEFAULT_STORAGE), False
-    emulator = env(EMULATOR_VARIABLE)
     if emulator:
         url = emulator if "://" in emulator else f"http://{emulator}"
         check_url(EMULATOR_VARIABLE, url)
