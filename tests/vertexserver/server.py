@@ -19,11 +19,19 @@ PROJECT, PROJECT_NUMBER, LOCATION = "docproc-test", "123456789012", "us-east5"
 
 
 class Tokens:
-    """Bearer tokens: issued by ``/token`` for ``lifetime`` seconds, or accepted as given."""
+    """Bearer tokens: issued by ``/token`` for ``lifetime`` seconds, or accepted as given.
 
-    def __init__(self, accept: tuple[str, ...] = (), lifetime: float = 3600.0) -> None:
+    ``honoured``: seconds a token is really accepted (less than the lifetime the
+    client is told: a client that does not refresh ahead of expiry gets 401s).
+    """
+
+    def __init__(
+        self, accept: tuple[str, ...] = (), lifetime: float = 3600.0,
+        honoured: float | None = None,
+    ) -> None:  # fmt: skip
         self.accepted = set(accept)
         self.lifetime = lifetime
+        self.honoured = lifetime if honoured is None else honoured
         self.issued: dict[str, float] = {}  # token -> monotonic expiry
         self.grants = 0
         self.refused: list[str] = []  # tokens refused (unknown or expired)
@@ -36,7 +44,7 @@ class Tokens:
                            violation=True)  # fmt: skip
         token = "ya29.test-" + secrets.token_urlsafe(24)
         with self._lock:
-            self.issued[token] = time.monotonic() + self.lifetime
+            self.issued[token] = time.monotonic() + self.honoured
             self.grants += 1
         return {"access_token": token, "expires_in": int(self.lifetime), "token_type": "Bearer"}
 
