@@ -328,3 +328,29 @@ def test_storage_faults_on_reads_are_retried_and_uploads_are_not_repeated(rig: R
     job = provider.submit(requests(provider, 4), replace(ticket, attempt=2))
     until_ended(provider, job)
     assert len(list(provider.results(job))) == 4
+
+
+def test_every_job_state_is_mapped_and_counts_are_read_from_strings() -> None:
+    from docproc.providers.staging import Phase
+    from docproc.providers.vertex import PHASES, job_view
+
+    states = ("UNSPECIFIED QUEUED PENDING RUNNING SUCCEEDED FAILED CANCELLING CANCELLED PAUSED"
+              " EXPIRED UPDATING PARTIALLY_SUCCEEDED").split()  # fmt: skip
+    assert set(PHASES) == {f"JOB_STATE_{state}" for state in states}
+    view = job_view({
+        "name": "projects/1/locations/l/batchPredictionJobs/2", "state": "JOB_STATE_FAILED",
+        "labels": {"docproc_batch": "docproc-ab-b1"},
+        "error": {"code": 3, "message": "Request contains an invalid argument."},
+        "completionStats": {"successfulCount": "7", "failedCount": "1"},
+        "partialFailures": [{"code": 13, "message": "one"}, {"code": 13, "message": "two"}],
+        "outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://b/p/docproc-ab-b1/output"}},
+    })  # fmt: skip
+    assert view.phase is Phase.FAILED and view.input_invalid and view.name == "docproc-ab-b1"
+    assert view.counts == (("successfulCount", 7), ("failedCount", 1))
+    assert view.output_uri == "gs://b/p/docproc-ab-b1/output/"
+    assert "2 partial failure(s): one; two" in view.message
+    quota = job_view({"state": "JOB_STATE_FAILED", "error": {
+        "code": 3, "message": "Quota exceeded for the model"}})  # fmt: skip
+    assert not quota.input_invalid  # not the requests' fault: they are retried
+    odd = job_view({"state": "JOB_STATE_SOMETHING_NEW"})
+    assert odd.phase is Phase.RUNNING  # looked at again, never taken as an end

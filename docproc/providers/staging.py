@@ -197,9 +197,11 @@ class FileLimits:
     max_bytes: int = 1_000_000_000
 
 
-def input_invalid(message: str) -> bool:
-    """Whether a failed job's message blames the input records themselves."""
-    return bool(_INPUT_INVALID.search(message)) and not _NOT_THE_INPUT.search(message)
+def input_invalid(message: str, *, flagged: bool = False) -> bool:
+    """Whether a failed job's message blames the input records themselves; ``flagged``:
+    the platform's error code already says the input is invalid (Vertex: INVALID_ARGUMENT)."""
+    blamed = flagged or bool(_INPUT_INVALID.search(message))
+    return blamed and not _NOT_THE_INPUT.search(message)
 
 
 def split_files(lines: Iterable[bytes], limits: FileLimits) -> Iterator[Iterator[bytes]]:

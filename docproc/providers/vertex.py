@@ -49,6 +49,7 @@ LABEL_ATTEMPT = "docproc_attempt"
 MODEL_PATH = "publishers/anthropic/models/"
 LAYOUT = Layout(input_file="input-{:05d}.jsonl", input_prefix="input-", output_prefix="output/")
 PHASES = {
+    "JOB_STATE_UNSPECIFIED": Phase.RUNNING,  # not said yet: look again
     "JOB_STATE_QUEUED": Phase.RUNNING,
     "JOB_STATE_PENDING": Phase.RUNNING,
     "JOB_STATE_RUNNING": Phase.RUNNING,
@@ -146,7 +147,8 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         phase = Phase.RUNNING  # look again later rather than take it as an end
     error = _mapping(job.get("error"))
     message = _message(error, job.get("partialFailures"))
-    invalid = error.get("code") == INVALID_ARGUMENT or input_invalid(str(error.get("message", "")))
+    invalid = input_invalid(str(error.get("message", "")),
+                            flagged=error.get("code") == INVALID_ARGUMENT)  # fmt: skip
     return JobView(
         job_id=name,
         name=_labels(job).get(LABEL_BATCH) or str(job.get("displayName") or ""),
