@@ -34,24 +34,17 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.anthropic import drive, event_time, peak_rss_mb  # noqa: E402 (after the path set-up)
+from bench.bedrock import measure, seeded_state  # noqa: E402 (after the path set-up)
 from docproc.compose import make_vertex  # noqa: E402
 from docproc.config import Settings  # noqa: E402
 from docproc.config.vertex import VertexSettings  # noqa: E402
-from docproc.costs import PriceTable  # noqa: E402
-from docproc.dispatch import Dispatcher  # noqa: E402
-from docproc.ledger import Ledger  # noqa: E402
-from docproc.ledger_work import WorkLedger  # noqa: E402
-from docproc.models import BatchLimits, TaskSpec  # noqa: E402
-from docproc.textstore import TextStore  # noqa: E402
+from docproc.models import TaskSpec  # noqa: E402
 
 MODEL = "claude-sonnet-4-5@20250929"
 BUCKET = "docproc-bench"
@@ -71,58 +64,23 @@ def start_servers(log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="docproc-bench-vertex-", dir=args.out))
-    state = tmp / "state"
-    state.mkdir()
-    print(f"setup: {args.records:,} documents of {args.chars} characters...", flush=True)
-    started = time.monotonic()
-    subprocess.run([sys.executable, str(ROOT / "bench" / "anthropic.py"), "--seed-only",
-                    str(state), str(args.records), str(args.chars)], check=True)  # fmt: skip
-    print(f"setup took {time.monotonic() - started:.1f} s", flush=True)
-    servers, gcs_url, vertex_url = start_servers(tmp / "servers.log")
+    state = seeded_state(args, "vertex")
+    servers, gcs_url, vertex_url = start_servers(state.parent / "servers.log")
     try:
-        token = tmp / "token"
+        token = state.parent / "token"
         token.write_text(TOKEN)
         vertex = VertexSettings(
             project="docproc-test", location="us-east5", staging=f"gs://{BUCKET}/docproc/",
             api_endpoint=vertex_url, storage_endpoint=gcs_url, access_token_file=token,
             structured=args.structured,
         )  # fmt: skip
-        return measure(state, args.records, vertex)
+        task = TaskSpec(provider="vertex", model=MODEL, max_tokens=1024)
+        provider = make_vertex(Settings(state_dir=state, watches=(), task=task, vertex=vertex))
+        return {"structured": args.structured, **measure(state, args.records, task, provider)}
     finally:
         servers.terminate()
         servers.wait(timeout=60)
-        print((tmp / "servers.log").read_text().strip()[-600:], flush=True)
-
-
-def measure(state: Path, count: int, vertex: VertexSettings) -> dict[str, Any]:
-    task = TaskSpec(provider="vertex", model=MODEL, max_tokens=1024)
-    ledger = Ledger(state / "ledger.db", actor="bench")
-    work = WorkLedger(ledger, prices=PriceTable())
-    provider = make_vertex(Settings(state_dir=state, watches=(), task=task, vertex=vertex))
-    limits = BatchLimits(max_requests=50_000, max_bytes=256_000_000, max_wait=0.0)
-    dispatcher = Dispatcher(work, provider, TextStore(state / "text"), task=task, limits=limits,
-                            poll_interval=0.5, max_attempts=3)  # fmt: skip
-    rss_before = peak_rss_mb()
-    submitted, submit_rss = drive(dispatcher, work)
-    dispatcher.close()
-    batches = work.batches()
-    done = ledger.db.conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'done'").fetchone()[0]
-    ended, applied = event_time(ledger, "batch.ended"), event_time(ledger, "batch.applied")
-    ledger.close()
-    return {
-        "records": count,
-        "structured": vertex.structured,
-        "jobs": len(batches),
-        "input_mb": round(sum(b["request_bytes"] for b in batches) / 1e6, 1),
-        "build_and_upload_seconds": round(submitted or -1, 1),
-        "peak_rss_mb_before": round(rss_before, 1),
-        "peak_rss_mb_after_upload": round(submit_rss, 1),
-        "peak_rss_mb_end": round(peak_rss_mb(), 1),
-        "apply_seconds": round(applied - ended, 1),
-        "apply_results_per_s": round(done / max(applied - ended, 1e-9)),
-        "jobs_done": done,
-    }
+        print((state.parent / "servers.log").read_text().strip()[-600:], flush=True)
 
 
 def main() -> None:

@@ -334,8 +334,8 @@ def test_every_job_state_is_mapped_and_counts_are_read_from_strings() -> None:
     from docproc.providers.staging import Phase
     from docproc.providers.vertex import PHASES, job_view
 
-    states = ("UNSPECIFIED QUEUED PENDING RUNNING SUCCEEDED FAILED CANCELLING CANCELLED PAUSED"
-              " EXPIRED UPDATING PARTIALLY_SUCCEEDED").split()  # fmt: skip
+    states = ["UNSPECIFIED", "QUEUED", "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLING",
+              "CANCELLED", "PAUSED", "EXPIRED", "UPDATING", "PARTIALLY_SUCCEEDED"]  # fmt: skip
     assert set(PHASES) == {f"JOB_STATE_{state}" for state in states}
     view = job_view({
         "name": "projects/1/locations/l/batchPredictionJobs/2", "state": "JOB_STATE_FAILED",

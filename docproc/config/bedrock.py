@@ -65,9 +65,12 @@ def bedrock(t: Table, *, required: bool) -> BedrockSettings | None:
     if not t.data and not required:
         return None
     settings = BedrockSettings(
-        region=_required(t, "region", _REGION, "a region such as us-east-1"),
-        role_arn=_required(
-            t, "role_arn", _ROLE_ARN, "an IAM role ARN, arn:aws:iam::123456789012:role/NAME"
+        region=t.pattern("region", _REGION, "a region such as us-east-1", provider="bedrock"),
+        role_arn=t.pattern(
+            "role_arn",
+            _ROLE_ARN,
+            "an IAM role ARN, arn:aws:iam::123456789012:role/NAME",
+            provider="bedrock",
         ),
         staging=_staging(t),
         profile=t.get("profile", str, "") or None,
@@ -93,15 +96,6 @@ def bedrock(t: Table, *, required: bool) -> BedrockSettings | None:
             t.key("max_records"), f"must be at least min_records ({settings.min_records})"
         )
     return settings
-
-
-def _required(t: Table, name: str, pattern: re.Pattern[str], what: str) -> str:
-    value = t.get(name, str, "")
-    if not value:
-        raise ConfigError(t.key(name), f"is required for provider 'bedrock' ({what})")
-    if not pattern.fullmatch(value):
-        raise ConfigError(t.key(name), f"must be {what} (got {value!r})")
-    return value
 
 
 def _staging(t: Table) -> str:

@@ -65,7 +65,9 @@ def vertex(
     """
     if not t.data and not required:
         return None
-    location = _required(t, "location", _LOCATION, "a Vertex AI region such as us-east5")
+    location = t.pattern(
+        "location", _LOCATION, "a Vertex AI region such as us-east5", provider="vertex"
+    )
     default_api = (
         "https://aiplatform.googleapis.com"
         if location == "global"
@@ -74,7 +76,9 @@ def vertex(
     storage, anonymous = _storage_endpoint(t, emulator)
     token_file = t.get("access_token_file", str, "")
     settings = VertexSettings(
-        project=_required(t, "project", _PROJECT, "a Google Cloud project id such as my-project"),
+        project=t.pattern(
+            "project", _PROJECT, "a Google Cloud project id such as my-project", provider="vertex"
+        ),
         location=location,
         staging=_staging(t),
         api_endpoint=_url(t, "api_endpoint", default_api),
@@ -90,15 +94,6 @@ def vertex(
     )
     t.finish()
     return settings
-
-
-def _required(t: Table, name: str, pattern: re.Pattern[str], what: str) -> str:
-    value = t.get(name, str, "")
-    if not value:
-        raise ConfigError(t.key(name), f"is required for provider 'vertex' ({what})")
-    if not pattern.fullmatch(value):
-        raise ConfigError(t.key(name), f"must be {what} (got {value!r})")
-    return value
 
 
 def _staging(t: Table) -> str:

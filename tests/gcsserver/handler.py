@@ -18,18 +18,16 @@ anonymously (as an emulator behind ``STORAGE_EMULATOR_HOST`` does).
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.batchserver.handler import HttpServer, TrackedHandler
 from tests.gcsserver.faults import ANSWERS
 from tests.gcsserver.store import StoreError
 
 if TYPE_CHECKING:
-    from tests.batchserver.handler import HttpServer
     from tests.gcsserver.server import GcsState
 
 API = "/storage/v1/b/"
@@ -64,36 +62,7 @@ def route_of(method: str, path: str) -> tuple[str, str, str] | None:
     return None
 
 
-class GcsHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 120
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._http.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self._http.untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the state records every call."""
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
+class GcsHandler(TrackedHandler):
     @property
     def _http(self) -> HttpServer:
         return cast("HttpServer", self.server)

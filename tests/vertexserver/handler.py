@@ -17,16 +17,14 @@ server issued (and not expired) or one it was told to accept; otherwise 401
 from __future__ import annotations
 
 import json
-import socket
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.batchserver.handler import HttpServer, TrackedHandler
 from tests.gcsserver.faults import ANSWERS
 from tests.vertexserver.jobs import ApiError
 
 if TYPE_CHECKING:
-    from tests.batchserver.handler import HttpServer
     from tests.vertexserver.server import VertexState
 
 JOBS = "batchPredictionJobs"
@@ -56,33 +54,7 @@ def route_of(method: str, path: str) -> tuple[str, list[str]] | None:
     return None
 
 
-class VertexHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 120
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._http.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self._http.untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the state records every call."""
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
+class VertexHandler(TrackedHandler):
     @property
     def _http(self) -> HttpServer:
         return cast("HttpServer", self.server)
