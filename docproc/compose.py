@@ -138,9 +138,8 @@ def make_vertex(settings: Settings) -> Provider:
     http = GoogleHttp(tokens, timeout=v.timeout)
     # STORAGE_EMULATOR_HOST: Google's clients send no credentials there, nor does docproc.
     storage_http = GoogleHttp(None, timeout=v.timeout) if v.storage_anonymous else http
-    spool_dir = settings.provider_dir / "vertex"
-    spool_dir.mkdir(parents=True, exist_ok=True)
-    store = GcsStaging(storage_http, v.storage_endpoint, v.bucket, v.prefix, spool_dir=spool_dir)
+    store = GcsStaging(storage_http, v.storage_endpoint, v.bucket, v.prefix,
+                       spool_dir=settings.provider_dir / "vertex")  # fmt: skip
     jobs = VertexJobs(http, endpoint=v.api_endpoint, project=v.project, location=v.location)
     limits = ProviderLimits(max_requests=v.max_records, max_bytes=v.max_job_bytes,
                             max_in_flight=v.max_concurrent_jobs)  # fmt: skip

@@ -354,3 +354,37 @@ def test_every_job_state_is_mapped_and_counts_are_read_from_strings() -> None:
     assert not quota.input_invalid  # not the requests' fault: they are retried
     odd = job_view({"state": "JOB_STATE_SOMETHING_NEW"})
     assert odd.phase is Phase.RUNNING  # looked at again, never taken as an end
+
+
+@pytest.mark.parametrize(
+    ("line", "kind", "error_type"),
+    [
+        ({"status": "", "response": "RESPONSE"}, ResultKind.SUCCEEDED, ""),
+        ({"status": {"code": 0}, "response": "RESPONSE"}, ResultKind.SUCCEEDED, ""),
+        ({"response": "RESPONSE_TEXT"}, ResultKind.SUCCEEDED, ""),
+        ({"status": "  ", "response": None}, ResultKind.ERRORED, "api_error"),
+        ({"status": {"code": 3, "message": "bad"}}, ResultKind.ERRORED, "invalid_request_error"),
+        ({"status": {"code": 8, "message": "RESOURCE_EXHAUSTED"}}, ResultKind.ERRORED,
+         "rate_limit_error"),
+        ({"status": "Bad Request: prompt is too long"}, ResultKind.ERRORED,
+         "invalid_request_error"),
+        ({"status": "503 Service Unavailable"}, ResultKind.ERRORED, "api_error"),
+        ({"response": {"type": "error", "error": {"type": "overloaded_error", "message": "x"}}},
+         ResultKind.ERRORED, "overloaded_error"),
+    ],
+)  # fmt: skip
+def test_output_lines_are_read_whatever_their_shape(
+    line: dict[str, Any], kind: ResultKind, error_type: str
+) -> None:
+    from docproc.providers.vertex_records import VertexRecords
+
+    response = {"content": [{"type": "tool_use", "name": "record_summary", "input": {
+        "summary": "S.", "highlights": [{"quote": "q", "why": "w"}]}}],
+        "stop_reason": "tool_use", "usage": {"input_tokens": 5, "output_tokens": 3}}  # fmt: skip
+    line = {"custom_id": "j1-a1", **line}
+    if line.get("response") == "RESPONSE":
+        line["response"] = response
+    elif line.get("response") == "RESPONSE_TEXT":
+        line["response"] = json.dumps(response)  # a JSON column written out as text
+    result = VertexRecords(MODEL).result(line)
+    assert (result.kind, result.error_type) == (kind, error_type), result

@@ -87,8 +87,18 @@ class GcsStaging:
     def write_new(self, key: str, chunks: Iterable[bytes], *, metadata: Mapping[str, str]) -> int:
         name = self.prefix + key
         resource = {"name": name, "contentType": JSONL, "metadata": dict(metadata)}
-        with tempfile.TemporaryFile(dir=self.spool_dir, prefix="upload-") as spool:
-            size = _spool(spool, chunks)
+        try:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            spool = tempfile.TemporaryFile(dir=self.spool_dir, prefix="upload-")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise ObjectStoreError("error", f"cannot spool an upload in {self.spool_dir}: {exc}",
+                                   retryable=True) from exc  # fmt: skip
+        with spool:
+            try:
+                size = _spool(spool, chunks)
+            except OSError as exc:  # the state directory is full: try again later
+                raise ObjectStoreError("error", f"cannot spool {self.uri(key)}: {exc}",
+                                       retryable=True) from exc  # fmt: skip
             body = _Multipart(resource, spool, size)
             params = {"uploadType": "multipart", "ifGenerationMatch": "0", "name": name}
             try:

@@ -91,7 +91,7 @@ class VertexRecords:
         if custom_id is None:
             raise ShapeError(f"output line with an unknown custom_id {line.get('custom_id')!r}")
         status, response = line.get("status"), _decoded(line.get("response"))
-        if status or not isinstance(response, Mapping):
+        if _failed(status) or not isinstance(response, Mapping):
             return _errored(custom_id, status, response)
         error = response.get("error")
         if response.get("type") == "error" and isinstance(error, Mapping):
@@ -107,6 +107,14 @@ class VertexRecords:
 
     def is_manifest(self, key: str) -> bool:
         return False  # the job itself carries its counts (completionStats)
+
+
+def _failed(status: object) -> bool:
+    """Whether a line's ``status`` reports an error: a non-blank text, or a status object
+    other than OK (google.rpc code 0 without a message)."""
+    if isinstance(status, Mapping):
+        return bool(status.get("code") not in (0, None) or status.get("message"))
+    return bool(str(status or "").strip())
 
 
 def _decoded(response: object) -> object:
@@ -127,7 +135,7 @@ def _errored(custom_id: str, status: object, response: object) -> ProviderResult
         code = status.get("code")
         kind = str(status.get("type") or "")
     else:
-        text, code, kind = str(status or ""), None, ""
+        text, code, kind = str(status or "").strip(), None, ""
     if not text and response is not None:
         text = f"unexpected response: {json.dumps(response, ensure_ascii=False)[:300]}"
     text = text or "the output line has no response"
