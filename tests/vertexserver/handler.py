@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.batchserver.handler import HttpServer, TrackedHandler
 from tests.gcsserver.faults import ANSWERS
-from tests.vertexserver.jobs import ApiError
+from tests.vertexserver.wire import ApiError
 
 if TYPE_CHECKING:
     from tests.vertexserver.server import VertexState

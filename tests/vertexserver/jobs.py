@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 import threading
 import time
 from collections import Counter
@@ -32,6 +31,16 @@ from typing import Any
 
 from tests.bedrockserver.model import RecordError
 from tests.gcsserver.store import GcsStore, StoreError
+from tests.vertexserver.wire import (
+    STATUS,
+    ApiError,
+    encoded,
+    invalid,
+    matches,
+    parse_filter,
+    rfc3339,
+    validate,
+)
 
 QUEUED, PENDING, RUNNING = "JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING"
 STEPS = (QUEUED, PENDING, RUNNING)
@@ -42,22 +51,6 @@ ENDED = {SUCCEEDED, PARTIAL, FAILED, CANCELLED, EXPIRED}
 ENDINGS = ("succeeded", "missing", "partial", "failed", "failed_input", "expired")
 PARTIAL_SHARE = 0.7  # of the records a partial or cancelled job answers
 MISSING_SHARE = 0.05  # of the lines a "missing" job leaves out
-_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
-_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
-_MODEL = re.compile(r"publishers/anthropic/models/[a-z0-9][a-z0-9.@_-]*")
-_TERM = re.compile(
-    r'\s*(labels\.[a-z][a-z0-9_-]*|display_name|state)\s*=\s*("[^"]*"|[A-Za-z0-9_-]+)\s*'
-)
-_TOP_LEVEL = {"displayName", "model", "inputConfig", "outputConfig", "labels"}
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status, google.rpc status word, message."""
-
-    def __init__(self, status: int, word: str, message: str, *, violation: bool = False) -> None:
-        super().__init__(message)
-        self.status, self.word, self.message = status, word, message
-        self.violation = violation  # the client sent what the real API refuses
 
 
 @dataclass
@@ -147,7 +140,7 @@ class JobStore:
 
     def create(self, location: str, body: dict[str, Any]) -> dict[str, Any]:
         self._check_location(location)
-        _validate(body)
+        validate(body)
         with self._lock:
             live = sum(1 for job in self.jobs.values() if job.state not in ENDED)
             if live >= self.max_jobs:
@@ -169,12 +162,12 @@ class JobStore:
 
     def list(self, location: str, query: dict[str, str]) -> dict[str, Any]:
         self._check_location(location)
-        terms = _parse_filter(query.get("filter", ""))
+        terms = parse_filter(query.get("filter", ""))
         with self._lock:
             jobs = list(self.jobs.values())
         for job in jobs:
             self._advance(job)
-        chosen = sorted((j for j in jobs if _matches(j, terms)), key=lambda j: j.created,
+        chosen = sorted((j for j in jobs if matches(j, terms)), key=lambda j: j.created,
                         reverse=True)  # fmt: skip
         start = int(query.get("pageToken") or 0)
         size = int(query.get("pageSize") or 100)
@@ -315,20 +308,20 @@ class JobStore:
         fault = self.faults.record(custom_id)
         out: dict[str, Any] = {"custom_id": custom_id, "request": request}
         if fault.startswith("error"):
-            out["status"] = _STATUS[fault]
-            return _encoded(out), False
+            out["status"] = STATUS[fault]
+            return encoded(out), False
         if fault == "no_response":
-            return _encoded(out), False
+            return encoded(out), False
         try:
             out["response"] = self.answer(custom_id, request, fault)
         except RecordError as err:
             self.violation(f"request {custom_id} refused: {err.message}")
-            out["status"] = f"Bad Request: {json.dumps(_invalid(err.message))}"
-            return _encoded(out), False
+            out["status"] = f"Bad Request: {json.dumps(invalid(err.message))}"
+            return encoded(out), False
         out["status"] = ""
         with self._lock:
             self.billed[custom_id] += 1
-        return _encoded(out), True
+        return encoded(out), True
 
     def _records(self, job: Job) -> Iterator[tuple[str, Any]]:
         """(custom_id, request) of every input line; ApiError for unreadable input."""
@@ -359,12 +352,12 @@ class JobStore:
         answer: dict[str, Any] = {
             "name": job.name, "displayName": body["displayName"], "model": body["model"],
             "inputConfig": body["inputConfig"], "outputConfig": body["outputConfig"],
-            "state": job.state, "createTime": _time(job.created),
-            "updateTime": _time(datetime.now(UTC)), "labels": job.labels,
+            "state": job.state, "createTime": rfc3339(job.created),
+            "updateTime": rfc3339(datetime.now(UTC)), "labels": job.labels,
             "modelVersionId": "1",
         }  # fmt: skip
         if job.state not in (QUEUED, PENDING):
-            answer["startTime"] = _time(job.created)
+            answer["startTime"] = rfc3339(job.created)
         if job.stats.get("successful") is not None:
             answer["completionStats"] = {
                 k + "Count": str(job.stats[k]) for k in ("successful", "failed", "incomplete")
@@ -376,86 +369,5 @@ class JobStore:
         if job.partial_failures:
             answer["partialFailures"] = job.partial_failures
         if job.ended_at is not None:
-            answer["endTime"] = _time(job.ended_at)
+            answer["endTime"] = rfc3339(job.ended_at)
         return answer
-
-
-_STATUS = {
-    "error400": "Bad Request: " + json.dumps({"type": "error", "error": {
-        "type": "invalid_request_error", "message": "messages.0.content: text too long"}}),
-    "error429": "Too Many Requests: " + json.dumps({"type": "error", "error": {
-        "type": "rate_limit_error", "message": "Number of requests has exceeded your rate"}}),
-    "error500": "Internal Server Error: " + json.dumps({"type": "error", "error": {
-        "type": "api_error", "message": "Internal server error"}}),
-}  # fmt: skip
-
-
-def _invalid(message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
-
-
-def _encoded(line: dict[str, Any]) -> bytes:
-    return json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _validate(body: dict[str, Any]) -> None:
-    """What Vertex refuses at create (every refusal is a violation: docproc must not send it)."""
-    problems = []
-    unknown = set(body) - _TOP_LEVEL
-    if unknown:
-        problems.append(f"unknown fields {sorted(unknown)}")
-    if not isinstance(body.get("displayName"), str) or not 0 < len(body["displayName"]) <= 128:
-        problems.append("displayName is required (at most 128 characters)")
-    if not isinstance(body.get("model"), str) or not _MODEL.fullmatch(body["model"]):
-        problems.append(f"model {body.get('model')!r} is not publishers/anthropic/models/...")
-    source = body.get("inputConfig") or {}
-    uris = (source.get("gcsSource") or {}).get("uris")
-    if (
-        source.get("instancesFormat") != "jsonl"
-        or not isinstance(uris, list)
-        or not uris
-        or not all(isinstance(u, str) and u.startswith("gs://") and u.count("/") >= 3 for u in uris)
-    ):
-        problems.append("inputConfig needs instancesFormat jsonl and gcsSource.uris")
-    destination = body.get("outputConfig") or {}
-    prefix = (destination.get("gcsDestination") or {}).get("outputUriPrefix")
-    if destination.get("predictionsFormat") != "jsonl" or not isinstance(prefix, str) or not \
-            prefix.startswith("gs://"):  # fmt: skip
-        problems.append("outputConfig needs predictionsFormat jsonl and gcsDestination")
-    labels = body.get("labels") or {}
-    if not isinstance(labels, dict) or len(labels) > 64 or not all(
-        isinstance(k, str) and _LABEL_KEY.fullmatch(k) and isinstance(v, str)
-        and _LABEL_VALUE.fullmatch(v) for k, v in labels.items()
-    ):  # fmt: skip
-        problems.append(f"labels {labels!r} break the label rules")
-    if problems:
-        raise ApiError(400, "INVALID_ARGUMENT", "; ".join(problems), violation=True)
-
-
-def _parse_filter(text: str) -> list[tuple[str, str]]:
-    """``labels.k="v" AND state=JOB_STATE_RUNNING`` -> [(field, value)]; 400 if unreadable."""
-    terms = []
-    for part in re.split(r"\s+AND\s+", text.strip(), flags=re.I) if text.strip() else []:
-        match = _TERM.fullmatch(part)
-        if match is None:
-            raise ApiError(400, "INVALID_ARGUMENT", f"Unsupported filter: {part!r}",
-                           violation=True)  # fmt: skip
-        terms.append((match.group(1), match.group(2).strip('"')))
-    return terms
-
-
-def _matches(job: Job, terms: list[tuple[str, str]]) -> bool:
-    for name, value in terms:
-        if name.startswith("labels."):
-            found = job.labels.get(name.removeprefix("labels."))
-        elif name == "display_name":
-            found = job.body.get("displayName")
-        else:
-            found = job.state
-        if found != value:
-            return False
-    return True

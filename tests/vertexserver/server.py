@@ -13,7 +13,8 @@ from tests.gcsserver.faults import CallFaults
 from tests.gcsserver.store import GcsStore
 from tests.vertexserver import model
 from tests.vertexserver.handler import VertexHandler
-from tests.vertexserver.jobs import ApiError, Job, JobFaults, JobStore
+from tests.vertexserver.jobs import Job, JobFaults, JobStore
+from tests.vertexserver.wire import ApiError
 
 PROJECT, PROJECT_NUMBER, LOCATION = "docproc-test", "123456789012", "us-east5"
 
