@@ -51,6 +51,7 @@ from docproc.dispatch import Dispatcher  # noqa: E402
 from docproc.ledger import Ledger  # noqa: E402
 from docproc.ledger_work import WorkLedger  # noqa: E402
 from docproc.models import BatchLimits, TaskSpec  # noqa: E402
+from docproc.providers.base import Provider  # noqa: E402
 from docproc.textstore import TextStore  # noqa: E402
 
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -99,8 +100,10 @@ def start_bedrock(s3_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]
     return proc, line.split(" ", 1)[1]
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="docproc-bench-bedrock-", dir=args.out))
+def seeded_state(args: argparse.Namespace, name: str) -> Path:
+    """A state directory under ``args.out`` whose ledger holds ``args.records`` extracted
+    documents of ``args.chars`` characters (seeded in a child process, not measured)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"docproc-bench-{name}-", dir=args.out))
     state = tmp / "state"
     state.mkdir()
     print(f"setup: {args.records:,} documents of {args.chars} characters...", flush=True)
@@ -108,6 +111,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     subprocess.run([sys.executable, str(ROOT / "bench" / "anthropic.py"), "--seed-only",
                     str(state), str(args.records), str(args.chars)], check=True)  # fmt: skip
     print(f"setup took {time.monotonic() - started:.1f} s", flush=True)
+    return state
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    state = seeded_state(args, "bedrock")
+    tmp = state.parent
     os.environ.update(AWS)
     moto, s3_url = start_moto(tmp / "moto.log")
     servers = [moto]
@@ -119,22 +128,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         import boto3  # the benchmark's own arrangement, not docproc's
 
         boto3.client("s3", endpoint_url=s3_url).create_bucket(Bucket=BUCKET)
-        return measure(state, args.records)
+        bedrock = BedrockSettings(
+            region="us-east-1",
+            staging=f"s3://{BUCKET}/docproc/",
+            role_arn="arn:aws:iam::123456789012:role/docproc-bench",
+        )
+        settings = Settings(state_dir=state, watches=(), task=TASK, bedrock=bedrock)
+        return measure(state, args.records, TASK, make_bedrock(settings))
     finally:
         for proc in reversed(servers):
             proc.terminate()
             proc.wait(timeout=60)
 
 
-def measure(state: Path, count: int) -> dict[str, Any]:
+def measure(state: Path, count: int, task: TaskSpec, provider: Provider) -> dict[str, Any]:
+    """Plan, build, upload and apply every document of ``state`` as one job of ``provider``
+    through the real dispatcher; the figures."""
     ledger = Ledger(state / "ledger.db", actor="bench")
     work = WorkLedger(ledger, prices=PriceTable())
-    bedrock = BedrockSettings(region="us-east-1", staging=f"s3://{BUCKET}/docproc/",
-                              role_arn="arn:aws:iam::123456789012:role/docproc-bench")  # fmt: skip
-    settings = Settings(state_dir=state, watches=(), task=TASK, bedrock=bedrock)
-    provider = make_bedrock(settings)
     limits = BatchLimits(max_requests=50_000, max_bytes=256_000_000, max_wait=0.0)
-    dispatcher = Dispatcher(work, provider, TextStore(state / "text"), task=TASK, limits=limits,
+    dispatcher = Dispatcher(work, provider, TextStore(state / "text"), task=task, limits=limits,
                             poll_interval=0.5, max_attempts=3)  # fmt: skip
     rss_before = peak_rss_mb()
     submitted, submit_rss = drive(dispatcher, work)

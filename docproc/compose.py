@@ -25,6 +25,7 @@ from docproc.providers.anthropic import AnthropicProvider
 from docproc.providers.base import Provider, ProviderLimits
 from docproc.providers.bedrock import bedrock_provider
 from docproc.providers.local import LocalProvider
+from docproc.providers.messages import Structured
 from docproc.providers.staging import FileLimits
 from docproc.sidecar_objects import ObjectSidecars
 from docproc.sources.notifications import NotificationListener
@@ -64,6 +65,8 @@ def make_provider(settings: Settings, name: str | None = None) -> Provider:
         )
     if chosen == "bedrock":
         return make_bedrock(settings)
+    if chosen == "vertex":
+        return make_vertex(settings)
     known = ", ".join(PROVIDERS)
     raise ConfigError("task.provider", f"unknown provider {chosen!r} (known: {known})")
 
@@ -110,6 +113,40 @@ def make_bedrock(settings: Settings) -> Provider:
         invocation_type=b.invocation_type, live_concurrency=b.live_concurrency,
         keep_staging=b.keep_staging,
     )  # fmt: skip
+
+
+def make_vertex(settings: Settings) -> Provider:
+    """The ``vertex`` provider: its Cloud Storage staging and its Vertex AI jobs client.
+
+    Credentials are looked for at the first call, not here: none found (or
+    refused) pauses submission with the reason, like a refused API key.
+
+    Raises:
+        ConfigError: ``[vertex]`` is missing.
+    """
+    # google-auth and the REST clients: imported only when Vertex is configured.
+    from docproc.gcp.auth import AdcTokens, FileTokens
+    from docproc.gcp.http import GoogleHttp
+    from docproc.gcp.storage import GcsStaging
+    from docproc.gcp.vertex import VertexJobs
+    from docproc.providers.vertex import vertex_provider
+
+    v = settings.vertex
+    if v is None:
+        raise ConfigError("vertex", "the vertex provider needs a [vertex] table")
+    tokens = FileTokens(v.access_token_file) if v.access_token_file else AdcTokens()
+    http = GoogleHttp(tokens, timeout=v.timeout)
+    # STORAGE_EMULATOR_HOST: Google's clients send no credentials there, nor does docproc.
+    storage_http = GoogleHttp(None, timeout=v.timeout) if v.storage_anonymous else http
+    store = GcsStaging(storage_http, v.storage_endpoint, v.bucket, v.prefix,
+                       spool_dir=settings.provider_dir / "vertex")  # fmt: skip
+    jobs = VertexJobs(http, endpoint=v.api_endpoint, project=v.project, location=v.location)
+    limits = ProviderLimits(max_requests=v.max_records, max_bytes=v.max_job_bytes,
+                            max_in_flight=v.max_concurrent_jobs)  # fmt: skip
+    structured: Structured = "json" if v.structured == "json" else "tool"
+    return vertex_provider(store=store, control=jobs, model=settings.task.model, limits=limits,
+                           structured=structured, keep_staging=v.keep_staging,
+                           on_close=(http.close, storage_http.close))  # fmt: skip
 
 
 def make_request_builder(settings: Settings, name: str | None = None) -> Provider:

@@ -123,11 +123,12 @@ def base_model(model: str) -> str:
         arn:aws:bedrock:...:inference-profile/eu.anthropic.claude-opus-4-5-...-v1:0
                                                             -> claude-opus-4-5
         claude-sonnet-4-5@20250929 (Vertex), claude-sonnet-4-5-20250929 -> claude-sonnet-4-5
+        publishers/anthropic/models/claude-haiku-4-5@20251001 -> claude-haiku-4-5
 
     An id it cannot read (an application inference profile's opaque ARN) comes
     back unchanged: it needs its own ``[costs.models]`` entry.
     """
-    name = model.rsplit("/", 1)[-1] if model.startswith("arn:") else model
+    name = model.rsplit("/", 1)[-1] if model.startswith(("arn:", "publishers/")) else model
     name = _GEO_PREFIX.sub("", name)
     name = name.removeprefix("anthropic.")
     name = _VERSION_SUFFIX.sub("", name)

@@ -79,10 +79,11 @@ class _Batch:
     token: str = ""  # the idempotency token recorded before the create call
     live: bool = False  # below the provider's minimum: answered through its live API
     provider_status: str = ""  # what the provider last said of it
+    attempt: int = 1  # the ledger's number of the latest create call
 
     @property
     def ticket(self) -> Ticket:
-        return Ticket(self.batch_id, self.token, self.live)
+        return Ticket(self.batch_id, self.token, self.live, self.attempt)
 
 
 class Dispatcher:
@@ -135,6 +136,7 @@ class Dispatcher:
                 maybe_created=row["state"] == "planned",  # a crash may have hit mid-create
                 token=row["submit_token"] or self.work.submit_token(row["id"]),
                 live=row["tier"] == "live", provider_status=row["provider_status"] or "",
+                attempt=row["create_attempts"],
             )  # fmt: skip
 
     def configure(
@@ -367,9 +369,11 @@ class Dispatcher:
                        for other in self._open.values()):  # fmt: skip
                     return  # one reconciliation at a time, oldest batch first
                 known = self.work.provider_batch_ids()
+                batch.attempt = self.work.create_attempt(batch.batch_id)
                 self._start(batch, self._reconcile_or_submit, batch.created_at, pairs, known,
                             batch.ticket)  # fmt: skip
             else:
+                batch.attempt = self.work.create_attempt(batch.batch_id)
                 self._start(batch, self._submit, pairs, batch.ticket)
         elif batch.state == "submitted":
             self._start(batch, self.provider.poll, batch.provider_batch_id)

@@ -516,3 +516,19 @@ def m013_sidecar_retries(db: Database) -> None:
         SELECT * FROM file_status WHERE state IN ('failed', 'retrying', 'conflict');
         """
     )
+
+
+@migrations()
+def m014_create_attempts(db: Database) -> None:
+    """``batches.create_attempts``: how many create calls of a batch were (or may have
+    been) made. Each is numbered in the ledger before its call; a provider whose
+    create has no idempotency key (Vertex AI) labels the job with the number, so
+    a job made by an earlier attempt is recognised and never paid for twice.
+    Batches recorded before this migration made one attempt or none.
+    """
+    db.executescript(
+        """
+        ALTER TABLE batches ADD COLUMN create_attempts INTEGER NOT NULL DEFAULT 0;
+        UPDATE batches SET create_attempts = 1 WHERE provider_batch_id IS NOT NULL;
+        """
+    )

@@ -225,13 +225,14 @@ class WorkLedger:
         retried after a backoff or quarantined) with the reason: one bad row
         never stops the others (issue 16). Returns the batch id, or None when
         no request could be recorded; :meth:`batch_requests` says what is in it.
-        The batch's idempotency token (:meth:`submit_token`) is recorded with it;
+        The batch's idempotency token (:meth:`submit_token`) is recorded with it,
+        and its first create attempt (:meth:`create_attempt`);
         ``tier`` is ``batch``, or ``live`` for requests sent through a live API.
         """
         with self.ledger.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO batches (provider, request_count, request_bytes, created_at, model,"
-                " estimated_cost_usd, tier) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " estimated_cost_usd, tier, create_attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
                 (provider, len(items), request_bytes, self.ledger.now(), model or None,
                  estimated_cost, tier),
             )  # fmt: skip
@@ -356,6 +357,19 @@ class WorkLedger:
             ).fetchall()
             for job_id, attempts in jobs:
                 self._retry_or_fail(conn, job_id, attempts, reason, max_attempts)
+
+    def create_attempt(self, batch_id: int) -> int:
+        """Number the next create call of a planned batch, before it is made; the number."""
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "UPDATE batches SET create_attempts = create_attempts + 1 WHERE id = ?",
+                (batch_id,),
+            )
+            (attempt,) = conn.execute(
+                "SELECT create_attempts FROM batches WHERE id = ?", (batch_id,)
+            ).fetchone()
+            self.ledger.event(conn, "batch.create_attempt", f"batch:{batch_id}", attempt=attempt)
+        return int(attempt)
 
     def batch_note(self, batch_id: int, note: str | None) -> None:
         """Record why a batch is waiting (a failed call and its next try), or clear it

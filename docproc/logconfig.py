@@ -8,7 +8,8 @@ prints nothing else, logs to stdout (:func:`for_daemon`), as journald expects.
 
 Event names are stable (``daemon.ready``, ``batch.submitted``...): dashboards
 and ``journalctl`` filters match on them. Values given as ``redact`` (the
-secrets this process holds) are masked in every line, tracebacks included.
+secrets this process holds) are masked in every line, tracebacks included, and so
+are the tokens learnt later (:mod:`docproc.redaction`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 import structlog
+
+from docproc import redaction
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 REDACTED = "[redacted]"
@@ -45,19 +48,30 @@ def capture_stdlib(level: int = logging.WARNING) -> None:
 
 
 class _Redacting:
-    """Wraps the renderer: masks each secret (and its JSON-escaped form) in the output."""
+    """Wraps the renderer: masks each secret (and its JSON-escaped form) in the output,
+    those given at start and those learnt since (:mod:`docproc.redaction`)."""
 
     def __init__(self, renderer: structlog.typing.Processor, secrets: Sequence[str]) -> None:
         self._renderer = renderer
-        forms = {form for s in secrets if s for form in (s, json.dumps(s)[1:-1])}
-        self._secrets = sorted(forms, key=len, reverse=True)
+        self._given = tuple(secrets)
+        self._learnt: tuple[str, ...] = ()
+        self._secrets = _forms(self._given)
 
     def __call__(self, logger: Any, name: str, event_dict: structlog.typing.EventDict) -> Any:
         line = self._renderer(logger, name, event_dict)
+        learnt = redaction.learnt()
+        if learnt != self._learnt:
+            self._learnt, self._secrets = learnt, _forms(self._given + learnt)
         if isinstance(line, str):
             for secret in self._secrets:
                 line = line.replace(secret, REDACTED)
         return line
+
+
+def _forms(secrets: Sequence[str]) -> list[str]:
+    """Each secret as written and JSON-escaped, longest first."""
+    forms = {form for s in secrets if s for form in (s, json.dumps(s)[1:-1])}
+    return sorted(forms, key=len, reverse=True)
 
 
 def configure(
@@ -94,7 +108,7 @@ def configure(
             structlog.processors.format_exc_info
             if use_json
             else structlog.processors.StackInfoRenderer(),
-            _Redacting(renderer, redact) if redact else renderer,
+            _Redacting(renderer, redact),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.ERROR)),
         logger_factory=structlog.PrintLoggerFactory(out),

@@ -208,7 +208,8 @@ def test_example_config_is_valid_and_documents_every_key(
                 "timeout_hours", "min_records", "max_records", "max_concurrent_jobs",
                 "invocation_type", "below_minimum", "live_concurrency", "live_timeout",
                 "keep_staging", "max_file_records", "max_job_mb", "runtime_endpoint_url",
-                "s3_endpoint_url"):  # fmt: skip
+                "s3_endpoint_url", "project", "location", "api_endpoint", "storage_endpoint",
+                "access_token_file", "structured"):  # fmt: skip
         assert f"{key} =" in text, key
 
 

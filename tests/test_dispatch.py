@@ -72,3 +72,27 @@ def test_a_batch_the_provider_forgets_is_retried_while_young_then_lost_and_reque
     ).fetchone()[0]
     assert requeued == 3
     tick_until(dispatcher, lambda: states(work) == ["lost", "submitted"])  # sent again
+
+
+def test_every_create_call_is_numbered_in_the_ledger_before_it_is_made(
+    setup: tuple[Dispatcher, WorkLedger, LocalProvider],
+) -> None:
+    dispatcher, work, provider = setup
+    tickets = []
+    submit = provider.submit
+
+    def failing_once(requests, ticket=None):  # type: ignore[no-untyped-def]
+        tickets.append(ticket.attempt)  # (on the provider thread: no ledger here)
+        if len(tickets) == 1:
+            list(requests)
+            raise ConnectionError("the answer was lost")  # outcome unknown: reconcile first
+        return submit(requests, ticket)
+
+    provider.submit = failing_once  # type: ignore[method-assign]
+    tick_until(dispatcher, lambda: states(work) == ["submitted"])
+    assert tickets == [1, 2]  # the number recorded before each call
+    assert work.conn.execute("SELECT create_attempts FROM batches").fetchone()[0] == 2
+    events = work.conn.execute(
+        "SELECT COUNT(*) FROM events WHERE kind = 'batch.create_attempt'"
+    ).fetchone()[0]
+    assert events == 1  # the first attempt is recorded with the batch itself

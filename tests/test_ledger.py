@@ -47,6 +47,7 @@ def test_new_ledger_is_wal_with_foreign_keys_and_all_migrations(ledger: Ledger) 
         "m011_ocr_pages",
         "m012_staged_batches",
         "m013_sidecar_retries",
+        "m014_create_attempts",
     ]
     tables = set(ledger.db.table_names())
     assert {"roots", "files", "versions", "jobs", "events", "batches", "requests"} <= tables

@@ -12,8 +12,8 @@ Secrets are never read from the file: :func:`secret` looks in the environment,
 then in systemd's ``$CREDENTIALS_DIRECTORY``.
 
 Layout: :mod:`.table` (typed reading of one table), :mod:`.settings` (the
-frozen values), :mod:`.sections`, :mod:`.watches` and :mod:`.bedrock` (one
-reader per section), :mod:`.environment` (state directory, secrets, systemd).
+frozen values), :mod:`.sections`, :mod:`.watches`, :mod:`.bedrock` and
+:mod:`.vertex` (one reader per section), :mod:`.environment` (state directory, secrets, systemd).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from docproc.config.environment import (
     ANTHROPIC_KEY,
     SECRET_NAMES,
     anthropic_key,
+    env,
     operator_name,
     resolve_state_dir,
     secret,
@@ -48,6 +49,7 @@ from docproc.config.settings import (
     StorageSettings,
 )
 from docproc.config.table import Table
+from docproc.config.vertex import EMULATOR_VARIABLE, VertexSettings, vertex
 from docproc.errors import ConfigError
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "ServiceEnv",
     "Settings",
     "StorageSettings",
+    "VertexSettings",
     "anthropic_key",
     "load",
     "operator_name",
@@ -148,6 +151,8 @@ def _from_table(
     budget = sections.budget(top.table("budget"))
     metrics = sections.metrics(top.table("metrics"))
     bedrock_settings = bedrock(top.table("bedrock"), required=task.provider == "bedrock")
+    vertex_settings = vertex(top.table("vertex"), base, required=task.provider == "vertex",
+                             emulator=env(EMULATOR_VARIABLE))  # fmt: skip
     storage = storage_section.storage(top.table("storage"))
     top.finish()  # before "no [[watch]]": a typo'd [[wathc]] is reported as what it is
     if required and not folders and not s3_watches:
@@ -178,6 +183,7 @@ def _from_table(
         budget=budget,
         metrics=metrics,
         bedrock=bedrock_settings,
+        vertex=vertex_settings,
         storage=storage,
         source=source,
         state_dir_default=default_dir,

@@ -65,9 +65,12 @@ def bedrock(t: Table, *, required: bool) -> BedrockSettings | None:
     if not t.data and not required:
         return None
     settings = BedrockSettings(
-        region=_required(t, "region", _REGION, "a region such as us-east-1"),
-        role_arn=_required(
-            t, "role_arn", _ROLE_ARN, "an IAM role ARN, arn:aws:iam::123456789012:role/NAME"
+        region=t.pattern("region", _REGION, "a region such as us-east-1", provider="bedrock"),
+        role_arn=t.pattern(
+            "role_arn",
+            _ROLE_ARN,
+            "an IAM role ARN, arn:aws:iam::123456789012:role/NAME",
+            provider="bedrock",
         ),
         staging=_staging(t),
         profile=t.get("profile", str, "") or None,
@@ -75,8 +78,8 @@ def bedrock(t: Table, *, required: bool) -> BedrockSettings | None:
         min_records=t.integer("min_records", 100),
         max_records=t.integer("max_records", 50_000),
         max_concurrent_jobs=t.integer("max_concurrent_jobs", 20),
-        invocation_type=_choice(t, "invocation_type", "InvokeModel", INVOCATION_TYPES),
-        below_minimum=_choice(t, "below_minimum", "live", BELOW_MINIMUM),
+        invocation_type=t.choice("invocation_type", "InvokeModel", INVOCATION_TYPES),
+        below_minimum=t.choice("below_minimum", "live", BELOW_MINIMUM),
         live_concurrency=_between(t, "live_concurrency", 4, 1, 64),
         live_timeout=t.number("live_timeout", 300.0, minimum=10.0),
         keep_staging=t.get("keep_staging", bool, False),
@@ -93,15 +96,6 @@ def bedrock(t: Table, *, required: bool) -> BedrockSettings | None:
             t.key("max_records"), f"must be at least min_records ({settings.min_records})"
         )
     return settings
-
-
-def _required(t: Table, name: str, pattern: re.Pattern[str], what: str) -> str:
-    value = t.get(name, str, "")
-    if not value:
-        raise ConfigError(t.key(name), f"is required for provider 'bedrock' ({what})")
-    if not pattern.fullmatch(value):
-        raise ConfigError(t.key(name), f"must be {what} (got {value!r})")
-    return value
 
 
 def _staging(t: Table) -> str:
@@ -126,11 +120,4 @@ def _between(t: Table, name: str, default: int, low: int, high: int) -> int:
     value = t.integer(name, default, minimum=low)
     if value > high:
         raise ConfigError(t.key(name), f"must be between {low} and {high} (got {value})")
-    return value
-
-
-def _choice(t: Table, name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = t.get(name, str, default)
-    if value not in choices:
-        raise ConfigError(t.key(name), f"must be one of {', '.join(choices)} (got {value!r})")
     return value

@@ -19,9 +19,13 @@ from docproc.errors import ConfigError
 from docproc.models import BatchLimits, ExtractLimits, OcrOptions, SidecarSettings, TaskSpec
 from docproc.providers.messages import PROMPT_FIELDS
 
-PROVIDERS = ("local", "anthropic", "bedrock")
+PROVIDERS = ("local", "anthropic", "bedrock", "vertex")
 OCR_MODES = ("auto", "off")
-DEFAULT_MODELS = {"local": "local-extractive-1", "anthropic": "claude-sonnet-4-5"}
+DEFAULT_MODELS = {
+    "local": "local-extractive-1",
+    "anthropic": "claude-sonnet-4-5",
+    "vertex": "claude-sonnet-4-5@20250929",
+}
 DEFAULT_PROMPT = (
     "Summarise the document below for someone deciding whether to read it. "
     "Then pick the passages that matter most, quoting them exactly as written."

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from docproc.config.bedrock import BedrockSettings
+from docproc.config.vertex import VertexSettings
 from docproc.costs import Budget, PriceTable
 from docproc.models import (
     BatchLimits,
@@ -97,6 +98,7 @@ class Settings:
     budget: Budget = field(default_factory=Budget)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     bedrock: BedrockSettings | None = None  # [bedrock], when configured
+    vertex: VertexSettings | None = None  # [vertex], when configured
     storage: StorageSettings = field(default_factory=StorageSettings)
     source: Path | None = None  # the file these settings came from, if any
     state_dir_default: bool = False  # the built-in location (its parents may be created)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,6 +52,23 @@ class Table:
         value = self.get(name, int, default)
         if value < minimum:
             raise ConfigError(self.key(name), f"must be at least {minimum} (got {value})")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.get(name, str, default)
+        if value not in choices:
+            raise ConfigError(
+                self.key(name), f"must be one of {', '.join(choices)} (got {value!r})"
+            )
+        return value
+
+    def pattern(self, name: str, pattern: re.Pattern[str], what: str, *, provider: str) -> str:
+        """A string the provider needs, matching ``pattern`` whole (``what`` says how)."""
+        value = self.get(name, str, "")
+        if not value:
+            raise ConfigError(self.key(name), f"is required for provider {provider!r} ({what})")
+        if not pattern.fullmatch(value):
+            raise ConfigError(self.key(name), f"must be {what} (got {value!r})")
         return value
 
     def strings(self, name: str) -> tuple[str, ...]:

@@ -66,11 +66,15 @@ class Ticket:
     repeated after a crash or a lost answer yields the same batch; one without
     (Vertex) writes it as a label and finds the batch by it. ``live``: the batch
     is below the provider's minimum and is answered through its live API.
+    ``attempt`` numbers the create calls of this batch (1, 2, ...): the ledger
+    records it before each call, and a provider without an idempotent create
+    labels its batch with it, so a batch made twice is told apart.
     """
 
     batch_id: int
     token: str
     live: bool = False
+    attempt: int = 1
 
 
 class Provider(Protocol):

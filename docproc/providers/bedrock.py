@@ -21,7 +21,6 @@ boto3 and is handed those clients.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +32,14 @@ from docproc.providers.base import ProviderLimits
 from docproc.providers.bedrock_records import ConverseRecords, InvokeModelRecords
 from docproc.providers.live import LiveBatches
 from docproc.providers.staged import StagedBatchProvider
-from docproc.providers.staging import FileLimits, JobSpec, JobView, ObjectStore, Phase
+from docproc.providers.staging import (
+    FileLimits,
+    JobSpec,
+    JobView,
+    ObjectStore,
+    Phase,
+    input_invalid,
+)
 
 NAME = "bedrock"
 INVOCATION_TYPES = ("InvokeModel", "Converse")
@@ -50,16 +56,6 @@ PHASES = {
     "Expired": Phase.EXPIRED,
 }
 COUNTS = ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount")
-# A failed job whose message says its input is malformed: retrying the same records
-# cannot help. Messages about access, quotas or the service are not the records' fault.
-_INPUT_INVALID = re.compile(
-    r"malformed|invalid|not valid|parse|schema|format|unsupported|not supported", re.I
-)
-_NOT_THE_INPUT = re.compile(
-    r"access|denied|permission|role|kms|quota|limit|minimum|maximum|exceed|throttl"
-    r"|internal|service|timeout|timed out|capacity",
-    re.I,
-)
 
 log = structlog.get_logger()
 
@@ -157,17 +153,12 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         name=str(job.get("jobName") or ""),
         state=state,
         phase=phase,
-        input_uri=_uri(job.get("inputDataConfig"), "s3InputDataConfig"),
+        inputs=(_uri(job.get("inputDataConfig"), "s3InputDataConfig"),),
         output_uri=output,
         message=message,
         counts=tuple((k, int(job[k])) for k in COUNTS if isinstance(job.get(k), int)),
         input_invalid=phase is Phase.FAILED and input_invalid(message),
     )
-
-
-def input_invalid(message: str) -> bool:
-    """Whether a failed job's message blames the input records themselves."""
-    return bool(_INPUT_INVALID.search(message)) and not _NOT_THE_INPUT.search(message)
 
 
 def bedrock_provider(

@@ -18,8 +18,10 @@ parts handed to it (the seams, in :mod:`docproc.providers.staging`):
 The flow of one batch, whose ledger token is ``T`` (``docproc-<ledger>-b<id>``)::
 
     <staging>T/input/part-00001.jsonl ...   the requests, split at the per-file quotas
+                                            (the platform's Layout: Vertex AI's are
+                                            <staging>T/input-00001.jsonl ...)
     <staging>T/staged.json                  written last: the input is complete
-    create job "T" (token T)                 -> job id, recorded by the dispatcher
+    create job "T" (token T, attempt n)      -> job id, recorded by the dispatcher
     poll ... terminal status                 -> the job's message and counts
     <output of the job>/*                    streamed line by line, matched by record id
     delete <staging>T/ (unless kept)         once the results are applied
@@ -62,6 +64,7 @@ from docproc.providers.staging import (
     JobApi,
     JobSpec,
     JobView,
+    Layout,
     ObjectStore,
     Phase,
     RecordCodec,
@@ -88,6 +91,8 @@ class StagedBatchProvider:
         files: where the input is split into several files.
         live: answers batches below the minimum (None: the provider has no live path).
         keep_staging: leave a batch's staging objects in place once it is applied.
+        layout: where the input and output objects go in a batch's folder.
+        on_close: what to close with the provider (its clients' connections).
     """
 
     def __init__(
@@ -102,11 +107,14 @@ class StagedBatchProvider:
         files: FileLimits,
         live: LiveBatches | None = None,
         keep_staging: bool = False,
+        layout: Layout = Layout(),  # noqa: B008 - frozen, shared on purpose
+        on_close: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.name, self.limits = name, limits
         self.store, self.jobs, self.codec = store, jobs, codec
         self._build, self._files, self._live = build, files, live
-        self.keep_staging = keep_staging
+        self.keep_staging, self.layout = keep_staging, layout
+        self._on_close = tuple(on_close)
 
     def __repr__(self) -> str:
         return f"StagedBatchProvider({self.name!r}, staging={self.store.uri('')!r})"
@@ -114,6 +122,8 @@ class StagedBatchProvider:
     def close(self) -> None:
         if self._live is not None:
             self._live.close()
+        for close in self._on_close:
+            close()
 
     # -- the Provider protocol ---------------------------------------------------
 
@@ -136,14 +146,18 @@ class StagedBatchProvider:
         checked = _checked(requests)
         if ticket.live:
             return self._live_batches().start(ticket.token, checked)
-        prefix = f"{ticket.token}/"
+        folder, layout = f"{ticket.token}/", self.layout
         with _store_errors("stage the batch input"):
-            records = self._stage(prefix, ticket.token, checked)
+            records, files = self._stage(folder, ticket.token, checked)
         spec = JobSpec(
             name=ticket.token,
-            input_uri=self.store.uri(prefix + "input/"),
-            output_uri=self.store.uri(prefix + "output/"),
+            input_uri=self.store.uri(folder + layout.input_prefix),
+            output_uri=self.store.uri(folder + layout.output_prefix),
             records=records,
+            input_files=tuple(
+                self.store.uri(folder + layout.input_file.format(n)) for n in range(1, files + 1)
+            ),
+            attempt=ticket.attempt,
         )
         job_id = self.jobs.create(spec)
         log.info("staged.job_created", provider=self.name, job_id=job_id, records=records)
@@ -215,21 +229,23 @@ class StagedBatchProvider:
 
     # -- staging -------------------------------------------------------------------
 
-    def _stage(self, prefix: str, token: str, requests: Iterator[dict[str, Any]]) -> int:
-        """Write the input files and the marker; the number of records staged."""
+    def _stage(
+        self, prefix: str, token: str, requests: Iterator[dict[str, Any]]
+    ) -> tuple[int, int]:
+        """Write the input files and the marker; the numbers of records and files staged."""
         marker = self._marker(prefix + STAGED_MARKER, token)
         if marker is not None:
             staged = json.loads(marker)
             log.info("staged.input_found", provider=self.name, token=token, **staged)
-            return int(staged["records"])
-        self._clear_leftovers(prefix + "input/", token)
+            return int(staged["records"]), int(staged["files"])
+        self._clear_leftovers(prefix + self.layout.input_prefix, token)
         lines = (
             encode_request(self.codec.record(r["custom_id"], r["params"])) + b"\n" for r in requests
         )
         records = size = parts = 0
         for parts, file_lines in enumerate(split_files(lines, self._files), start=1):
             counted = _Counted(file_lines)
-            key = f"{prefix}input/part-{parts:05d}.jsonl"
+            key = prefix + self.layout.input_file.format(parts)
             self.store.write_new(key, counted, metadata={TOKEN_METADATA: token})
             records, size = records + counted.lines, size + counted.bytes
         if not records:
@@ -238,7 +254,7 @@ class StagedBatchProvider:
         self.store.write_new(prefix + STAGED_MARKER, [json.dumps(summary).encode()],
                              metadata={TOKEN_METADATA: token})  # fmt: skip
         log.info("staged.input_written", provider=self.name, token=token, **summary)
-        return records
+        return records, parts
 
     def _marker(self, key: str, token: str) -> bytes | None:
         """The staged marker of this token, if an earlier attempt completed the input."""
@@ -286,13 +302,20 @@ class StagedBatchProvider:
 
     def _absent(self, view: JobView, seen: set[str]) -> Iterator[ProviderResult]:
         """A result for each input record the output of an unfinished job lacks."""
-        for key in sorted(self.store.keys(self.store.key(view.input_uri))):
-            if not key.endswith(".jsonl"):
-                continue
+        for key in self._input_keys(view):
             for raw in self.store.lines(key):
                 custom_id = self.codec.custom_id(json.loads(raw)) if raw.strip() else None
                 if custom_id is not None and custom_id not in seen:
                     yield _unanswered(custom_id, view)
+
+    def _input_keys(self, view: JobView) -> Iterator[str]:
+        """The keys of a job's input files (its inputs name objects or prefixes)."""
+        for uri in view.inputs:
+            if uri.endswith(".jsonl"):
+                yield self.store.key(uri)
+                continue
+            found = self.store.keys(self.store.key(uri))
+            yield from sorted(key for key in found if key.endswith(".jsonl"))
 
     def _manifest(self, view: JobView) -> tuple[tuple[str, int], ...]:
         """The counts of the job's output manifest, if it wrote one."""

@@ -8,6 +8,7 @@ batchPredictionJobs API and its JSONL shapes). Nothing here does I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,6 +18,16 @@ from docproc.models import ProviderResult
 
 # Metadata on every object docproc stages: the batch token it belongs to.
 TOKEN_METADATA = "docproc-token"  # noqa: S105 - a metadata key, not a secret
+# A failed job whose message says its input is malformed: retrying the same records
+# cannot help. Messages about access, quotas or the service are not the records' fault.
+_INPUT_INVALID = re.compile(
+    r"malformed|invalid|not valid|parse|schema|format|unsupported|not supported", re.I
+)
+_NOT_THE_INPUT = re.compile(
+    r"access|denied|permission|role|kms|quota|limit|minimum|maximum|exceed|throttl"
+    r"|internal|service|timeout|timed out|capacity|unavailable",
+    re.I,
+)
 
 
 class ObjectStore(Protocol):
@@ -66,13 +77,34 @@ class ObjectStore(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Layout:
+    """Where a batch's objects go in its folder (``<staging><token>/``).
+
+    Bedrock reads every object under an input prefix (``input/part-00001.jsonl``);
+    Vertex AI is given the list of input objects (``input-00001.jsonl``).
+    ``input_prefix`` holds every input file and nothing else of the batch.
+    """
+
+    input_file: str = "input/part-{:05d}.jsonl"  # formatted with the file's number, from 1
+    input_prefix: str = "input/"
+    output_prefix: str = "output/"
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
-    """A job to create: ``name`` is the ledger's token (and the idempotency key)."""
+    """A job to create: ``name`` is the ledger's token (and the idempotency key).
+
+    ``input_uri`` is the prefix holding the input files, ``input_files`` each
+    of them; ``attempt`` is the ledger's number of this create attempt (a
+    platform without an idempotent create labels its job with it).
+    """
 
     name: str
     input_uri: str
     output_uri: str
     records: int
+    input_files: tuple[str, ...] = ()
+    attempt: int = 0
 
 
 class Phase(StrEnum):
@@ -90,6 +122,8 @@ class Phase(StrEnum):
 class JobView:
     """What the platform says of a job.
 
+    ``name`` is the ledger's token the job was created for; ``inputs`` are the
+    URIs of its input objects, or of prefixes holding them (ending in ``/``);
     ``output_uri`` is the folder holding this job's output files, at any
     depth (Bedrock: the output prefix it was given, where it adds a folder
     named after the job id); ``input_invalid``: the
@@ -100,7 +134,7 @@ class JobView:
     name: str
     state: str
     phase: Phase
-    input_uri: str
+    inputs: tuple[str, ...]
     output_uri: str
     message: str = ""
     counts: tuple[tuple[str, int], ...] = ()
@@ -161,6 +195,13 @@ class FileLimits:
 
     max_records: int = 50_000
     max_bytes: int = 1_000_000_000
+
+
+def input_invalid(message: str, *, flagged: bool = False) -> bool:
+    """Whether a failed job's message blames the input records themselves; ``flagged``:
+    the platform's error code already says the input is invalid (Vertex: INVALID_ARGUMENT)."""
+    blamed = flagged or bool(_INPUT_INVALID.search(message))
+    return blamed and not _NOT_THE_INPUT.search(message)
 
 
 def split_files(lines: Iterable[bytes], limits: FileLimits) -> Iterator[Iterator[bytes]]:

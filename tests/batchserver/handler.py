@@ -275,6 +275,43 @@ def _blocks(lines: Iterable[bytes]) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
+class TrackedHandler(BaseHTTPRequestHandler):
+    """A connection to a test server: HTTP/1.1 without Nagle, tracked so the server can
+    close it at stop, quiet; each method goes to ``_dispatch(method)``."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 120
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cast(HttpServer, self.server).track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            cast(HttpServer, self.server).untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the servers record every call."""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def _dispatch(self, method: str) -> None:
+        raise NotImplementedError
+
+
 class HttpServer(ThreadingHTTPServer):
     """Threaded server that tracks its connections so ``stop`` can close them."""
 

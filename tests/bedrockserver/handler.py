@@ -15,16 +15,14 @@ botocore reads them: the status, ``x-amzn-ErrorType`` and ``{"message"}``.
 from __future__ import annotations
 
 import json
-import socket
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.batchserver.handler import HttpServer, TrackedHandler
 from tests.bedrockserver.faults import STATUS
 from tests.bedrockserver.wire import ApiError, check_value, error_payload, validation
 
 if TYPE_CHECKING:
-    from tests.batchserver.handler import HttpServer
     from tests.bedrockserver.server import BedrockState
 
 JOB = "/model-invocation-job"
@@ -52,31 +50,8 @@ def route_of(method: str, path: str) -> tuple[str, str | None] | None:
     return None
 
 
-class BedrockHandler(BaseHTTPRequestHandler):
+class BedrockHandler(TrackedHandler):
     """One connection to the test server."""
-
-    protocol_version = "HTTP/1.1"
-    timeout = 120
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self._server.untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the state records every call."""
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
 
     @property
     def _server(self) -> HttpServer:

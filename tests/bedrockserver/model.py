@@ -20,7 +20,7 @@ from typing import Any
 VERSION = "bedrock-2023-05-31"
 MODEL_NAME = "claude-sonnet-4-5-20250929"  # what a Messages answer says in its "model"
 _SENTENCE = re.compile(r"[^.!?]+[.!?]")
-_DOCUMENT = re.compile(r'<document title="[^"]*">\n(.*)\n</document>', re.S)
+DOCUMENT = re.compile(r'<document title="[^"]*">\n(.*)\n</document>', re.S)
 _WRAPPINGS = ("bare", "bare", "bare", "fence", "prose")
 
 
@@ -43,10 +43,10 @@ def answer(model_input: Any, record_id: str, *, converse: bool, style: str = "")
         RecordError: the record's input is one Bedrock would refuse.
     """
     system, text, max_tokens = (_converse_input if converse else _messages_input)(model_input)
-    document = _DOCUMENT.search(text)
+    document = DOCUMENT.search(text)
     if document is None:
         raise RecordError(400, "Malformed input request: no document in the user turn")
-    reply, stop = _reply(document.group(1), record_id, style), "end_turn"
+    reply, stop = reply_text(document.group(1), record_id, style), "end_turn"
     output_tokens = len(reply) // 4 + 1
     if output_tokens > max_tokens:
         reply, stop, output_tokens = reply[: max_tokens * 4], "max_tokens", max_tokens
@@ -102,15 +102,21 @@ def _has_cache_control(value: Any) -> bool:
     return "cache_control" in json.dumps(value) if value else False
 
 
-def _reply(document: str, record_id: str, style: str) -> str:
-    if style == "no_json":
-        return "I am sorry, but I can only describe this document in prose."
+def summary_of(document: str, record_id: str) -> dict[str, Any]:
+    """The answer a diligent model gives: ``{summary, highlights}``, one quote invented."""
     sentences = [s.strip() for s in _SENTENCE.findall(document[:6000]) if s.strip()]
     summary = " ".join(sentences[:2]) or document[:200]
     why = "It states one of the document's main points."
     highlights = [{"quote": quote, "why": why} for quote in sentences[1:4]]
     highlights.append({"quote": invented_quote(record_id), "why": why})
-    body = json.dumps({"summary": summary, "highlights": highlights}, ensure_ascii=False)
+    return {"summary": summary, "highlights": highlights}
+
+
+def reply_text(document: str, record_id: str, style: str = "") -> str:
+    """The answer as text: JSON, bare or wrapped (by record), or prose (``no_json``)."""
+    if style == "no_json":
+        return "I am sorry, but I can only describe this document in prose."
+    body = json.dumps(summary_of(document, record_id), ensure_ascii=False)
     wrapping = style or _WRAPPINGS[hashlib.sha256(record_id.encode()).digest()[0] % 5]
     if wrapping == "fence":
         return f"```json\n{body}\n```"
