@@ -180,13 +180,20 @@ def test_rst_and_org_are_read_as_text_without_pandoc(tmp_path: Path) -> None:
         ("photo.heic", "image/heic is not supported (no permissively licensed decoder)"),
     ],
 )
-def test_route_refusals_say_what_is_missing(name: str, reason: str) -> None:
-    if (name.endswith(".doc") and soffice_available()) or (
-        name.endswith(".PNG") and tesseract_available()
-    ):
-        pytest.skip("the optional tool is installed here (its route is tested elsewhere)")
-    with pytest.raises(PermanentExtractionError) as caught:
-        route(Path(name))
+def test_route_refusals_say_what_is_missing(
+    name: str, reason: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A machine without the optional tools: an empty PATH (their routes, where
+    # they are installed, are tested in test_extract_formats.py).
+    monkeypatch.setenv("PATH", str(tmp_path))
+    soffice_available.cache_clear()
+    tesseract_available.cache_clear()
+    try:
+        with pytest.raises(PermanentExtractionError) as caught:
+            route(Path(name))
+    finally:
+        soffice_available.cache_clear()
+        tesseract_available.cache_clear()
     assert caught.value.reason == reason
 
 
