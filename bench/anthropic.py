@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 from docproc.costs import PriceTable  # noqa: E402 (after the path set-up)
 from docproc.dispatch import Dispatcher  # noqa: E402
-from docproc.ledger import Ledger, Seen  # noqa: E402
-from docproc.ledger_work import WorkLedger  # noqa: E402
+from docproc.ledger.base import Ledger, Seen  # noqa: E402
+from docproc.ledger.work import WorkLedger  # noqa: E402
 from docproc.models import BatchLimits, Extraction, JobRequest, TaskSpec  # noqa: E402
 from docproc.providers.anthropic import AnthropicProvider  # noqa: E402
 from docproc.providers.base import request_size  # noqa: E402

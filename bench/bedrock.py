@@ -48,8 +48,8 @@ from docproc.config import Settings  # noqa: E402
 from docproc.config.bedrock import BedrockSettings  # noqa: E402
 from docproc.costs import PriceTable  # noqa: E402
 from docproc.dispatch import Dispatcher  # noqa: E402
-from docproc.ledger import Ledger  # noqa: E402
-from docproc.ledger_work import WorkLedger  # noqa: E402
+from docproc.ledger.base import Ledger  # noqa: E402
+from docproc.ledger.work import WorkLedger  # noqa: E402
 from docproc.models import BatchLimits, TaskSpec  # noqa: E402
 from docproc.providers.base import Provider  # noqa: E402
 from docproc.textstore import TextStore  # noqa: E402

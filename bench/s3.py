@@ -50,7 +50,7 @@ TEXT = (
 def seed_ledger(ledger_path: str, url: str, bucket: str) -> None:
     """Child: record every listed key as known and extracted (arranging the unchanged state)."""
     from docproc import aws
-    from docproc.ledger import Ledger, Seen
+    from docproc.ledger.base import Ledger, Seen
     from docproc.models import Extraction, S3WatchSpec, object_uri
 
     spec = S3WatchSpec(bucket=bucket, prefix="docs/", endpoint_url=url)
@@ -77,7 +77,7 @@ def seed_ledger(ledger_path: str, url: str, bucket: str) -> None:
 def detect(ledger_path: str, url: str, bucket: str) -> None:
     """Child: one full listing against the ledger; prints its figures as JSON."""
     from docproc import aws
-    from docproc.ledger import Ledger
+    from docproc.ledger.base import Ledger
     from docproc.models import S3WatchSpec
     from docproc.sources.s3 import S3Source
 

@@ -30,8 +30,8 @@ from pathlib import Path
 import structlog
 
 from docproc.errors import ObjectStoreError, SidecarError
-from docproc.ledger import file_uri, uri_path
-from docproc.ledger_imports import Adoption, ImportLedger, Unclaimed
+from docproc.ledger.base import file_uri, uri_path
+from docproc.ledger.imports import Adoption, ImportLedger, Unclaimed
 from docproc.models import ImportedResult, SidecarSettings, object_key
 from docproc.sidecar_objects import ObjectSidecars
 from docproc.sidecars import markdown_intact, plan_paths, read_result

@@ -40,10 +40,10 @@ from docproc.dispatch import Dispatcher
 from docproc.errors import ConfigError, LedgerUnwritable, ObjectStoreError, SourceError
 from docproc.health import LedgerOutage, Snapshot, TickFailures, status_line
 from docproc.intake import Intake
-from docproc.ledger import Ledger, file_uri
-from docproc.ledger_imports import ImportLedger
-from docproc.ledger_requests import RequestLedger
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.base import Ledger, file_uri
+from docproc.ledger.imports import ImportLedger
+from docproc.ledger.requests import RequestLedger
+from docproc.ledger.work import WorkLedger
 from docproc.metrics import MetricsServer
 from docproc.models import S3WatchSpec, WatchSpec
 from docproc.notify import Notifier

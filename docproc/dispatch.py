@@ -42,7 +42,7 @@ from docproc.errors import (
     brief,
 )
 from docproc.highlights import locate
-from docproc.ledger_work import BatchItem, WorkLedger
+from docproc.ledger.work import BatchItem, WorkLedger
 from docproc.models import BatchLimits, BatchStatus, JobRequest, ProviderResult, TaskSpec
 from docproc.providers.base import Provider, ProviderLimits, Ticket, make_custom_id, request_size
 from docproc.textstore import TextStore

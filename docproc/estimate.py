@@ -34,7 +34,7 @@ from typing import Any
 
 from docproc.costs import BYTES_PER_TOKEN, PriceTable
 from docproc.errors import DocprocError, ProviderRetryable
-from docproc.ledger_selection import Selected
+from docproc.ledger.selection import Selected
 from docproc.models import JobRequest, TaskSpec, Usage
 from docproc.providers.base import Provider, TokenCounter, request_size
 from docproc.textstore import TextStore
@@ -85,7 +85,7 @@ def estimate(
     """Price the versions in ``selected`` under ``task``.
 
     Args:
-        selected: the versions (:class:`~docproc.ledger_selection.Selected`).
+        selected: the versions (:class:`~docproc.ledger.selection.Selected`).
         task: the task they would be summarised under (model, prompt, limits).
         provider: builds the requests (and counts their tokens with ``exact``).
         prices: the price table.

@@ -23,7 +23,7 @@ import structlog
 
 from docproc.errors import FailureKind, LedgerUnwritable, brief
 from docproc.extract import ExtractorPool, route
-from docproc.ledger import Ledger, Seen, uri_path
+from docproc.ledger.base import Ledger, Seen, uri_path
 from docproc.models import (
     Candidate,
     ExtractFailure,

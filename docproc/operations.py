@@ -1,7 +1,7 @@
 """Operations: what operators asked through the ledger, carried out by the daemon.
 
 ``docproc cancel`` and ``docproc ledger retry`` (and ``reprocess``) record
-a request (:mod:`docproc.ledger_requests`); this stage, ticked by the
+a request (:mod:`docproc.ledger.requests`); this stage, ticked by the
 pipeline, carries each out and records the outcome the command is waiting
 for. The commands need no provider key: only the daemon holds it.
 
@@ -23,8 +23,8 @@ import structlog
 
 from docproc.dispatch import Dispatcher
 from docproc.errors import ProviderRetryable
-from docproc.ledger_requests import OperatorRequest, RequestLedger
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.requests import OperatorRequest, RequestLedger
+from docproc.ledger.work import WorkLedger
 
 log = structlog.get_logger()
 LOOK_EVERY_S = 0.5

@@ -13,7 +13,7 @@ the stored result, with no provider call, and the ledger says ``reused``.
 
 A write that fails for a storage reason (a full disk, a read-only mount, a
 folder the daemon may not write, a bucket refusing it) is an outcome, not a
-dead end: the file waits in ``sidecar_retries`` (:mod:`docproc.ledger_retries`,
+dead end: the file waits in ``sidecar_retries`` (:mod:`docproc.ledger.retries`,
 state ``retrying`` with the reason) and is tried again with backoff. Within a
 pass, a place (folder or bucket prefix) that just failed is not tried again
 for its other files; a write that works there makes them all due at once.
@@ -32,9 +32,9 @@ from typing import Any
 import structlog
 
 from docproc.errors import ObjectStoreError, SidecarConflict, SidecarError
-from docproc.ledger import uri_path
-from docproc.ledger_retries import Retry, SidecarRetries
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.base import uri_path
+from docproc.ledger.retries import Retry, SidecarRetries
+from docproc.ledger.work import WorkLedger
 from docproc.models import SidecarSettings, object_key
 from docproc.publish_items import (
     FileItem,

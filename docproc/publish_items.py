@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from docproc.errors import SidecarConflict
-from docproc.ledger import file_uri
-from docproc.ledger_retries import Retry
-from docproc.ledger_work import stored_highlights
+from docproc.ledger.base import file_uri
+from docproc.ledger.retries import Retry
+from docproc.ledger.work import stored_highlights
 from docproc.models import Usage
 from docproc.sidecar_objects import CONTENT_TYPES, ObjectSidecars
 from docproc.sidecars import SidecarContent, Staged

@@ -21,7 +21,7 @@ from docproc.compose import make_pool
 from docproc.config import Settings
 from docproc.errors import ConfigError
 from docproc.intake import Intake, TickReport
-from docproc.ledger import Ledger, Row, file_uri
+from docproc.ledger.base import Ledger, Row, file_uri
 from docproc.models import Candidate, WatchSpec
 from docproc.sources.local import LocalSource, reaches
 from docproc.writerlock import WriterLock

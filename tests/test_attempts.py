@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from docproc.ledger import Ledger
-from docproc.ledger_invariants import check
-from docproc.ledger_migrations import Database, migrations
-from docproc.ledger_work import WorkLedger, next_attempt
+from docproc.ledger.base import Ledger
+from docproc.ledger.invariants import check
+from docproc.ledger.migrations import Database, migrations
+from docproc.ledger.work import WorkLedger, next_attempt
 from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from docproc.config import load
-from docproc.ledger import Ledger
-from docproc.ledger_reports import CANNED, datasette_metadata
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.base import Ledger
+from docproc.ledger.reports import CANNED, datasette_metadata
+from docproc.ledger.work import WorkLedger
 from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec, Usage
 from docproc.output import render, table
 from docproc.scan import scan

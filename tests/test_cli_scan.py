@@ -188,7 +188,7 @@ def test_files_failed_for_want_of_a_reader_are_read_again(tmp_path: Path) -> Non
     import hashlib
 
     from docproc.errors import FailureKind
-    from docproc.ledger import Ledger
+    from docproc.ledger.base import Ledger
     from docproc.models import ExtractFailure
     from tests import docformats
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from docproc.dispatch import Dispatcher
-from docproc.ledger import Ledger
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.base import Ledger
+from docproc.ledger.work import WorkLedger
 from docproc.models import BatchLimits, Extraction, TaskSpec
 from docproc.providers.local import LocalProvider
 from docproc.textstore import TextStore

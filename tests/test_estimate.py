@@ -11,8 +11,8 @@ from pathlib import Path
 
 from docproc.costs import BYTES_PER_TOKEN, PriceTable
 from docproc.estimate import estimate
-from docproc.ledger import Ledger
-from docproc.ledger_selection import Selected
+from docproc.ledger.base import Ledger
+from docproc.ledger.selection import Selected
 from docproc.models import JobRequest, TaskSpec
 from docproc.providers.anthropic import AnthropicProvider
 from docproc.providers.base import request_size

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from docproc.extract.route import tesseract_available
-from docproc.ledger import Ledger
+from docproc.ledger.base import Ledger
 from docproc.textstore import TextStore
 from tests.clitools import AS_ORDINARY_USER, docproc
 from tests.docgen import make_corpus, make_hostile

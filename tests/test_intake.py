@@ -11,7 +11,7 @@ import pytest
 
 from docproc.extract import ExtractorPool
 from docproc.intake import Intake
-from docproc.ledger import Ledger
+from docproc.ledger.base import Ledger
 from docproc.models import ExtractLimits, Mode, WatchSpec
 from docproc.sources.local import LocalSource
 from docproc.textstore import TextStore

@@ -10,8 +10,8 @@ import pytest
 from sqlite_utils import Database
 
 from docproc.errors import FailureKind, LedgerError
-from docproc.ledger import Ledger, file_uri, uri_path
-from docproc.ledger_migrations import migrations
+from docproc.ledger.base import Ledger, file_uri, uri_path
+from docproc.ledger.migrations import migrations
 from docproc.models import ExtractFailure, Extraction
 
 SHA_A, SHA_B = "a" * 64, "b" * 64

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from docproc.ledger import Ledger
-from docproc.ledger_invariants import INVARIANTS, check
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.base import Ledger
+from docproc.ledger.invariants import INVARIANTS, check
+from docproc.ledger.work import WorkLedger
 from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec
 from tests.clitools import docproc
 
@@ -101,7 +101,7 @@ def test_verify_exits_1_naming_each_violated_invariant(work: WorkLedger, tmp_pat
     state = tmp_path / "state"
     ok = docproc("ledger", "verify", state=state)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.splitlines()[1] == "ok: every invariant holds (docproc.ledger_invariants)"
+    assert ok.stdout.splitlines()[1] == "ok: every invariant holds (docproc.ledger.invariants)"
     # The state an older `ledger retry` left behind (issue 16), and a stray job state.
     edit(work, "UPDATE jobs SET state = 'queued', attempts = 0 WHERE id = 2",
          "UPDATE jobs SET state = 'retrying' WHERE id = 1")  # fmt: skip

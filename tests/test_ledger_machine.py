@@ -29,9 +29,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from docproc.costs import Budget, ModelPrice, PriceTable
 from docproc.dispatch import Dispatcher
 from docproc.errors import ProviderRejected, ProviderRetryable
-from docproc.ledger import Ledger
-from docproc.ledger_invariants import check
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.base import Ledger
+from docproc.ledger.invariants import check
+from docproc.ledger.work import WorkLedger
 from docproc.models import (
     BatchLimits,
     BatchStatus,

@@ -18,8 +18,8 @@ from docproc.dispatch import Dispatcher
 from docproc.errors import LedgerUnwritable
 from docproc.extract import ExtractorPool
 from docproc.intake import Intake
-from docproc.ledger import Ledger
-from docproc.ledger_work import Applied, WorkLedger
+from docproc.ledger.base import Ledger
+from docproc.ledger.work import Applied, WorkLedger
 from docproc.models import (
     BatchLimits,
     Extraction,

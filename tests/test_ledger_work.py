@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from docproc.costs import ModelPrice, PriceTable, period_starts
-from docproc.ledger import Ledger
-from docproc.ledger_requests import RequestLedger
-from docproc.ledger_work import BatchItem, WorkLedger
+from docproc.ledger.base import Ledger
+from docproc.ledger.requests import RequestLedger
+from docproc.ledger.work import BatchItem, WorkLedger
 from docproc.models import Extraction, OutputProblem, ProviderResult, ResultKind, TaskSpec, Usage
 
 TASK = TaskSpec()

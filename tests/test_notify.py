@@ -18,8 +18,8 @@ import structlog
 from docproc import config, logconfig
 from docproc.errors import ConfigError
 from docproc.health import Snapshot, StageCounters, prometheus_text, status_line
-from docproc.ledger import Ledger
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.base import Ledger
+from docproc.ledger.work import WorkLedger
 from docproc.metrics import MetricsServer
 from docproc.notify import Notifier
 from tests.notifysock import NotifySocket

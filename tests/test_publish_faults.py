@@ -16,9 +16,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from docproc import aws
-from docproc.ledger import Ledger, Seen, file_uri
-from docproc.ledger_retries import FAULT_CAP_S, REFUSED_CAP_S, SidecarRetries, retry_delay
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.base import Ledger, Seen, file_uri
+from docproc.ledger.retries import FAULT_CAP_S, REFUSED_CAP_S, SidecarRetries, retry_delay
+from docproc.ledger.work import WorkLedger
 from docproc.models import (
     Extraction,
     ProviderResult,

@@ -245,8 +245,8 @@ def test_a_new_state_directory_adopts_untouched_sidecar_objects_on_s3(
 def test_unclaimed_versions_come_in_pages_each_with_all_its_files(tmp_path: Path) -> None:
     """The adopter looks at every unclaimed version, page by page (not only the first
     page: the rest would otherwise get jobs, and be sent again, unlooked)."""
-    from docproc.ledger import Ledger
-    from docproc.ledger_imports import ImportLedger
+    from docproc.ledger.base import Ledger
+    from docproc.ledger.imports import ImportLedger
     from docproc.models import Extraction
 
     with Ledger(tmp_path / "ledger.db") as ledger:

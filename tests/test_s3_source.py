@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from docproc import aws
-from docproc.ledger import Ledger, Seen
+from docproc.ledger.base import Ledger, Seen
 from docproc.models import Extraction, IntakeBatch, S3WatchSpec, object_uri
 from docproc.sources.notifications import NotificationListener, keys_from_message
 from docproc.sources.s3 import S3Source

@@ -11,7 +11,7 @@ import pytest
 
 from docproc.errors import LedgerUnwritable, StorageError
 from docproc.health import Snapshot, prometheus_text, status_line
-from docproc.ledger import Ledger
+from docproc.ledger.base import Ledger
 from docproc.storage import (
     MB,
     SpaceGuard,

@@ -52,14 +52,14 @@ def test_a_cause_failing_again_within_the_window_is_stuck_until_a_quiet_window()
 
 
 def test_the_failure_site_is_the_innermost_docproc_frame() -> None:
-    from docproc.ledger_invariants import check
+    from docproc.ledger.invariants import check
 
     conn = sqlite3.connect(":memory:")
     try:
         check(conn)
     except sqlite3.OperationalError as exc:
         site = failure_site(exc)
-    assert site.startswith("ledger_invariants.py:")
+    assert site.startswith("invariants.py:")
 
 
 def test_status_line_and_metrics_say_stuck_and_why() -> None:

@@ -14,7 +14,7 @@ import click
 
 from docproc.config import Settings, load, state_dir_only
 from docproc.errors import ConfigError, DocprocError, LedgerUnwritable
-from docproc.ledger import Ledger
+from docproc.ledger.base import Ledger
 
 F = TypeVar("F", bound=Callable[..., Any])
 

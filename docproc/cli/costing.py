@@ -14,8 +14,8 @@ from docproc.compose import make_provider, make_request_builder, task_for
 from docproc.config import PROVIDERS, Settings
 from docproc.errors import DocprocError, LedgerBusy
 from docproc.estimate import Estimate, estimate
-from docproc.ledger import Ledger, file_uri
-from docproc.ledger_selection import Selected, SelectionLedger
+from docproc.ledger.base import Ledger, file_uri
+from docproc.ledger.selection import Selected, SelectionLedger
 from docproc.models import TaskSpec
 from docproc.output import as_csv, as_json, usd
 from docproc.textstore import TextStore

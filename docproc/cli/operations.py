@@ -13,10 +13,10 @@ from docproc.adopt import import_sidecars
 from docproc.cli.common import F, common_options, find_file, handle_errors, opts
 from docproc.config import operator_name
 from docproc.errors import DocprocError
-from docproc.ledger import Ledger
-from docproc.ledger_imports import ImportLedger
-from docproc.ledger_requests import RequestLedger
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.base import Ledger
+from docproc.ledger.imports import ImportLedger
+from docproc.ledger.requests import RequestLedger
+from docproc.ledger.work import WorkLedger
 from docproc.output import usd
 from docproc.writerlock import WriterLock
 

@@ -9,10 +9,10 @@ import click
 
 from docproc.cli.common import age, common_options, find_file, handle_errors, opts, output_options
 from docproc.errors import DocprocError
-from docproc.ledger import FILE_STATES
-from docproc.ledger_reports import datasette_metadata
-from docproc.ledger_requests import RequestLedger
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.base import FILE_STATES
+from docproc.ledger.reports import datasette_metadata
+from docproc.ledger.requests import RequestLedger
+from docproc.ledger.work import WorkLedger
 from docproc.output import as_json, render, table
 from docproc.textstore import TextStore
 
@@ -109,7 +109,7 @@ def ledger_verify() -> None:
     else:
         click.echo(f"BROKEN at event {result.broken_at}: {result.reason}", err=True)
     if not broken:
-        click.echo("ok: every invariant holds (docproc.ledger_invariants)")
+        click.echo("ok: every invariant holds (docproc.ledger.invariants)")
     for violation in broken:
         click.echo(f"VIOLATED {violation.name}: {violation.statement}", err=True)
         for example in violation.examples:

@@ -13,8 +13,8 @@ from docproc.cli.common import age, common_options, handle_errors, opts
 from docproc.config import load
 from docproc.costs import period_starts
 from docproc.errors import DocprocError
-from docproc.ledger_retries import SidecarRetries
-from docproc.ledger_work import WorkLedger
+from docproc.ledger.retries import SidecarRetries
+from docproc.ledger.work import WorkLedger
 from docproc.output import as_json, table
 from docproc.storage import MB, free_bytes, state_dir_trouble
 

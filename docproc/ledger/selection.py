@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from docproc.ledger import Ledger, file_uri
+from docproc.ledger.base import Ledger, file_uri
 
 
 @dataclass(frozen=True, slots=True)

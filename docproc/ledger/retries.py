@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from docproc.ledger import Ledger
+from docproc.ledger.base import Ledger
 from docproc.storage import OWN_KINDS, REFUSED, UNEXPECTED
 
 FIRST_DELAY_S = 2.0

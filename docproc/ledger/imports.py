@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from docproc.ledger import Ledger, file_uri
+from docproc.ledger.base import Ledger, file_uri
 from docproc.models import ImportedResult, custom_id_attempt
 
 

@@ -12,7 +12,7 @@ are never blocked by the writer.
 was committed; a power cut may lose the last transactions but never corrupts
 the file, and the reconcile scan finds any file they described again.
 
-This module and :mod:`docproc.ledger_migrations` are the only ones with SQL.
+This module and :mod:`docproc.ledger.migrations` are the only ones with SQL.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes
 
 from docproc.errors import FailureKind, LedgerError, LedgerUnwritable
-from docproc.ledger_invariants import Violation, check
-from docproc.ledger_migrations import Database, migrations
+from docproc.ledger.invariants import Violation, check
+from docproc.ledger.migrations import Database, migrations
 from docproc.models import (
     ExtractFailure,
     Extraction,
@@ -635,7 +635,7 @@ class Ledger:
         return Verification(True, count)
 
     def violations(self) -> list[Violation]:
-        """The invariants the ledger's state breaks (see :mod:`docproc.ledger_invariants`)."""
+        """The invariants the ledger's state breaks (see :mod:`docproc.ledger.invariants`)."""
         return check(self.db.conn)
 
 

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from docproc.ledger import Ledger, Row
+from docproc.ledger.base import Ledger, Row
 
 KINDS = ("cancel", "retry", "reprocess")
 

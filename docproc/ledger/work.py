@@ -27,8 +27,8 @@ import structlog
 
 from docproc.costs import PriceTable
 from docproc.errors import brief
-from docproc.ledger import Ledger, Row
-from docproc.ledger_retries import cleared
+from docproc.ledger.base import Ledger, Row
+from docproc.ledger.retries import cleared
 from docproc.models import (
     Highlight,
     OutputProblem,
@@ -309,7 +309,7 @@ class WorkLedger:
             " VALUES (?, ?, ?, ?, ?)",
             rows,
         )
-        conn.executemany(  # attempts only grow (see ledger_invariants)
+        conn.executemany(  # attempts only grow (see ledger.invariants)
             "UPDATE jobs SET state = 'submitting', updated_at = ?,"
             " attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END WHERE id = ?",
             [(self.ledger.now(), attempt, attempt, job_id) for _, job_id, _, attempt, _ in rows],
