@@ -1,0 +1,76 @@
+"""The seam between the ledger's SQL and the engine under it (SQLite or PostgreSQL).
+
+Everything above this seam writes its SQL once, in the subset both engines
+speak: ``?`` placeholders, ``INSERT ... ON CONFLICT ... DO NOTHING | DO UPDATE``,
+``RETURNING``, ``GREATEST``/``LEAST`` (registered on SQLite connections),
+times as ISO-8601 UTC text, booleans as integers. What still differs (the
+text of a few SQL fragments, how a write transaction takes its lock, which
+errors mean a disk or a server fault) is answered by the engine's
+:class:`Connection` and :class:`Dialect`; the engine modules (``sqlite``,
+``postgres``) are the only ones that import a database driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+Params = Sequence[Any] | Mapping[str, Any]
+Row = dict[str, Any]
+
+
+class Cursor(Protocol):
+    """What an ``execute`` hands back: rows as tuples, and how many rows changed."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]: ...
+
+
+class Dialect(Protocol):
+    """SQL text that differs between the engines, as small pure functions."""
+
+    name: str  # "sqlite" | "postgresql"
+
+    def json_text(self, expr: str, key: str) -> str:
+        """An expression for the text of ``key`` in the JSON object text ``expr``."""
+        ...
+
+
+class Connection(Protocol):
+    """One open connection to the ledger, as every ledger module uses it.
+
+    Transactions are explicit: :meth:`write` is the only way to change data;
+    outside it a connection only reads.
+    """
+
+    dialect: Dialect
+    where: str  # the ledger's location for people (a path, or a URL without password)
+
+    def execute(self, sql: str, params: Params = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None: ...
+
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
+        """All rows of ``sql`` as dicts keyed by column name."""
+        ...
+
+    def write(self) -> AbstractContextManager[None]:
+        """One write transaction, serialised against every other writer of this
+        ledger (SQLite ``BEGIN IMMEDIATE``; PostgreSQL a transaction-scoped
+        advisory lock). Commits on success, rolls back on any exception. A
+        storage or server fault comes out as :class:`~docproc.errors.LedgerUnwritable`.
+        """
+        ...
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A part of the current write transaction that may fail alone."""
+        ...
+
+    def close(self) -> None: ...
