@@ -22,7 +22,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import count
@@ -89,7 +88,7 @@ class PgServer:
         settings = (
             f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
             f"unix_socket_directories = '{self.home}'\nfsync = off\n"
-            "synchronous_commit = off\nfull_page_writes = off\nmax_connections = 50\n"
+            "full_page_writes = off\nmax_connections = 50\n"
             "password_encryption = 'scram-sha-256'\n"
         )
         with (self.data / "postgresql.conf").open("a") as conf:
@@ -106,7 +105,11 @@ class PgServer:
                   "-w", "-t", str(int(_WAIT_S)), "stop")  # fmt: skip
 
     def restart(self) -> None:
-        """Stop at once (every connection drops, as in a crash or failover), start again."""
+        """Stop at once (every connection drops, as in a crash or failover), start again.
+
+        Commits survive: ``fsync = off`` only skips the flush to disk, and the
+        operating system keeps what was written (``synchronous_commit`` stays on).
+        """
         self.stop()
         self.start()
 
@@ -154,13 +157,3 @@ def pg_server() -> Iterator[PgServer]:
 def pg_url(pg_server: PgServer) -> str:
     """The URL of a fresh empty database, as the trust role (no password)."""
     return pg_server.url(pg_server.new_database())
-
-
-def wait_for(predicate: object, timeout: float = _WAIT_S) -> None:
-    """Poll ``predicate()`` until true, for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.05)
-    raise TimeoutError("condition not met in time")

@@ -3,8 +3,8 @@
 It answers the SQL written above :mod:`docproc.ledger.engine` as SQLite does:
 
 - ``?`` placeholders (and ``:name`` with a mapping) become psycopg's ``%s``
-  (``%(name)s``); a literal ``%`` is doubled; quoted text, quoted names and
-  comments are left alone. Each translation is cached per SQL string.
+  (``%(name)s``), except in quoted text, quoted names and comments; every
+  literal ``%`` is doubled (psycopg reads it everywhere). Each translation is cached per SQL string.
 - Outside :meth:`PostgresConnection.write` every statement runs in autocommit:
   a read sees what is committed, and no transaction stays open while idle.
   ``write()`` is one transaction that first takes a transaction-scoped
@@ -67,7 +67,10 @@ _DISK_FULL = "53100"
 
 @lru_cache(maxsize=1024)
 def translate(sql: str, named: bool = False) -> str:
-    """``sql`` with ``?`` (or ``:name`` when ``named``) as psycopg placeholders, ``%`` doubled."""
+    """``sql`` with ``?`` (``:name`` when ``named``) as psycopg placeholders, each ``%`` doubled.
+
+    A ``?`` or ``:name`` inside quoted text, a quoted name or a comment stays as it is.
+    """
     out: list[str] = []
     for part in _TOKENS.findall(sql):
         if part == "?":
@@ -76,8 +79,8 @@ def translate(sql: str, named: bool = False) -> str:
             out.append("%%")
         elif named and part.startswith(":") and part != "::" and len(part) > 1:
             out.append(f"%({part[1:]})s")
-        else:
-            out.append(part)
+        else:  # psycopg reads % everywhere, inside quotes and comments too
+            out.append(part.replace("%", "%%"))
     return "".join(out)
 
 
