@@ -147,7 +147,9 @@ class LedgerUnwritable(BaseException):
     """A ledger transaction failed because of the disk, not the data; rolled back whole.
 
     ``kind`` is a storage fault kind (``no_space``, ``read_only``, ``io_error``...,
-    see :mod:`docproc.storage`); the message is ``ledger not writable: <reason>``.
+    see :mod:`docproc.storage`), or ``unreachable`` (a ledger server that cannot
+    be reached: restart, failover, refused login); the message is ``ledger not
+    writable: <reason>``, or ``ledger unreachable: <reason>`` for the last.
     Whatever the transaction carried is still in the caller's hands: keep it,
     back off, and record it again.
 
@@ -159,7 +161,8 @@ class LedgerUnwritable(BaseException):
     """
 
     def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(f"ledger not writable: {reason}")
+        what = "ledger unreachable" if kind == "unreachable" else "ledger not writable"
+        super().__init__(f"{what}: {reason}")
         self.kind = kind
         self.reason = reason
 

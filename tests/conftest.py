@@ -54,3 +54,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials for boto3's default chain; nothing read from the developer's ~/.aws."""
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
+
+
+pytest_plugins = ["tests.pgserver"]

@@ -13,7 +13,8 @@ then in systemd's ``$CREDENTIALS_DIRECTORY``.
 
 Layout: :mod:`.table` (typed reading of one table), :mod:`.settings` (the
 frozen values), :mod:`.sections`, :mod:`.watches`, :mod:`.bedrock` and
-:mod:`.vertex` (one reader per section), :mod:`.environment` (state directory, secrets, systemd).
+:mod:`.vertex`, :mod:`.ledger` (one reader per section), :mod:`.environment`
+(state directory, secrets, systemd).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from docproc.config.environment import (
     SECRET_NAMES,
     anthropic_key,
     env,
+    ledger_password,
     operator_name,
     resolve_state_dir,
     secret,
@@ -37,6 +39,7 @@ from docproc.config.environment import (
     service_env,
     state_dir_only,
 )
+from docproc.config.ledger import ledger as ledger_section
 from docproc.config.sections import DEFAULT_MODELS, DEFAULT_PROMPT, PROVIDERS
 from docproc.config.settings import (
     DEFAULT_ANTHROPIC_URL,
@@ -73,6 +76,7 @@ __all__ = [
     "StorageSettings",
     "VertexSettings",
     "anthropic_key",
+    "ledger_password",
     "load",
     "operator_name",
     "secret",
@@ -154,6 +158,7 @@ def _from_table(
     vertex_settings = vertex(top.table("vertex"), base, required=task.provider == "vertex",
                              emulator=env(EMULATOR_VARIABLE))  # fmt: skip
     storage = storage_section.storage(top.table("storage"))
+    ledger_url = ledger_section(top.table("ledger"))
     top.finish()  # before "no [[watch]]": a typo'd [[wathc]] is reported as what it is
     if required and not folders and not s3_watches:
         raise ConfigError("watch", "at least one [[watch]] folder or S3 prefix is required")
@@ -185,6 +190,7 @@ def _from_table(
         bedrock=bedrock_settings,
         vertex=vertex_settings,
         storage=storage,
+        ledger_url=ledger_url,
         source=source,
         state_dir_default=default_dir,
     )

@@ -14,9 +14,13 @@ from docproc.config.settings import ServiceEnv
 from docproc.errors import ConfigError
 
 ANTHROPIC_KEY = "ANTHROPIC_API_KEY"
+LEDGER_CREDENTIAL = "ledger-password"  # a systemd credential: the PostgreSQL ledger's password
 # Environment variables / credential names that hold secrets; their values are
 # masked in every log line (see logconfig). Providers add theirs here.
-SECRET_NAMES = ("ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+SECRET_NAMES = (
+    "ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", LEDGER_CREDENTIAL,
+    "PGPASSWORD",
+)  # fmt: skip
 
 
 def resolve_state_dir(override: Path | None, from_file: str, base: Path) -> tuple[Path, bool]:
@@ -111,6 +115,20 @@ def anthropic_key() -> str:
             f" or give systemd a credential named {ANTHROPIC_KEY} (LoadCredential=)",
         )
     return key
+
+
+def ledger_password() -> str | None:
+    """The PostgreSQL ledger's password from systemd's ``$CREDENTIALS_DIRECTORY/ledger-password``.
+
+    None when there is no such credential: libpq then looks in ``PGPASSWORD``
+    and ``~/.pgpass`` by itself.
+    """
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if creds:
+        candidate = Path(creds) / LEDGER_CREDENTIAL
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8").strip() or None
+    return None
 
 
 def env(name: str) -> str | None:

@@ -100,6 +100,7 @@ class Settings:
     bedrock: BedrockSettings | None = None  # [bedrock], when configured
     vertex: VertexSettings | None = None  # [vertex], when configured
     storage: StorageSettings = field(default_factory=StorageSettings)
+    ledger_url: str | None = None  # [ledger] url: PostgreSQL; None: SQLite in state_dir
     source: Path | None = None  # the file these settings came from, if any
     state_dir_default: bool = False  # the built-in location (its parents may be created)
 

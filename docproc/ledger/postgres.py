@@ -1,0 +1,331 @@
+"""The ledger on PostgreSQL, through psycopg 3: the only module that imports psycopg.
+
+It answers the SQL written above :mod:`docproc.ledger.engine` as SQLite does:
+
+- ``?`` placeholders (and ``:name`` with a mapping) become psycopg's ``%s``
+  (``%(name)s``), except in quoted text, quoted names and comments; every
+  literal ``%`` is doubled (psycopg reads it everywhere). Each translation is cached per SQL string.
+- Outside :meth:`PostgresConnection.write` every statement runs in autocommit:
+  a read sees what is committed, and no transaction stays open while idle.
+  ``write()`` is one transaction that first takes a transaction-scoped
+  advisory lock (:data:`LEDGER_LOCK_KEY`), so writers of one ledger take
+  turns, as SQLite's ``BEGIN IMMEDIATE`` makes them: the event chain has one
+  head at a time.
+- Values come back as SQLite gives them: a boolean as 0 or 1, an exact
+  ``numeric`` (``SUM`` of integers) as an int, otherwise a float; a Python
+  bool is sent as an integer.
+- A lost or refused connection (restart, failover, wrong host) is
+  :class:`~docproc.errors.LedgerUnwritable` of kind ``unreachable``, with a
+  one-line reason naming ``user@host:port/db``; the next call connects again.
+
+The password never comes from the URL (the configuration refuses it): libpq
+reads ``PGPASSWORD`` and ``~/.pgpass`` itself, and a systemd credential is
+handed in as ``password``. Nothing here renders it: :attr:`~PostgresConnection.where`
+and ``repr`` show the URL without it, and any message is scrubbed of it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.adapt import Buffer, Dumper, Loader
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+
+from docproc.errors import LedgerError, LedgerUnwritable
+from docproc.ledger.engine import Params, Row
+
+__all__ = [
+    "LEDGER_LOCK_KEY",
+    "PostgresConnection",
+    "PostgresDialect",
+    "connect",
+    "translate",
+    "where",
+]
+
+# pg_advisory_xact_lock key held by every write transaction of a docproc ledger
+# (the bytes of "docproc"); one per database, as the ledger is one per database.
+LEDGER_LOCK_KEY = int.from_bytes(b"docproc", "big")
+CONNECT_TIMEOUT_S = 10
+# Quoted text, quoted names and comments (kept as they are), or one character
+# that means something to psycopg or to us: ?, %, :name.
+_TOKENS = re.compile(
+    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|::|:[A-Za-z_]\w*|[?%]|[^'"?%:/-]+|.""",
+    re.DOTALL,
+)
+# SQLSTATE classes and codes that say the server, not the statement, failed.
+_LOST_CLASSES = ("08", "57P")  # connection exceptions; admin/crash shutdown, cannot connect now
+_DISK_FULL = "53100"
+
+
+@lru_cache(maxsize=1024)
+def translate(sql: str, named: bool = False) -> str:
+    """``sql`` with ``?`` (``:name`` when ``named``) as psycopg placeholders, each ``%`` doubled.
+
+    A ``?`` or ``:name`` inside quoted text, a quoted name or a comment stays as it is.
+    """
+    out: list[str] = []
+    for part in _TOKENS.findall(sql):
+        if part == "?":
+            out.append("%s")
+        elif part == "%":
+            out.append("%%")
+        elif named and part.startswith(":") and part != "::" and len(part) > 1:
+            out.append(f"%({part[1:]})s")
+        else:  # psycopg reads % everywhere, inside quotes and comments too
+            out.append(part.replace("%", "%%"))
+    return "".join(out)
+
+
+def where(url: str) -> str:
+    """``user@host:port/db`` of a libpq URL or conninfo: no password, no options."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "(unparseable PostgreSQL URL)"
+    user = params.get("user")
+    host = str(params.get("host") or "localhost")
+    port = params.get("port")
+    place = f"{host}:{port}" if port else host
+    return (
+        f"{user}@{place}/{params.get('dbname', '')}"
+        if user
+        else f"{place}/{params.get('dbname', '')}"
+    )
+
+
+class PostgresDialect:
+    """PostgreSQL's text for what differs between the engines."""
+
+    name = "postgresql"
+
+    def json_text(self, expr: str, key: str) -> str:
+        quoted = key.replace("'", "''")
+        return f"(({expr})::jsonb ->> '{quoted}')"
+
+
+class _IntBoolLoader(Loader):
+    """A boolean as SQLite gives it: 1 or 0."""
+
+    def load(self, data: Buffer) -> int:
+        return 1 if bytes(data) == b"t" else 0
+
+
+class _NumberLoader(Loader):
+    """An exact ``numeric`` (``SUM`` of integers) as an int; one with a fraction as a float."""
+
+    def load(self, data: Buffer) -> int | float:
+        text = bytes(data)
+        if text.lstrip(b"-").isdigit():
+            return int(text)
+        return float(text)
+
+
+class _BoolAsIntDumper(Dumper):
+    """A Python bool stored as SQLite stores it: the integer 1 or 0."""
+
+    oid = psycopg.adapters.types["int8"].oid
+
+    def dump(self, obj: Any) -> Buffer:
+        return b"1" if obj else b"0"
+
+
+class _Rows:
+    """What :meth:`PostgresConnection.execute` hands back (tuples; none for a plain write)."""
+
+    def __init__(self, cursor: psycopg.Cursor[tuple[Any, ...]]) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._cursor.fetchone() if self._cursor.description is not None else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._cursor.fetchall() if self._cursor.description is not None else []
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.fetchall())
+
+
+class PostgresConnection:
+    """One connection to a ledger in PostgreSQL (see the module's docstring)."""
+
+    dialect = PostgresDialect()
+
+    def __init__(self, url: str, *, readonly: bool = False, password: str | None = None) -> None:
+        self._url = url
+        self._password = password or None
+        self.readonly = readonly
+        self.where = where(url)
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._writing = False
+
+    def __repr__(self) -> str:
+        mode = " read-only" if self.readonly else ""
+        return f"<PostgresConnection {self.where}{mode}>"
+
+    # -- the engine.Connection protocol ------------------------------------
+
+    def execute(self, sql: str, params: Params = ()) -> _Rows:
+        with self._faults():
+            conn = self._connection()
+            named = isinstance(params, Mapping)
+            return _Rows(conn.execute(translate(sql, named), params))
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run ``sql`` once per row, pipelined (one round trip per batch, not per row)."""
+        if not rows:
+            return
+        with self._faults():
+            conn = self._connection()
+            with conn.cursor() as cursor:
+                cursor.executemany(translate(sql, isinstance(rows[0], Mapping)), rows)
+
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
+        with self._faults():
+            conn = self._connection()
+            with conn.cursor(row_factory=dict_row) as cursor:
+                cursor.execute(translate(sql, isinstance(params, Mapping)), params)
+                return cursor.fetchall() if cursor.description is not None else []
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """One write transaction, after every other writer of this ledger (advisory lock)."""
+        if self._writing:
+            raise LedgerError("a ledger write transaction is already open on this connection")
+        try:
+            with self._faults():
+                conn = self._connection()
+                self._writing = True
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK_KEY,))
+                    yield
+        finally:
+            self._writing = False
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the open write transaction that may fail alone (rolled back to here)."""
+        if not self._writing:
+            raise LedgerError("a savepoint needs an open write transaction")
+        with self._faults(), self._connection().transaction():
+            yield
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            conn.close()
+
+    # -- what only PostgreSQL's tools use (migrations, ledger copy) ----------
+
+    def script(self, sql: str) -> None:
+        """Run statements as written (no placeholders, ``$$`` bodies allowed)."""
+        with self._faults():
+            self._connection().execute(sql.encode())
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """``COPY`` rows into ``table`` (names are the caller's, never user input); how many."""
+        written = 0
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with (
+            self._faults(),
+            self._connection().cursor() as cursor,
+            cursor.copy(statement.encode()) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+                written += 1
+        return written
+
+    # -- inside ----------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._conn is None or self._conn.closed:
+            if self._writing:  # never carry on a transaction's work on a new connection
+                raise psycopg.OperationalError("the connection was lost in a write transaction")
+            self._conn = None
+            extra: dict[str, Any] = {}
+            if self._password:
+                extra["password"] = self._password
+            if "connect_timeout" not in self._url:
+                extra["connect_timeout"] = CONNECT_TIMEOUT_S
+            conn = psycopg.connect(self._url, autocommit=True, **extra)
+            conn.adapters.register_loader("bool", _IntBoolLoader)
+            conn.adapters.register_loader("numeric", _NumberLoader)
+            conn.adapters.register_dumper(bool, _BoolAsIntDumper)
+            if self.readonly:
+                conn.execute("SET default_transaction_read_only = on")
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """A server or connection fault as :class:`LedgerUnwritable`; other errors pass."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            fault = self._fault(exc)
+            if fault is None:
+                raise
+            raise fault from None
+
+    def _fault(self, exc: psycopg.Error) -> LedgerUnwritable | None:
+        state = exc.sqlstate or ""
+        conn = self._conn
+        lost = conn is None or conn.closed or conn.broken
+        if (
+            lost
+            or state.startswith(_LOST_CLASSES)
+            or (isinstance(exc, psycopg.OperationalError) and not state)
+        ):
+            self.close_quietly()
+            return LedgerUnwritable("unreachable", f"{self.where}: {self._cause(exc)}")
+        if state == _DISK_FULL:
+            return LedgerUnwritable("no_space", f"{self.where}: {self._cause(exc)}")
+        if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+            return LedgerUnwritable("read_only", f"{self.where}: {self._cause(exc)}")
+        return None
+
+    def _cause(self, exc: BaseException) -> str:
+        """The first line of the driver's words, without the password in any form."""
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        cause = lines[0] if lines else type(exc).__name__
+        if self._password:
+            cause = cause.replace(self._password, "***")
+        return cause
+
+    def close_quietly(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(psycopg.Error):
+                conn.close()
+
+
+def connect(url: str, *, readonly: bool = False, password: str | None = None) -> PostgresConnection:
+    """The ledger at ``url`` (``postgresql://user@host:port/db?sslmode=...``).
+
+    Connects now, so a wrong host or a refused login is said at once.
+
+    Args:
+        readonly: every transaction read-only (``default_transaction_read_only``):
+            for ``status`` and ``ledger`` reads, which a read-only role may run.
+        password: from a systemd credential; otherwise libpq looks in
+            ``PGPASSWORD`` and ``~/.pgpass``.
+
+    Raises:
+        LedgerUnwritable: (``unreachable``) the server cannot be reached or refused the login.
+    """
+    ledger = PostgresConnection(url, readonly=readonly, password=password)
+    with ledger._faults():
+        ledger._connection()
+    return ledger
