@@ -280,12 +280,17 @@ class StagedBatchProvider:
     # -- results ---------------------------------------------------------------------
 
     def _results(self, view: JobView) -> Iterator[ProviderResult]:
+        """Answers first: a record found twice (in a predictions and an errors file) counts
+        once, as answered (it was billed); then what the output lacks."""
         seen: set[str] = set()
         with _store_errors(f"read the output of job {view.job_id}"):
-            for key in sorted(self.store.keys(self.store.key(view.output_uri))):
-                if not self.codec.is_output(key):
-                    continue
+            found = self.store.keys(self.store.key(view.output_uri))
+            for key in sorted((k for k in found if self.codec.is_output(k)), key=_answers_first):
                 for result in self._parsed(self.store.lines(key), view.job_id):
+                    if result.custom_id in seen:
+                        log.warning("staged.duplicate_output", job_id=view.job_id, key=key,
+                                    custom_id=result.custom_id)  # fmt: skip
+                        continue
                     seen.add(result.custom_id)
                     yield result
             if view.phase is not Phase.COMPLETED:
@@ -306,7 +311,7 @@ class StagedBatchProvider:
             for raw in self.store.lines(key):
                 custom_id = self.codec.custom_id(json.loads(raw)) if raw.strip() else None
                 if custom_id is not None and custom_id not in seen:
-                    yield _unanswered(custom_id, view)
+                    yield _unanswered(custom_id, view, answered_any=bool(seen))
 
     def _input_keys(self, view: JobView) -> Iterator[str]:
         """The keys of a job's input files (its inputs name objects or prefixes)."""
@@ -334,14 +339,23 @@ class StagedBatchProvider:
         return self._live
 
 
-def _unanswered(custom_id: str, view: JobView) -> ProviderResult:
-    """What a record absent from a job's output stands for."""
+def _answers_first(key: str) -> tuple[bool, str]:
+    """Output files of answers before files of errors (``errors_0001.jsonl``)."""
+    name = key.rsplit("/", 1)[-1]
+    return name.startswith("error") or ".error" in name, key
+
+
+def _unanswered(custom_id: str, view: JobView, *, answered_any: bool) -> ProviderResult:
+    """What a record absent from a job's output stands for. A failed job that answered
+    some records did not fail for its input as a whole: the rest is retried, not
+    quarantined."""
     if view.phase is Phase.STOPPED:
         return ProviderResult(custom_id, ResultKind.CANCELED)
     if view.phase is not Phase.FAILED:
         return ProviderResult(custom_id, ResultKind.EXPIRED)  # out of time: retried
     message = f"job {view.job_id} failed: {view.message or 'no reason given'}"
-    kind = INVALID if view.input_invalid else "job_failed"  # the first is quarantined
+    invalid = view.input_invalid and not answered_any
+    kind = INVALID if invalid else "job_failed"  # the first is quarantined
     return ProviderResult(custom_id, ResultKind.ERRORED, error_type=kind, error_message=message)
 
 
