@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,9 @@ def test_a_create_whose_answer_is_lost_is_found_by_its_label(rig: Rig) -> None:
     assert found == made.name
     assert provider.find_batch([], made.created, exclude={made.name}, ticket=ticket) is None
     other = Ticket(6, "docproc-0123456789ab-b6")
+    with pytest.raises(ProviderRetryable, match="moments ago"):  # the list may lag a new job
+        provider.find_batch([], made.created, ticket=other)
+    provider.jobs.list_settle = 0.0  # type: ignore[attr-defined] # as if time had passed
     assert provider.find_batch([], made.created, ticket=other) is None
     assert len(fake.jobs) == 1 and fake.violations == []
 
@@ -221,10 +225,17 @@ def test_quota_throttling_and_server_errors_are_retryable(rig: Rig) -> None:
 
 
 def test_a_create_answered_with_5xx_may_have_been_made(rig: Rig) -> None:
-    rig.server(faults=CallFaults(script={"create": ["500"]}))
+    fake = rig.server(faults=CallFaults(script={"create": ["500"]}))
     provider = rig.provider()
+    ticket = Ticket(11, "docproc-0123456789ab-b11")
     with pytest.raises(ProviderOutcomeUnknown):
-        provider.submit(requests(provider, 3), Ticket(11, "docproc-0123456789ab-b11"))
+        provider.submit(requests(provider, 3), ticket)
+    with pytest.raises(ProviderRetryable, match="moments ago") as raised:
+        provider.find_batch([], datetime.now(UTC), ticket=ticket)  # not "not created" yet
+    assert 0 < (raised.value.retry_after or 0) <= 10.0
+    provider.jobs.list_settle = 0.0  # type: ignore[attr-defined] # as if time had passed
+    assert provider.find_batch([], datetime.now(UTC), ticket=ticket) is None
+    assert fake.jobs == {}
 
 
 def test_denied_and_bad_tokens_refuse_the_account(rig: Rig) -> None:
@@ -487,3 +498,15 @@ def test_a_failed_job_that_answered_some_records_does_not_quarantine_the_rest() 
                    input_invalid=True)  # fmt: skip
     assert _unanswered("c1", view, answered_any=False).error_type == "invalid_request_error"
     assert _unanswered("c1", view, answered_any=True).error_type == "job_failed"
+
+
+def test_cleaning_up_survives_transient_failures_of_the_job_lookup(rig: Rig) -> None:
+    """delete is fired and forgotten by the dispatcher: it tries again itself."""
+    fake = rig.server()
+    provider = rig.provider()
+    job = provider.submit(requests(provider, 3), Ticket(34, "docproc-0123456789ab-b34"))
+    until_ended(provider, job)
+    assert len(list(provider.results(job))) == 3
+    fake.state.faults = CallFaults(script={"get": ["500", "503"]})
+    provider.delete(job)
+    assert rig.names() == [] and fake.calls("get")[-3:] == [500, 503, 200]

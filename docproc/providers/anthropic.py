@@ -14,7 +14,11 @@ Endpoints and behaviour: reference/BATCH_APIS.md §1. What this adapter adds:
   size against the 256 MB limit, then sends the file in 1 MiB chunks with a
   Content-Length: memory stays flat whatever the batch size.
 * **A just-created batch may 404 for a while** (GH-1432): within
-  ``not_found_grace`` seconds of its creation, a 404 is retryable.
+  ``not_found_grace`` seconds of its creation, a 404 is retryable. For the
+  same reason the list may not show it at once: within ``list_settle``
+  seconds of a create whose outcome is unknown, a reconciliation that finds
+  nothing is retryable rather than "not created" (a create sent again then
+  would be a second batch, paid twice).
 * **Results are streamed** line by line from ``results_url`` exactly as given
   (absolute or relative to the base URL). A stream that ends with fewer
   requests than the batch's ``request_counts`` add up to was cut (a body
@@ -81,6 +85,8 @@ class AnthropicProvider:
         spool_dir: where a create body is staged before it is sent.
         timeout: seconds for reading a response (connect: 10 s).
         not_found_grace: seconds after creation during which a 404 is retryable.
+        list_settle: seconds after an unknown create during which finding nothing
+            in the list is retryable.
     """
 
     name = "anthropic"
@@ -94,11 +100,13 @@ class AnthropicProvider:
         spool_dir: Path,
         timeout: float = 600.0,
         not_found_grace: float = 120.0,
+        list_settle: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.spool_dir = spool_dir
-        self.not_found_grace = not_found_grace
+        self.not_found_grace, self.list_settle = not_found_grace, list_settle
+        self._unknown_at = float("-inf")  # monotonic time of the last unknown create
         self._created: dict[str, float] = {}  # batch id -> monotonic time this process saw it
         self._short: dict[str, tuple[int, int]] = {}  # batch id -> (results read, times)
         self._system: tuple[str, str] | None = None  # (task fingerprint, system text)
@@ -149,13 +157,13 @@ class AnthropicProvider:
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 raise ProviderRetryable(f"create: cannot connect: {_describe(exc)}") from exc
             except httpx.TransportError as exc:
-                raise CreateOutcomeUnknown(f"create: {_describe(exc)}") from exc
+                raise self._unknown(f"create: {_describe(exc)}") from exc
         if response.status_code >= 500 and response.status_code != 529:
-            raise CreateOutcomeUnknown(f"create: HTTP {response.status_code}: {_message(response)}")
+            raise self._unknown(f"create: HTTP {response.status_code}: {_message(response)}")
         batch = self._json(response, "create")
         batch_id = str(batch.get("id") or "")
         if not batch_id:
-            raise CreateOutcomeUnknown("create: the response has no batch id")
+            raise self._unknown("create: the response has no batch id")
         self._created[batch_id] = time.monotonic()
         log.info("anthropic.batch_created", provider_batch_id=batch_id, requests=count, bytes=size)
         return batch_id
@@ -215,6 +223,12 @@ class AnthropicProvider:
             if total == len(custom_ids) and batch_id and batch_id not in exclude:
                 matches.append((when(batch.get("created_at")) or created_after, batch_id))
         if not matches:
+            settling = self.list_settle - (time.monotonic() - self._unknown_at)
+            if settling > 0:
+                raise ProviderRetryable(
+                    "reconcile: no batch in the list yet; a batch created moments ago may not"
+                    " show in it yet", retry_after=settling,
+                )  # fmt: skip
             return None
         found = min(matches)[1]
         self._created.setdefault(found, time.monotonic())
@@ -234,6 +248,10 @@ class AnthropicProvider:
         return count
 
     # -- transport -------------------------------------------------------------------
+
+    def _unknown(self, message: str) -> CreateOutcomeUnknown:
+        self._unknown_at = time.monotonic()
+        return CreateOutcomeUnknown(message)
 
     def _retrieve(self, batch_id: str) -> dict[str, Any]:
         return self._call("GET", f"{BATCHES}/{safe(batch_id)}", "retrieve", batch_id)
