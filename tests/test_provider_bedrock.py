@@ -361,3 +361,25 @@ def test_reconciliation_follows_every_page_of_the_job_list(
     found = provider.find_batch([], datetime.now(UTC), ticket=Ticket(1, "docproc-0123456789ab-b1"))
     assert found == first
     assert len(fake.calls("list")) >= 3  # newest first, two a page
+
+
+@pytest.mark.parametrize(
+    ("error", "error_type"),
+    [
+        ({"errorCode": 400, "errorMessage": "bad request"}, "invalid_request_error"),  # documented
+        ({"errorCode": "429", "errorMessage": "slow down"}, "rate_limit_error"),
+        ({"errorCode": 500}, "api_error"),
+        ({"errorCode": "ThrottlingException", "errorMessage": "x"}, "rate_limit_error"),
+        ({"errorCode": "ValidationException", "errorMessage": "x"}, "invalid_request_error"),
+        ({"errorMessage": "ModelTimeoutException: timed out"}, "api_error"),
+        ("ThrottlingException: Too many tokens", "rate_limit_error"),
+    ],
+)
+def test_error_records_are_read_whatever_their_code_says(error: Any, error_type: str) -> None:
+    from docproc.providers.bedrock_records import InvokeModelRecords, record_id
+
+    line = {"recordId": record_id("j1-a1"), "modelInput": {}, "error": error}
+    result = InvokeModelRecords(MODEL).result(line)
+    assert (result.custom_id, result.kind, result.error_type) == (
+        "j1-a1", ResultKind.ERRORED, error_type
+    )  # fmt: skip
