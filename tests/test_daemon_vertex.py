@@ -247,7 +247,9 @@ def test_a_denied_permission_pauses_submission_and_status_says_why(
 def test_cancel_from_the_command_line_cancels_the_job(
     inbox: Path, tmp_path: Path, gcs: FakeGcs
 ) -> None:
-    with FakeVertex(gcs.store, phase_seconds=1.0) as fake:
+    # RUNNING lasts one phase: long enough for a `docproc cancel` process to start and
+    # reach the daemon on a loaded machine (1 s was not: the job ended first).
+    with FakeVertex(gcs.store, phase_seconds=4.0) as fake:
         for i in range(25):
             (inbox / f"doc{i}.txt").write_text(document(i))
         config = vertex_config(tmp_path, inbox, fake, gcs, batch="max_requests = 25")

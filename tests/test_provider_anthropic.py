@@ -124,6 +124,11 @@ def test_an_unknown_create_outcome_is_reconciled_through_the_list(make: Any, fau
         provider.submit(requests(provider, 2))
     other = provider.submit(requests(provider, 3, start=100))  # same window, other size
     ids = ["j1-a1", "j2-a1"]
+    if fault != "drop_after_create":  # not created; but the list may lag a new batch
+        with pytest.raises(ProviderRetryable, match="moments ago") as raised:
+            provider.find_batch(ids, before, exclude={other})
+        assert 0 < (raised.value.retry_after or 0) <= provider.list_settle
+    provider.list_settle = 0.0  # as if the settling time had passed
     found = provider.find_batch(ids, before, exclude={other})
     if fault == "drop_after_create":  # created behind the lost response
         assert found is not None and found != other
@@ -199,3 +204,46 @@ def test_a_wrong_key_is_rejected_and_never_echoed(make: Any, tmp_path: Path) -> 
     assert "sk-wrong" not in repr(wrong)
     wrong.close()
     server.violations.clear()  # the wrong key was the point
+
+
+def test_a_results_stream_cut_quietly_at_a_line_end_is_read_again(make: Any) -> None:
+    """A close-delimited body cut after whole lines looks complete to HTTP: the count of
+    requests in the batch tells the client it was cut, so nothing is sent (paid) again."""
+    faults = Faults(script={"results": ["cut_quiet", "cut_quiet"]})
+    server, provider = make(end_after=0.0, faults=faults)
+    batch_id = provider.submit(requests(provider, 30))
+    wait_ended(provider, batch_id)
+    read: list[str] = []
+    with pytest.raises(ProviderRetryable, match="15 of 30"):
+        read.extend(r.custom_id for r in provider.results(batch_id))
+    assert len(read) == 15  # what was read is handed on before the error
+    with pytest.raises(ProviderRetryable, match="15 of 30"):
+        list(provider.results(batch_id))
+    assert len({r.custom_id for r in provider.results(batch_id)}) == 30
+    assert server.results_served[batch_id] == 1  # only the third stream was whole
+
+
+def test_a_short_stream_repeated_is_taken_as_final_after_three_reads(make: Any) -> None:
+    faults = Faults(script={"results": ["cut_quiet"] * 3})
+    _, provider = make(end_after=0.0, faults=faults)
+    batch_id = provider.submit(requests(provider, 10))
+    wait_ended(provider, batch_id)
+    for _ in range(2):
+        with pytest.raises(ProviderRetryable):
+            list(provider.results(batch_id))
+    assert len(list(provider.results(batch_id))) == 5  # the third identical read is final
+
+
+def test_reconciliation_follows_every_page_of_the_list(make: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr("docproc.providers.anthropic.LIST_PAGE", 2)
+    server, provider = make(faults=Faults(script={"create": ["drop_after_create"]}))
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    with pytest.raises(CreateOutcomeUnknown):
+        provider.submit(requests(provider, 2))
+    later = {provider.submit(requests(provider, 3 + n, start=100 * (n + 1))) for n in range(5)}
+    found = provider.find_batch(["j1-a1", "j2-a1"], before, exclude=later)
+    assert found is not None and found not in later
+    assert sorted(server.batches[found].custom_ids) == ["j1-a1", "j2-a1"]
+    lists = [path for method, path, _ in server.calls if method == "GET" and
+             path.endswith("/batches")]  # fmt: skip
+    assert len(lists) >= 3  # six batches, two a page: it read past the first page

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +327,59 @@ def test_a_job_below_the_services_minimum_fails_and_its_records_are_retried(rig:
         "job_failed"
     }  # not quarantined
     assert fake.billed == {}
+
+
+def test_a_job_failed_midway_applies_what_it_wrote_and_retries_the_rest(rig: Rig) -> None:
+    """A Failed job that wrote output: every answered record is a result (it was paid
+    for), read once; the others are retried, not quarantined."""
+    fake = rig.server(faults=Faults(endings=["failed_midway"]), seed=5)
+    provider = rig.provider()
+    job = provider.submit(requests(provider, 30), Ticket(21, "docproc-0123456789ab-b21"))
+    assert until_ended(provider, job).state == "Failed"
+    results = list(provider.results(job))
+    assert sorted(r.custom_id for r in results) == sorted(f"j{i}-a1" for i in range(1, 31))
+    answered = {r.custom_id for r in results if r.kind is ResultKind.SUCCEEDED}
+    billed = {custom_id_of(record) for record in fake.billed}
+    assert answered == billed and 0 < len(answered) < 30
+    assert all(n == 1 for n in fake.billed.values())
+    assert {r.error_type for r in results if r.kind is not ResultKind.SUCCEEDED} == {"job_failed"}
+
+
+def test_reconciliation_follows_every_page_of_the_job_list(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nameContains matches every job whose name holds the token (b1 is in b10...):
+    the one named exactly so is found on whatever page it is."""
+    monkeypatch.setattr("docproc.aws.bedrock.LIST_PAGE", 2)
+    fake = rig.server(phase_seconds=5.0, limits=Limits(min_records=1))
+    provider = rig.provider(min_records=1)
+    first = provider.submit(requests(provider, 2), Ticket(1, "docproc-0123456789ab-b1"))
+    for n in range(10, 15):
+        provider.submit(
+            requests(provider, 1, first=n * 10), Ticket(n, f"docproc-0123456789ab-b{n}")
+        )
+    found = provider.find_batch([], datetime.now(UTC), ticket=Ticket(1, "docproc-0123456789ab-b1"))
+    assert found == first
+    assert len(fake.calls("list")) >= 3  # newest first, two a page
+
+
+@pytest.mark.parametrize(
+    ("error", "error_type"),
+    [
+        ({"errorCode": 400, "errorMessage": "bad request"}, "invalid_request_error"),  # documented
+        ({"errorCode": "429", "errorMessage": "slow down"}, "rate_limit_error"),
+        ({"errorCode": 500}, "api_error"),
+        ({"errorCode": "ThrottlingException", "errorMessage": "x"}, "rate_limit_error"),
+        ({"errorCode": "ValidationException", "errorMessage": "x"}, "invalid_request_error"),
+        ({"errorMessage": "ModelTimeoutException: timed out"}, "api_error"),
+        ("ThrottlingException: Too many tokens", "rate_limit_error"),
+    ],
+)
+def test_error_records_are_read_whatever_their_code_says(error: Any, error_type: str) -> None:
+    from docproc.providers.bedrock_records import InvokeModelRecords, record_id
+
+    line = {"recordId": record_id("j1-a1"), "modelInput": {}, "error": error}
+    result = InvokeModelRecords(MODEL).result(line)
+    assert (result.custom_id, result.kind, result.error_type) == (
+        "j1-a1", ResultKind.ERRORED, error_type
+    )  # fmt: skip

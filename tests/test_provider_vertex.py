@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,9 @@ def test_a_create_whose_answer_is_lost_is_found_by_its_label(rig: Rig) -> None:
     assert found == made.name
     assert provider.find_batch([], made.created, exclude={made.name}, ticket=ticket) is None
     other = Ticket(6, "docproc-0123456789ab-b6")
+    with pytest.raises(ProviderRetryable, match="moments ago"):  # the list may lag a new job
+        provider.find_batch([], made.created, ticket=other)
+    provider.jobs.list_settle = 0.0  # type: ignore[attr-defined] # as if time had passed
     assert provider.find_batch([], made.created, ticket=other) is None
     assert len(fake.jobs) == 1 and fake.violations == []
 
@@ -221,10 +225,17 @@ def test_quota_throttling_and_server_errors_are_retryable(rig: Rig) -> None:
 
 
 def test_a_create_answered_with_5xx_may_have_been_made(rig: Rig) -> None:
-    rig.server(faults=CallFaults(script={"create": ["500"]}))
+    fake = rig.server(faults=CallFaults(script={"create": ["500"]}))
     provider = rig.provider()
+    ticket = Ticket(11, "docproc-0123456789ab-b11")
     with pytest.raises(ProviderOutcomeUnknown):
-        provider.submit(requests(provider, 3), Ticket(11, "docproc-0123456789ab-b11"))
+        provider.submit(requests(provider, 3), ticket)
+    with pytest.raises(ProviderRetryable, match="moments ago") as raised:
+        provider.find_batch([], datetime.now(UTC), ticket=ticket)  # not "not created" yet
+    assert 0 < (raised.value.retry_after or 0) <= 10.0
+    provider.jobs.list_settle = 0.0  # type: ignore[attr-defined] # as if time had passed
+    assert provider.find_batch([], datetime.now(UTC), ticket=ticket) is None
+    assert fake.jobs == {}
 
 
 def test_denied_and_bad_tokens_refuse_the_account(rig: Rig) -> None:
@@ -388,3 +399,114 @@ def test_output_lines_are_read_whatever_their_shape(
         line["response"] = json.dumps(response)  # a JSON column written out as text
     result = VertexRecords(MODEL).result(line)
     assert (result.kind, result.error_type) == (kind, error_type), result
+
+
+@pytest.mark.parametrize(
+    ("ending", "state", "rest"),
+    [
+        ("failed_midway", "JOB_STATE_FAILED", "job_failed"),
+        ("expired_midway", "JOB_STATE_EXPIRED", "expired"),
+    ],
+)
+def test_a_job_that_ends_badly_after_writing_output_applies_it_once(
+    rig: Rig, ending: str, state: str, rest: str
+) -> None:
+    """ "If the job is terminated, all completed rows are exported": each is a result,
+    read once (it was paid for); the others are retried, none quarantined."""
+    fake = rig.server(job_faults=JobFaults(endings=[ending]), seed=6)
+    provider = rig.provider()
+    job = provider.submit(requests(provider, 30), Ticket(30, "docproc-0123456789ab-b30"))
+    assert until_ended(provider, job).state == state
+    results = list(provider.results(job))
+    assert sorted(r.custom_id for r in results) == sorted(f"j{i}-a1" for i in range(1, 31))
+    answered = {r.custom_id for r in results if r.kind is ResultKind.SUCCEEDED}
+    assert answered == set(fake.billed) and 0 < len(answered) < 30
+    others = {r.error_type or r.kind.value for r in results if r.kind is not ResultKind.SUCCEEDED}
+    assert others == {rest}
+
+
+def test_failed_lines_in_errors_files_are_read_by_their_rpc_status(rig: Rig) -> None:
+    """The REST reference's layout: predictions_0001.jsonl, and errors_0001.jsonl whose
+    lines are the input plus ``error`` {code, message}; a record answered and also
+    echoed in an errors file counts once, as answered."""
+    fake = rig.server(job_faults=JobFaults(record_errors=0.4, error_files=True, echoed=0.3),
+                      seed=7)  # fmt: skip
+    provider = rig.provider()
+    job = provider.submit(requests(provider, 40), Ticket(31, "docproc-0123456789ab-b31"))
+    until_ended(provider, job)
+    names = [n.rsplit("/", 1)[-1] for n in rig.names()]
+    assert "predictions_0001.jsonl" in names and "errors_0001.jsonl" in names
+    results = list(provider.results(job))
+    assert sorted(r.custom_id for r in results) == sorted(f"j{i}-a1" for i in range(1, 41))
+    faults = fake.state.jobs.faults
+    expected = {"error400": "invalid_request_error", "error429": "rate_limit_error",
+                "error500": "api_error", "ok": ""}  # fmt: skip
+    for result in results:
+        assert result.error_type == expected[faults.record(result.custom_id)], result
+    assert {r.custom_id for r in results if r.kind is ResultKind.SUCCEEDED} == set(fake.billed)
+
+
+def test_a_bucket_whose_name_says_bucket_is_not_taken_for_a_missing_one(rig: Rig) -> None:
+    """GCS answers a missing object "No such object: <bucket>/<name>": that is no
+    missing bucket, even when the bucket's own name holds the word."""
+    rig.gcs.store.bucket("team-bucket")
+    rig.server()
+    provider = rig.provider(staging="gs://team-bucket/docproc/")
+    job = provider.submit(requests(provider, 3), Ticket(32, "docproc-0123456789ab-b32"))
+    until_ended(provider, job)
+    assert len(list(provider.results(job))) == 3
+
+
+def test_reconciliation_follows_every_page_of_the_filtered_list(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("docproc.gcp.vertex.LIST_PAGE", 1)
+    fake = rig.server(phase_seconds=5.0)
+    provider = rig.provider()
+    token = "docproc-0123456789ab-b33"  # noqa: S105 - a batch token
+    first = provider.submit(requests(provider, 3), Ticket(33, token, attempt=1))
+    provider.submit(requests(provider, 3), Ticket(33, token, attempt=2))
+    provider.submit(requests(provider, 3), Ticket(33, token, attempt=3))
+    # newest first, one a page: the first attempt's job is on the third page
+    assert provider.find_batch([], fake.jobs[first.rsplit("/", 1)[-1]].created,
+                               ticket=Ticket(33, token)) == first  # fmt: skip
+    assert len(fake.calls("list")) >= 3
+
+
+@pytest.mark.parametrize(
+    ("key", "output"),
+    [
+        ("out/prediction-model-2025-01-01T00:00:00.000Z/predictions.jsonl", True),
+        ("out/prediction-model-x/predictions_0001.jsonl", True),
+        ("out/prediction-model-x/errors_0002.jsonl", True),
+        ("out/prediction-model-x/prediction.results-00000-of-00002", True),
+        ("out/prediction-model-x/prediction.errors_stats-00000-of-00001", False),
+        ("out/prediction-model-x/notes.txt", False),
+    ],
+)
+def test_output_file_names_vertex_documents_are_read(key: str, output: bool) -> None:
+    from docproc.providers.vertex_records import VertexRecords
+
+    assert VertexRecords(MODEL).is_output(key) is output
+
+
+def test_a_failed_job_that_answered_some_records_does_not_quarantine_the_rest() -> None:
+    from docproc.providers.staged import _unanswered
+    from docproc.providers.staging import JobView, Phase
+
+    view = JobView("j", "t", "JOB_STATE_FAILED", Phase.FAILED, (), "", "Invalid input",
+                   input_invalid=True)  # fmt: skip
+    assert _unanswered("c1", view, answered_any=False).error_type == "invalid_request_error"
+    assert _unanswered("c1", view, answered_any=True).error_type == "job_failed"
+
+
+def test_cleaning_up_survives_transient_failures_of_the_job_lookup(rig: Rig) -> None:
+    """delete is fired and forgotten by the dispatcher: it tries again itself."""
+    fake = rig.server()
+    provider = rig.provider()
+    job = provider.submit(requests(provider, 3), Ticket(34, "docproc-0123456789ab-b34"))
+    until_ended(provider, job)
+    assert len(list(provider.results(job))) == 3
+    fake.state.faults = CallFaults(script={"get": ["500", "503"]})
+    provider.delete(job)
+    assert rig.names() == [] and fake.calls("get")[-3:] == [500, 503, 200]

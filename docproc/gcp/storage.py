@@ -216,7 +216,10 @@ def _spool(spool: IO[bytes], chunks: Iterable[bytes]) -> int:
 
 
 def _no_bucket(reply: Reply) -> bool:
-    return reply.status == 404 and "bucket" in error_of(reply)[1].lower()
+    """A 404 of the bucket ("The specified bucket does not exist."), not of an object
+    ("No such object: <bucket>/<name>", whose bucket's name may well hold "bucket")."""
+    message = error_of(reply)[1].lower()
+    return reply.status == 404 and "bucket" in message and "no such object" not in message
 
 
 def _error(reply: Reply, doing: str) -> ObjectStoreError:

@@ -14,9 +14,18 @@ Endpoints and behaviour: reference/BATCH_APIS.md §1. What this adapter adds:
   size against the 256 MB limit, then sends the file in 1 MiB chunks with a
   Content-Length: memory stays flat whatever the batch size.
 * **A just-created batch may 404 for a while** (GH-1432): within
-  ``not_found_grace`` seconds of its creation, a 404 is retryable.
+  ``not_found_grace`` seconds of its creation, a 404 is retryable. For the
+  same reason the list may not show it at once: within ``list_settle``
+  seconds of a create whose outcome is unknown, a reconciliation that finds
+  nothing is retryable rather than "not created" (a create sent again then
+  would be a second batch, paid twice).
 * **Results are streamed** line by line from ``results_url`` exactly as given
-  (absolute or relative to the base URL).
+  (absolute or relative to the base URL). A stream that ends with fewer
+  requests than the batch's ``request_counts`` add up to was cut (a body
+  closed early looks complete to HTTP when it is delimited by the close):
+  it raises ``ProviderRetryable`` after yielding what it read, so the results
+  are read again rather than the missing requests sent (and paid) again. The
+  same short count three times running is taken as the API's final word.
 
 The API key is sent in ``x-api-key`` and appears in no log, message or repr.
 """
@@ -30,7 +39,7 @@ from collections.abc import Iterable, Iterator, Sequence, Set
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import structlog
@@ -42,18 +51,19 @@ from docproc.errors import (
     ProviderRetryable,
 )
 from docproc.models import BatchStatus, JobRequest, ProviderResult, TaskSpec
-from docproc.providers.base import ProviderLimits, Ticket, encode_request, is_valid_custom_id
+from docproc.providers.anthropic_body import chunks, request_count, safe, when, write_body
+from docproc.providers.base import ProviderLimits, Ticket
 from docproc.providers.messages import build_params, parse_result, system_text
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 BATCHES = "/v1/messages/batches"
 COUNT_TOKENS = "/v1/messages/count_tokens"
-CHUNK_BYTES = 1 << 20
 LIST_PAGE = 100
 LIST_MAX_PAGES = 50
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 MAX_RETRY_AFTER_S = 3600.0
+SHORT_READS_ACCEPTED = 3  # the same short results stream this many times: it is all there is
 
 log = structlog.get_logger()
 
@@ -75,6 +85,8 @@ class AnthropicProvider:
         spool_dir: where a create body is staged before it is sent.
         timeout: seconds for reading a response (connect: 10 s).
         not_found_grace: seconds after creation during which a 404 is retryable.
+        list_settle: seconds after an unknown create during which finding nothing
+            in the list is retryable.
     """
 
     name = "anthropic"
@@ -88,12 +100,15 @@ class AnthropicProvider:
         spool_dir: Path,
         timeout: float = 600.0,
         not_found_grace: float = 120.0,
+        list_settle: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.spool_dir = spool_dir
-        self.not_found_grace = not_found_grace
+        self.not_found_grace, self.list_settle = not_found_grace, list_settle
+        self._unknown_at = float("-inf")  # monotonic time of the last unknown create
         self._created: dict[str, float] = {}  # batch id -> monotonic time this process saw it
+        self._short: dict[str, tuple[int, int]] = {}  # batch id -> (results read, times)
         self._system: tuple[str, str] | None = None  # (task fingerprint, system text)
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -134,21 +149,21 @@ class AnthropicProvider:
             CreateOutcomeUnknown: it may have been created.
         """
         with tempfile.TemporaryFile(dir=self.spool_dir, prefix="create-") as body:
-            count, size = _write_body(body, requests, self.limits)
+            count, size = write_body(body, requests, self.limits)
             body.seek(0)
             headers = {"content-type": "application/json", "content-length": str(size)}
             try:
-                response = self._http.post(BATCHES, content=_chunks(body), headers=headers)
+                response = self._http.post(BATCHES, content=chunks(body), headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 raise ProviderRetryable(f"create: cannot connect: {_describe(exc)}") from exc
             except httpx.TransportError as exc:
-                raise CreateOutcomeUnknown(f"create: {_describe(exc)}") from exc
+                raise self._unknown(f"create: {_describe(exc)}") from exc
         if response.status_code >= 500 and response.status_code != 529:
-            raise CreateOutcomeUnknown(f"create: HTTP {response.status_code}: {_message(response)}")
+            raise self._unknown(f"create: HTTP {response.status_code}: {_message(response)}")
         batch = self._json(response, "create")
         batch_id = str(batch.get("id") or "")
         if not batch_id:
-            raise CreateOutcomeUnknown("create: the response has no batch id")
+            raise self._unknown("create: the response has no batch id")
         self._created[batch_id] = time.monotonic()
         log.info("anthropic.batch_created", provider_batch_id=batch_id, requests=count, bytes=size)
         return batch_id
@@ -168,17 +183,17 @@ class AnthropicProvider:
         url = batch.get("results_url")
         if batch.get("processing_status") != "ended" or not isinstance(url, str) or not url:
             raise ProviderRejected(f"batch {batch_id} has not ended")
-        return self._stream_results(batch_id, url)
+        return self._stream_results(batch_id, url, request_count(batch.get("request_counts")))
 
     def cancel(self, batch_id: str) -> None:
-        self._call("POST", f"{BATCHES}/{_safe(batch_id)}/cancel", "cancel", batch_id)
+        self._call("POST", f"{BATCHES}/{safe(batch_id)}/cancel", "cancel", batch_id)
         log.info("anthropic.batch_cancel_requested", provider_batch_id=batch_id)
 
     def delete(self, batch_id: str) -> None:
         """Delete an ended batch; one the API no longer knows is already deleted."""
         self._created.pop(batch_id, None)  # a 404 now means "already deleted"
         try:
-            self._call("DELETE", f"{BATCHES}/{_safe(batch_id)}", "delete", batch_id)
+            self._call("DELETE", f"{BATCHES}/{safe(batch_id)}", "delete", batch_id)
         except NotFound:
             return
 
@@ -203,11 +218,17 @@ class AnthropicProvider:
             raise ValueError("created_after must be timezone-aware")
         matches: list[tuple[datetime, str]] = []
         for batch in self._list_since(created_after):
-            total = _request_count(batch.get("request_counts"))
+            total = request_count(batch.get("request_counts"))
             batch_id = str(batch.get("id") or "")
             if total == len(custom_ids) and batch_id and batch_id not in exclude:
-                matches.append((_when(batch.get("created_at")) or created_after, batch_id))
+                matches.append((when(batch.get("created_at")) or created_after, batch_id))
         if not matches:
+            settling = self.list_settle - (time.monotonic() - self._unknown_at)
+            if settling > 0:
+                raise ProviderRetryable(
+                    "reconcile: no batch in the list yet; a batch created moments ago may not"
+                    " show in it yet", retry_after=settling,
+                )  # fmt: skip
             return None
         found = min(matches)[1]
         self._created.setdefault(found, time.monotonic())
@@ -228,8 +249,12 @@ class AnthropicProvider:
 
     # -- transport -------------------------------------------------------------------
 
+    def _unknown(self, message: str) -> CreateOutcomeUnknown:
+        self._unknown_at = time.monotonic()
+        return CreateOutcomeUnknown(message)
+
     def _retrieve(self, batch_id: str) -> dict[str, Any]:
-        return self._call("GET", f"{BATCHES}/{_safe(batch_id)}", "retrieve", batch_id)
+        return self._call("GET", f"{BATCHES}/{safe(batch_id)}", "retrieve", batch_id)
 
     def _list_since(self, created_after: datetime) -> Iterator[dict[str, Any]]:
         params: dict[str, str | int] = {"limit": LIST_PAGE}
@@ -237,7 +262,7 @@ class AnthropicProvider:
             page = self._call("GET", BATCHES, "list", None, params=params)
             data = page.get("data")
             for batch in data if isinstance(data, list) else []:
-                created = _when(batch.get("created_at")) if isinstance(batch, dict) else None
+                created = when(batch.get("created_at")) if isinstance(batch, dict) else None
                 if created is None:
                     continue
                 if created < created_after:
@@ -248,22 +273,55 @@ class AnthropicProvider:
                 return
             params = {"limit": LIST_PAGE, "after_id": last}
 
-    def _stream_results(self, batch_id: str, url: str) -> Iterator[ProviderResult]:
+    def _stream_results(self, batch_id: str, url: str, total: int) -> Iterator[ProviderResult]:
+        seen: set[str] = set()
         try:
             with self._http.stream("GET", url, headers={"accept": "application/binary"}) as resp:
                 if resp.status_code != 200:
                     resp.read()
                     self._check(resp, "results", batch_id)
                 for line in resp.iter_lines():
-                    if not line.strip():
-                        continue
-                    try:
-                        yield parse_result(json.loads(line))
-                    except ValueError as exc:  # one bad line: its request counts as missing
-                        log.warning("anthropic.bad_result_line", provider_batch_id=batch_id,
-                                    error=str(exc)[:200])  # fmt: skip
+                    if line.strip():
+                        yield from self._parsed(batch_id, line, seen)
         except httpx.TransportError as exc:
             raise ProviderRetryable(f"results of {batch_id}: {_describe(exc)}") from exc
+        self._check_complete(batch_id, len(seen), total)
+
+    @staticmethod
+    def _parsed(batch_id: str, line: str, seen: set[str]) -> Iterator[ProviderResult]:
+        """The result of one line; a bad line is logged (its request counts as missing)."""
+        try:
+            data = json.loads(line)
+        except ValueError:  # a line cut short: not counted, so the stream is read again
+            log.warning("anthropic.bad_result_line", provider_batch_id=batch_id,
+                        error="not JSON", line=line[:80])  # fmt: skip
+            return
+        custom_id = data.get("custom_id") if isinstance(data, dict) else None
+        if isinstance(custom_id, str):
+            seen.add(custom_id)
+        try:
+            yield parse_result(data)
+        except ValueError as exc:
+            log.warning("anthropic.bad_result_line", provider_batch_id=batch_id,
+                        error=str(exc)[:200])  # fmt: skip
+
+    def _check_complete(self, batch_id: str, read: int, total: int) -> None:
+        """Raise ProviderRetryable when the stream held fewer requests than the batch."""
+        if total <= 0 or read >= total:
+            self._short.pop(batch_id, None)
+            return
+        last, times = self._short.get(batch_id, (-1, 0))
+        times = times + 1 if last == read else 1
+        self._short[batch_id] = (read, times)
+        if times >= SHORT_READS_ACCEPTED:
+            log.error("anthropic.results_incomplete", provider_batch_id=batch_id, read=read,
+                      total=total, times=times)  # fmt: skip
+            self._short.pop(batch_id, None)
+            return
+        raise ProviderRetryable(
+            f"results of {batch_id}: the stream ended after {read} of {total} requests"
+            " (cut short); reading it again"
+        )
 
     def _call(
         self,
@@ -309,46 +367,6 @@ class AnthropicProvider:
         return data
 
 
-def _request_count(counts: object) -> int:
-    if not isinstance(counts, dict):
-        return -1
-    return sum(value for value in counts.values() if isinstance(value, int))
-
-
-def _write_body(
-    out: IO[bytes], requests: Iterable[dict[str, Any]], limits: ProviderLimits
-) -> tuple[int, int]:
-    """Write ``{"requests":[...]}``; returns (count, bytes). ProviderRejected past a limit."""
-    out.write(b'{"requests":[')
-    size, count, seen = 13, 0, set()
-    for request in requests:
-        custom_id = request.get("custom_id")
-        if not is_valid_custom_id(custom_id) or custom_id in seen:
-            raise ProviderRejected(f"invalid or duplicate custom_id {str(custom_id)[:80]!r}")
-        seen.add(custom_id)
-        line = encode_request(request)
-        if count:
-            out.write(b",")
-            size += 1
-        out.write(line)
-        size += len(line)
-        count += 1
-        if count > limits.max_requests or size + 2 > limits.max_bytes:
-            raise ProviderRejected(
-                f"batch over the limit ({count} requests, {size:,} bytes so far; at most"
-                f" {limits.max_requests} requests and {limits.max_bytes:,} bytes)"
-            )
-    if not count:
-        raise ProviderRejected("a batch needs at least one request")
-    out.write(b"]}")
-    return count, size + 2
-
-
-def _chunks(body: IO[bytes]) -> Iterator[bytes]:
-    while chunk := body.read(CHUNK_BYTES):
-        yield chunk
-
-
 def _retry_after(response: httpx.Response) -> float | None:
     """The server's wait hint: ``retry-after-ms``, or ``retry-after`` (seconds or a date)."""
     headers = response.headers
@@ -381,19 +399,3 @@ def _message(response: httpx.Response) -> str:
 
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _when(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _safe(batch_id: str) -> str:
-    """A batch id as one path segment; ProviderRejected for anything that is not."""
-    if not batch_id or not all(c.isalnum() or c in "_-" for c in batch_id):
-        raise ProviderRejected(f"not a batch id: {batch_id[:80]!r}")
-    return batch_id

@@ -20,6 +20,7 @@ Record ids: Bedrock documents them as alphanumeric, so a custom_id
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,8 @@ _ESCAPES = {"Z": "ZZ", "-": "Z1", "_": "Z2"}
 _UNESCAPES = {"Z": "Z", "1": "-", "2": "_"}
 # Converse stop reasons in the words of the Messages API (which read_message knows).
 _CONVERSE_STOPS = {"content_filtered": "refusal", "guardrail_intervened": "refusal"}
+_THROTTLED = re.compile(r"Throttl|TooManyRequests|ServiceQuotaExceeded|\b429\b", re.I)
+_INVALID = re.compile(r"\bValidationException\b", re.I)
 
 
 def record_id(custom_id: str) -> str:
@@ -101,6 +104,8 @@ class InvokeModelRecords:
         if custom_id is None:
             raise ShapeError(f"output line with an unknown recordId {line.get('recordId')!r}")
         error = line.get("error")
+        if isinstance(error, str) and error.strip():  # an error told in words only
+            error = {"errorMessage": error}
         if isinstance(error, Mapping):
             return _errored(custom_id, error)
         output = line.get("modelOutput")
@@ -158,8 +163,12 @@ def _errored(custom_id: str, error: Mapping[str, Any]) -> ProviderResult:
     """A record Bedrock could not process: 400 is the request's fault (quarantined);
     429 and 5xx are retried later."""
     raw = error.get("errorCode")
-    code = int(raw) if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()) else 500
-    message = str(error.get("errorMessage") or "")[:2000]
+    message = str(error.get("errorMessage") or error.get("message") or "")[:2000]
+    if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()):
+        code = int(raw)
+    else:  # an exception name, or none: by what it says
+        said = f"{raw or ''} {message}"
+        code = 429 if _THROTTLED.search(said) else 400 if _INVALID.search(said) else 500
     return ProviderResult(
         custom_id, ResultKind.ERRORED, error_type=error_type(code),
         error_message=f"{code}: {message}" if message else str(code),

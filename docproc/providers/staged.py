@@ -40,6 +40,7 @@ live price, with ids ``live-T``.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from contextlib import contextmanager
 from datetime import datetime
@@ -55,11 +56,12 @@ from docproc.errors import (
     ProviderRetryable,
 )
 from docproc.models import BatchStatus, JobRequest, ProviderResult, ResultKind, TaskSpec
-from docproc.providers.base import ProviderLimits, Ticket, encode_request, is_valid_custom_id
+from docproc.providers.base import ProviderLimits, Ticket, encode_request
 from docproc.providers.live import LiveBatches, is_live
 from docproc.providers.messages import ShapeError
 from docproc.providers.staging import (
     TOKEN_METADATA,
+    Counted,
     FileLimits,
     JobApi,
     JobSpec,
@@ -68,11 +70,13 @@ from docproc.providers.staging import (
     ObjectStore,
     Phase,
     RecordCodec,
+    checked,
     split_files,
 )
 
 STAGED_MARKER = "staged.json"
 MAX_MANIFEST_BYTES = 1 << 20
+CLEAN_TRIES, CLEAN_BACKOFF_S = 3, 0.5
 INVALID = "invalid_request_error"
 
 log = structlog.get_logger()
@@ -143,12 +147,12 @@ class StagedBatchProvider:
         """
         if ticket is None:
             raise ProviderRejected(f"{self.name}: a batch needs the ledger's ticket")
-        checked = _checked(requests)
+        valid = checked(requests)
         if ticket.live:
-            return self._live_batches().start(ticket.token, checked)
+            return self._live_batches().start(ticket.token, valid)
         folder, layout = f"{ticket.token}/", self.layout
         with _store_errors("stage the batch input"):
-            records, files = self._stage(folder, ticket.token, checked)
+            records, files = self._stage(folder, ticket.token, valid)
         spec = JobSpec(
             name=ticket.token,
             input_uri=self.store.uri(folder + layout.input_prefix),
@@ -192,24 +196,29 @@ class StagedBatchProvider:
     def delete(self, batch_id: str) -> None:
         """Remove an applied batch's staging objects (its input, the platform's output).
 
-        A failure is logged, not raised: the results are applied already, and
-        what is left costs only storage (a lifecycle rule on the prefix ends it).
+        Tried up to three times (nobody calls it again); a failure is then
+        logged, not raised: the results are applied already, and what is left
+        costs only storage (a lifecycle rule on the prefix ends it).
         """
         if is_live(batch_id):
             self._live_batches().delete(batch_id)
             return
-        if self.keep_staging:
+        for attempt in range(CLEAN_TRIES) if not self.keep_staging else ():
+            try:
+                view = self.jobs.get(batch_id)
+                with _store_errors("remove the staging objects"):
+                    keys = list(self.store.keys(f"{view.name}/"))
+                    for key in keys:
+                        self.store.delete(key)
+            except ProviderError as exc:
+                if isinstance(exc, ProviderRetryable) and attempt + 1 < CLEAN_TRIES:
+                    time.sleep(CLEAN_BACKOFF_S * 2**attempt)
+                    continue
+                log.warning("staged.clean_failed", provider=self.name, job_id=batch_id,
+                            error=str(exc))  # fmt: skip
+                return
+            log.info("staged.cleaned", provider=self.name, job_id=batch_id, objects=len(keys))
             return
-        try:
-            view = self.jobs.get(batch_id)
-            with _store_errors("remove the staging objects"):
-                keys = list(self.store.keys(f"{view.name}/"))
-                for key in keys:
-                    self.store.delete(key)
-        except ProviderError as exc:
-            log.warning("staged.clean_failed", provider=self.name, job_id=batch_id, error=str(exc))
-            return
-        log.info("staged.cleaned", provider=self.name, job_id=batch_id, objects=len(keys))
 
     def find_batch(
         self,
@@ -244,7 +253,7 @@ class StagedBatchProvider:
         )
         records = size = parts = 0
         for parts, file_lines in enumerate(split_files(lines, self._files), start=1):
-            counted = _Counted(file_lines)
+            counted = Counted(file_lines)
             key = prefix + self.layout.input_file.format(parts)
             self.store.write_new(key, counted, metadata={TOKEN_METADATA: token})
             records, size = records + counted.lines, size + counted.bytes
@@ -280,12 +289,17 @@ class StagedBatchProvider:
     # -- results ---------------------------------------------------------------------
 
     def _results(self, view: JobView) -> Iterator[ProviderResult]:
+        """Answers first: a record found twice (in a predictions and an errors file) counts
+        once, as answered (it was billed); then what the output lacks."""
         seen: set[str] = set()
         with _store_errors(f"read the output of job {view.job_id}"):
-            for key in sorted(self.store.keys(self.store.key(view.output_uri))):
-                if not self.codec.is_output(key):
-                    continue
+            found = self.store.keys(self.store.key(view.output_uri))
+            for key in sorted((k for k in found if self.codec.is_output(k)), key=_answers_first):
                 for result in self._parsed(self.store.lines(key), view.job_id):
+                    if result.custom_id in seen:
+                        log.warning("staged.duplicate_output", job_id=view.job_id, key=key,
+                                    custom_id=result.custom_id)  # fmt: skip
+                        continue
                     seen.add(result.custom_id)
                     yield result
             if view.phase is not Phase.COMPLETED:
@@ -306,7 +320,7 @@ class StagedBatchProvider:
             for raw in self.store.lines(key):
                 custom_id = self.codec.custom_id(json.loads(raw)) if raw.strip() else None
                 if custom_id is not None and custom_id not in seen:
-                    yield _unanswered(custom_id, view)
+                    yield _unanswered(custom_id, view, answered_any=bool(seen))
 
     def _input_keys(self, view: JobView) -> Iterator[str]:
         """The keys of a job's input files (its inputs name objects or prefixes)."""
@@ -334,39 +348,24 @@ class StagedBatchProvider:
         return self._live
 
 
-def _unanswered(custom_id: str, view: JobView) -> ProviderResult:
-    """What a record absent from a job's output stands for."""
+def _answers_first(key: str) -> tuple[bool, str]:
+    """Output files of answers before files of errors (``errors_0001.jsonl``)."""
+    name = key.rsplit("/", 1)[-1]
+    return name.startswith("error") or ".error" in name, key
+
+
+def _unanswered(custom_id: str, view: JobView, *, answered_any: bool) -> ProviderResult:
+    """What a record absent from a job's output stands for. A failed job that answered
+    some records did not fail for its input as a whole: the rest is retried, not
+    quarantined."""
     if view.phase is Phase.STOPPED:
         return ProviderResult(custom_id, ResultKind.CANCELED)
     if view.phase is not Phase.FAILED:
         return ProviderResult(custom_id, ResultKind.EXPIRED)  # out of time: retried
     message = f"job {view.job_id} failed: {view.message or 'no reason given'}"
-    kind = INVALID if view.input_invalid else "job_failed"  # the first is quarantined
+    invalid = view.input_invalid and not answered_any
+    kind = INVALID if invalid else "job_failed"  # the first is quarantined
     return ProviderResult(custom_id, ResultKind.ERRORED, error_type=kind, error_message=message)
-
-
-def _checked(requests: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """The requests, refusing a bad or duplicate custom_id as it passes."""
-    seen: set[str] = set()
-    for request in requests:
-        custom_id = request.get("custom_id")
-        if not is_valid_custom_id(custom_id) or custom_id in seen:
-            raise ProviderRejected(f"invalid or duplicate custom_id {str(custom_id)[:80]!r}")
-        seen.add(str(custom_id))
-        yield request
-
-
-class _Counted:
-    """The JSONL lines of one file, counted as they pass to the store."""
-
-    def __init__(self, lines: Iterable[bytes]) -> None:
-        self._lines = lines
-        self.lines = self.bytes = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for line in self._lines:
-            self.lines, self.bytes = self.lines + 1, self.bytes + len(line)
-            yield line
 
 
 @contextmanager

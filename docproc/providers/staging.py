@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from docproc.errors import ProviderRejected
 from docproc.models import ProviderResult
+from docproc.providers.base import is_valid_custom_id
 
 # Metadata on every object docproc stages: the batch token it belongs to.
 TOKEN_METADATA = "docproc-token"  # noqa: S105 - a metadata key, not a secret
@@ -231,3 +233,27 @@ def _one_file(
         count, size = count + 1, size + len(line)
         line = next(stream, None)
     box[0] = line
+
+
+def checked(requests: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The requests, refusing a bad or duplicate custom_id as it passes."""
+    seen: set[str] = set()
+    for request in requests:
+        custom_id = request.get("custom_id")
+        if not is_valid_custom_id(custom_id) or custom_id in seen:
+            raise ProviderRejected(f"invalid or duplicate custom_id {str(custom_id)[:80]!r}")
+        seen.add(str(custom_id))
+        yield request
+
+
+class Counted:
+    """The JSONL lines of one file, counted as they pass to the store."""
+
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        self._lines = lines
+        self.lines = self.bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._lines:
+            self.lines, self.bytes = self.lines + 1, self.bytes + len(line)
+            yield line

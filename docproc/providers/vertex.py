@@ -12,7 +12,9 @@ A :class:`~docproc.providers.staged.StagedBatchProvider` with Vertex's parts
   the dispatcher asks :meth:`VertexJobApi.find`, a list filtered on the
   batch's label, before it creates again. Should two jobs ever carry one
   batch's label (a job that showed up in the list only after another was
-  made), the oldest attempt is kept and the others are cancelled at once;
+  made), the oldest attempt is kept and the others are cancelled at once.
+  Within ``list_settle`` seconds of a create whose outcome is unknown, a
+  list that shows no job is retryable, not "not created" (the list may lag);
 * the records: :mod:`docproc.providers.vertex_records` (forced tool, or JSON
   in the prompt).
 
@@ -22,12 +24,13 @@ are in :mod:`docproc.gcp.vertex`; this module is handed that client.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
 
-from docproc.errors import ProviderError
+from docproc.errors import ProviderError, ProviderOutcomeUnknown, ProviderRetryable
 from docproc.models import JobRequest, TaskSpec
 from docproc.providers.base import ProviderLimits
 from docproc.providers.messages import Structured
@@ -81,8 +84,9 @@ class VertexControl(Protocol):
 class VertexJobApi:
     """Batch prediction jobs, as the staged provider's :class:`JobApi`."""
 
-    def __init__(self, control: VertexControl, *, model: str) -> None:
-        self.control, self.model = control, model
+    def __init__(self, control: VertexControl, *, model: str, list_settle: float = 10.0) -> None:
+        self.control, self.model, self.list_settle = control, model, list_settle
+        self._unknown_at = float("-inf")  # monotonic time of the last unknown create
 
     def create(self, spec: JobSpec) -> str:
         body = {
@@ -94,7 +98,11 @@ class VertexJobApi:
                              "gcsDestination": {"outputUriPrefix": spec.output_uri}},
             "labels": {LABEL_BATCH: spec.name, LABEL_ATTEMPT: str(spec.attempt)},
         }  # fmt: skip
-        name = str(self.control.create_job(body)["name"])
+        try:
+            name = str(self.control.create_job(body)["name"])
+        except ProviderOutcomeUnknown:
+            self._unknown_at = time.monotonic()
+            raise
         if spec.attempt > 1:
             self._one_job(spec.name, keep=name)
         return name
@@ -106,6 +114,13 @@ class VertexJobApi:
         """The job labelled with this batch token; of several, the oldest attempt's
         (the others are cancelled)."""
         jobs = self._labelled(name)
+        settling = self.list_settle - (time.monotonic() - self._unknown_at)
+        if not jobs and settling > 0:
+            raise ProviderRetryable(
+                f"no job labelled {name} in the list yet; one created"
+                " moments ago may not show in it yet",
+                retry_after=settling,
+            )
         if not jobs:
             return None
         kept = min(jobs, key=_attempt_order)

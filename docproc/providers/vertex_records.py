@@ -11,11 +11,15 @@ comes, by ``structured``:
 
 Output line: the input's ``custom_id`` and ``request``, plus ``response``
 (the Messages response) and ``status`` (empty on success, the reason
-otherwise): the two column names Vertex reserves for batch output. A line
-with a non-empty ``status``, or without a ``response``, is an errored
-result: an invalid request (HTTP 400, ``invalid_request_error``,
-``INVALID_ARGUMENT``) is quarantined; anything else (throttling, overload,
-5xx, a status that says nothing) is retried. ``response`` may be the object
+otherwise): the two column names Vertex reserves for batch output. A failed
+instance may instead come back in an ``errors_0001.jsonl`` file, as the input
+line plus ``error``, a google.rpc.Status ``{code, message}`` (the REST
+reference of ``OutputConfig.gcsDestination``). A line with a non-empty
+``status`` or an ``error``, or without a ``response``, is an errored result:
+an invalid request (HTTP 400, ``invalid_request_error``, ``INVALID_ARGUMENT``;
+a google.rpc code in an ``error`` or ``status`` object is trusted over words)
+is quarantined; anything else (throttling, overload, 5xx, a status that says
+nothing) is retried. ``response`` may be the object
 or its JSON text (a BigQuery JSON column written out).
 """
 
@@ -92,6 +96,9 @@ class VertexRecords:
             raise ShapeError(f"output line with an unknown custom_id {line.get('custom_id')!r}")
         status, response = line.get("status"), _decoded(line.get("response"))
         if _failed(status) or not isinstance(response, Mapping):
+            failure = line.get("error")  # a line of an errors_* file: google.rpc.Status
+            if not _failed(status) and isinstance(failure, Mapping):
+                status = failure
             return _errored(custom_id, status, response)
         error = response.get("error")
         if response.get("type") == "error" and isinstance(error, Mapping):
@@ -102,8 +109,14 @@ class VertexRecords:
         return read_message(custom_id, body, self._read, model=self.model)
 
     def is_output(self, key: str) -> bool:
-        """Every ``*.jsonl`` object in the job's output directory holds result lines."""
-        return key.endswith(".jsonl")
+        """Whether an object of the job's output directory holds result lines: every
+        ``*.jsonl`` (``predictions.jsonl``, ``predictions_0001.jsonl``, ``errors_0001.jsonl``),
+        and the sharded names without an extension (``prediction.results-00000-of-00002``,
+        ``prediction.errors-...``), but not the error statistics (``*errors_stats*``)."""
+        name = key.rsplit("/", 1)[-1]
+        if "errors_stats" in name:
+            return False
+        return name.endswith(".jsonl") or name.startswith(("prediction", "errors"))
 
     def is_manifest(self, key: str) -> bool:
         return False  # the job itself carries its counts (completionStats)
@@ -142,14 +155,19 @@ def _errored(custom_id: str, status: object, response: object) -> ProviderResult
     invalid = (
         kind == INVALID
         or code in _GOOGLE_INVALID_CODES
-        or (bool(_INVALID_WORDS.search(text)) and not _RETRY_WORDS.search(text))
+        or (
+            not isinstance(code, int)  # a google.rpc code other than INVALID_ARGUMENT is trusted
+            and bool(_INVALID_WORDS.search(text))
+            and not _RETRY_WORDS.search(text)
+        )
     )
     if invalid:
         error_type = INVALID
     elif kind:
         error_type = kind
     else:
-        throttled = re.search(r"RESOURCE_EXHAUSTED|rate_limit|\b429\b", text, re.I)
+        throttled = code in (8, 429) or re.search(r"RESOURCE_EXHAUSTED|rate_limit|\b429\b", text,
+                                                  re.I)  # fmt: skip
         error_type = "rate_limit_error" if throttled else "api_error"
     return ProviderResult(custom_id, ResultKind.ERRORED, error_type=error_type,
                           error_message=text[:2000])  # fmt: skip

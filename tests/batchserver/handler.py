@@ -128,7 +128,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         store = self._store
         if op == "results":
-            self._stream_results(store.results(batch_id or ""), cut=fault == "cut")
+            plan = store.results(batch_id or "")
+            if fault == "cut_quiet":
+                self._stream_cut_quietly(plan)
+            else:
+                self._stream_results(plan, cut=fault == "cut")
         elif op == "list":
             self._send_json(200, store.list_page(query))
         else:
@@ -246,6 +250,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_chunk(block)
         self._store.served(plan.batch_id)  # before the last chunk: the client sees it counted
         self.wfile.write(b"0\r\n\r\n")
+
+    def _stream_cut_quietly(self, plan: ResultsPlan) -> None:
+        """A body delimited by the connection's close (no length, not chunked), closed
+        after half the lines, at a line's end: to HTTP it looks complete."""
+        self._finish_body()
+        self._store.record_call(self._method, self._path, 200)
+        self.send_response(200)
+        self.send_header("content-type", "application/x-jsonl")
+        self.send_header("connection", "close")
+        self.send_header("request-id", "req_" + self._request_id)
+        self.end_headers()
+        for block in _blocks(islice(plan.lines(), len(plan) // 2)):
+            self.wfile.write(block)
+        self.close_connection = True
 
     def _write_cut(self, plan: ResultsPlan) -> None:
         kept = len(plan) // 2

@@ -14,9 +14,9 @@ MAX_BODY_BYTES = 256_000_000
 BATCHES_PATH = "/v1/messages/batches"
 CUSTOM_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 OPERATIONS = ("create", "retrieve", "list", "results", "cancel", "delete", "count_tokens")
-FAULT_KINDS = ("429", "529", "500", "503", "drop", "drop_after_create", "cut")
+FAULT_KINDS = ("429", "529", "500", "503", "drop", "drop_after_create", "cut", "cut_quiet")
 
-ONLY_FOR = {"drop_after_create": "create", "cut": "results"}
+ONLY_FOR = {"drop_after_create": "create", "cut": "results", "cut_quiet": "results"}
 STATUS_FAULTS = {
     "429": (429, "rate_limit_error", "Number of request tokens has exceeded your rate limit."),
     "529": (529, "overloaded_error", "Overloaded"),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 OPERATIONS = ("create", "get", "list", "stop", "invoke", "converse")
 CALL_FAULTS = ("throttle", "quota", "500", "denied", "drop", "drop_after_create")
-JOB_ENDINGS = ("completed", "partial", "failed", "failed_input", "expired")
+JOB_ENDINGS = ("completed", "partial", "failed", "failed_input", "expired", "failed_midway")
 # HTTP status and error code of each answered call fault.
 STATUS = {
     "throttle": (429, "ThrottlingException", "Too many requests, please wait before trying again."),

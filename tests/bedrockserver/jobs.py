@@ -5,8 +5,8 @@ Validating -> Scheduled -> InProgress -> an end. Leaving Validating reads
 the input from S3 (JSONL format, the minimum records per job and the
 per-file and per-job maximums); reaching the end writes the output. How
 each job ends comes from the faults (``completed``, ``partial``, ``failed``,
-``failed_input``, ``expired``); a stop ends it ``Stopped`` with part of the
-output written.
+``failed_input``, ``expired``, ``failed_midway``: failed with part of the
+output written); a stop ends it ``Stopped`` with part of the output written.
 
 Paid twice? Every record that produced an answer is counted in ``billed``
 by record id, across all jobs; and a record id found in two jobs not yet
@@ -199,6 +199,9 @@ class JobStore:
             self._fail(job, "An internal error occurred while processing the job.")
         elif ending == "failed_input":
             self._fail(job, "Invalid input: malformed modelInput in the input file.")
+        elif ending == "failed_midway":  # the records processed so far are written
+            self._run(job, share=PARTIAL_SHARE)
+            self._fail(job, "An internal error occurred while processing the job.")
         elif ending == "expired":
             self._finish(job, "Expired", run=False)
         else:

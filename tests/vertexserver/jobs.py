@@ -1,19 +1,22 @@
-"""Batch prediction jobs in the Vertex AI test server: create, get, list, cancel, lifecycle.
+"""Batch prediction jobs in the Vertex AI test server: create, get, list, cancel,
+lifecycle.
 
-A job moves on with time (``phase_seconds`` per step): QUEUED -> PENDING ->
-RUNNING -> an end. Leaving PENDING reads the input objects from the shared
-Cloud Storage store (each line ``{"custom_id", "request"}``, ids unique); the
-end writes the output where Vertex would, ``<outputUriPrefix>/prediction-
-model-<time>/predictions_00001.jsonl`` ..., lines shuffled, each ``{"custom_id",
-"request", "response", "status"}``. How each job ends comes from the faults:
-``succeeded``; ``missing`` (succeeded, some lines absent); ``partial``
-(PARTIALLY_SUCCEEDED, lines absent, partialFailures); ``failed`` (INTERNAL);
-``failed_input`` (INVALID_ARGUMENT); ``expired``. A cancel ends it CANCELLED
-with part of the output written.
+A job moves on with time (``phase_seconds`` per step): QUEUED -> PENDING -> RUNNING ->
+an end. Leaving PENDING reads the input objects from the shared Cloud Storage store
+(each line ``{"custom_id", "request"}``, ids unique); the end writes the output where
+Vertex would, ``<outputUriPrefix>/prediction-model-<time>/predictions_0001.jsonl`` ...,
+lines shuffled, each ``{"custom_id", "request", "response", "status"}``; with
+``error_files``, the failed lines go to ``errors_0001.jsonl`` ... instead, as the input
+line plus ``error``, a google.rpc.Status ``{code, message}`` (the REST reference's
+layout). How each job ends comes from the faults: ``succeeded``; ``missing`` (succeeded,
+some lines absent); ``partial`` (PARTIALLY_SUCCEEDED, lines absent, partialFailures);
+``failed`` (INTERNAL); ``failed_input`` (INVALID_ARGUMENT); ``expired``;
+``failed_midway`` and ``expired_midway`` (that end, with the rows completed so far
+written). A cancel ends it CANCELLED with part of the output written.
 
-Paid twice? Every line answered with a response is counted in ``billed`` by
-custom_id, across all jobs; a custom_id found in two jobs not yet ended is a
-violation ("no request is ever in two live jobs").
+Paid twice? Every line answered with a response is counted in ``billed`` by custom_id,
+across all jobs; a custom_id found in two jobs not yet ended is a violation ("no request
+is ever in two live jobs").
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ SUCCEEDED, PARTIAL = "JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED"
 FAILED, CANCELLING, CANCELLED = "JOB_STATE_FAILED", "JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"
 EXPIRED = "JOB_STATE_EXPIRED"
 ENDED = {SUCCEEDED, PARTIAL, FAILED, CANCELLED, EXPIRED}
-ENDINGS = ("succeeded", "missing", "partial", "failed", "failed_input", "expired")
+ENDINGS = ("succeeded", "missing", "partial", "failed", "failed_input", "expired",
+           "failed_midway", "expired_midway")  # fmt: skip
 PARTIAL_SHARE = 0.7  # of the records a partial or cancelled job answers
 MISSING_SHARE = 0.05  # of the lines a "missing" job leaves out
+RPC_CODES = {"error400": 3, "error429": 8, "error500": 13}  # google.rpc codes of line errors
 
 
 @dataclass
@@ -62,12 +67,17 @@ class JobFaults:
         record_errors: share of records answered with an error status (400, 429 or 500).
         no_response: share of records whose line has neither response nor status.
         no_json: share of records answered in prose without the JSON asked for.
+        error_files: failed records go to ``errors_*.jsonl`` with a google.rpc.Status.
+        echoed: share of answered records also written to an errors file (a retry
+            inside Vertex that failed after one that succeeded).
     """
 
     endings: list[str] = field(default_factory=list)
     record_errors: float = 0.0
     no_response: float = 0.0
     no_json: float = 0.0
+    error_files: bool = False
+    echoed: float = 0.0
     seed: int = 1
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
@@ -258,8 +268,11 @@ class JobStore:
             self._fail(job, 13, "Internal error occurred. Please retry in a few minutes.")
         elif ending == "failed_input":
             self._fail(job, 3, "Invalid input: the request schema is not valid for the model.")
-        elif ending == "expired":
-            self._finish(job, EXPIRED, share=0.0)
+        elif ending == "failed_midway":  # terminated: the completed rows are exported
+            self._run(job, PARTIAL_SHARE)
+            self._fail(job, 13, "Internal error occurred while running the job.")
+        elif ending in ("expired", "expired_midway"):
+            self._finish(job, EXPIRED, share=PARTIAL_SHARE if ending == "expired_midway" else 0)
         elif ending == "partial":
             job.partial_failures = [{"code": 13, "message": "Some requests did not complete."}]
             self._finish(job, PARTIAL, share=PARTIAL_SHARE)
@@ -282,24 +295,30 @@ class JobStore:
         job.output_dir = f"{prefix}/prediction-model-{stamp}"
         bucket, _, folder = job.output_dir.removeprefix("gs://").partition("/")
         lines: list[bytes] = []
+        errors: list[bytes] = []
         ok = failed = files = 0
 
         def flush() -> None:
-            nonlocal files, lines
+            nonlocal files, lines, errors
             self.rng.shuffle(lines)  # the order of the output is not the input's
             files += 1
-            self.gcs.put_lines(bucket, f"{folder}/predictions_{files:05d}.jsonl", lines)
-            lines = []
+            self.gcs.put_lines(bucket, f"{folder}/predictions_{files:04d}.jsonl", lines)
+            if errors:
+                self.gcs.put_lines(bucket, f"{folder}/errors_{files:04d}.jsonl", errors)
+            lines, errors = [], []
 
         for custom_id, request in self._records(job):
             if share < 1.0 and self.rng.random() >= share:
                 continue
             line, answered = self._line(custom_id, request)
-            lines.append(line)
+            failure = self._failure_line(custom_id, request, line, answered)
+            (lines if failure is None else errors).append(line if failure is None else failure)
+            if answered and self.rng.random() < self.faults.echoed:
+                errors.append(self._error_line(custom_id, request, "error500"))
             ok, failed = ok + answered, failed + (not answered)
-            if len(lines) >= self.lines_per_file:
+            if len(lines) + len(errors) >= self.lines_per_file:
                 flush()
-        if lines or not files:
+        if lines or errors or not files:
             flush()
         total = job.stats.get("total", ok + failed)
         job.stats.update(successful=ok, failed=failed, incomplete=total - ok - failed)
@@ -322,6 +341,20 @@ class JobStore:
         with self._lock:
             self.billed[custom_id] += 1
         return encoded(out), True
+
+    def _failure_line(
+        self, custom_id: str, request: Any, line: bytes, answered: bool
+    ) -> bytes | None:
+        """With ``error_files``, the errors-file line of a failed record (else None)."""
+        fault = self.faults.record(custom_id)
+        if answered or not self.faults.error_files or not fault.startswith("error"):
+            return None
+        return self._error_line(custom_id, request, fault)
+
+    @staticmethod
+    def _error_line(custom_id: str, request: Any, fault: str) -> bytes:
+        error = {"code": RPC_CODES[fault], "message": STATUS[fault]}
+        return encoded({"custom_id": custom_id, "request": request, "error": error})
 
     def _records(self, job: Job) -> Iterator[tuple[str, Any]]:
         """(custom_id, request) of every input line; ApiError for unreadable input."""
