@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -54,11 +54,13 @@ def _via(relay: CutRelay, db: str) -> str:
     return f"postgresql://docproc@127.0.0.1:{relay.port}/{db}"
 
 
-def _record(ledger: PostgresConnection, item: str, *, then: object = None) -> None:
+def _record(
+    ledger: PostgresConnection, item: str, *, then: Callable[[], object] | None = None
+) -> None:
     """One unit of work: one row, in one write transaction; ``then()`` just before COMMIT."""
     with ledger.write():
         ledger.execute("INSERT INTO work (item) VALUES (?)", (item,))
-        if callable(then):
+        if then is not None:
             then()
 
 
