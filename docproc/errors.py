@@ -32,7 +32,9 @@ Control flow ("stop", "skip", "retry later") is never expressed through this
 tree: shutdown is a flag, and a retry is a ledger state. One exception stands
 outside it on purpose: :class:`LedgerUnwritable` (a ledger write the disk
 refused, nothing lost) derives from ``BaseException`` so that no per-item
-``except Exception`` can swallow it.
+``except Exception`` can swallow it. So does :class:`LedgerCommitLanded` (a
+commit of unknown outcome did happen: what is held to record again must be
+dropped), which nothing but the process's end should stop.
 """
 
 from __future__ import annotations
@@ -165,6 +167,20 @@ class LedgerUnwritable(BaseException):
         super().__init__(f"{what}: {reason}")
         self.kind = kind
         self.reason = reason
+
+
+class LedgerCommitLanded(BaseException):
+    """A PostgreSQL commit whose outcome was unknown turned out to have happened.
+
+    Raised by a later write on the same connection (see
+    :mod:`docproc.ledger.commit_marks`), and by every write on it after that:
+    the caller still holds the work of that commit, to record again, and
+    recording it again would do it twice. Not a retry: the process should end
+    and start again from what the ledger holds (under systemd the daemon exits
+    and is restarted). It derives from ``BaseException`` and not from
+    :class:`LedgerUnwritable`, so that neither a per-item handler nor a
+    back-off-and-retry handler takes it.
+    """
 
 
 class StorageError(DocprocError):

@@ -182,6 +182,8 @@ def _pg_schema(ledger: PostgresConnection) -> dict[str, object]:
     ).fetchall()
     shape: dict[str, object] = {"index": sorted(r[0] for r in indexes)}
     for table, kind, column in columns:
+        if table == "ledger_commits":  # the engine's own (docproc.ledger.commit_marks)
+            continue
         key = f"{'view' if kind == 'VIEW' else 'table'}:{table}"
         shape.setdefault(key, [])
         shape[key].append(column)  # type: ignore[attr-defined]

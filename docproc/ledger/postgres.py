@@ -17,6 +17,9 @@ It answers the SQL written above :mod:`docproc.ledger.engine` as SQLite does:
 - A lost or refused connection (restart, failover, wrong host) is
   :class:`~docproc.errors.LedgerUnwritable` of kind ``unreachable``, with a
   one-line reason naming ``user@host:port/db``; the next call connects again.
+- A write transaction whose connection is lost *during COMMIT* is not reported
+  as failed when it committed, nor as done when it did not: its commit mark is
+  read back (:mod:`docproc.ledger.commit_marks`: how, the guarantee, its limit).
 
 The password never comes from the URL (the configuration refuses it): libpq
 reads ``PGPASSWORD`` and ``~/.pgpass`` itself, and a systemd credential is
@@ -29,7 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import psycopg
@@ -37,8 +40,11 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Buffer, Dumper, Loader
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
+from psycopg.sql import SQL, Literal
 
 from docproc.errors import LedgerError, LedgerUnwritable
+from docproc.ledger import commit_marks as marks
+from docproc.ledger.commit_marks import SETTLE_S, CommitMarks, Mark
 from docproc.ledger.engine import Params, Row
 
 __all__ = [
@@ -162,13 +168,23 @@ class PostgresConnection:
 
     dialect = PostgresDialect()
 
-    def __init__(self, url: str, *, readonly: bool = False, password: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        readonly: bool = False,
+        password: str | None = None,
+        settle_s: float = SETTLE_S,
+    ) -> None:
         self._url = url
         self._password = password or None
         self.readonly = readonly
         self.where = where(url)
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._session: tuple[int, Any] = (0, None)  # the server process and its backend_start
         self._writing = False
+        self._marks = CommitMarks(self.where, LEDGER_LOCK_KEY, settle_s)
+        self._probe = partial(connect, url, readonly=True, password=self._password)  # to settle
 
     def __repr__(self) -> str:
         mode = " read-only" if self.readonly else ""
@@ -200,16 +216,34 @@ class PostgresConnection:
 
     @contextmanager
     def write(self) -> Iterator[None]:
-        """One write transaction, after every other writer of this ledger (advisory lock)."""
+        """One write transaction, after every other writer of this ledger (advisory lock).
+
+        Raises:
+            LedgerUnwritable: nothing of it committed (a COMMIT cut off is settled first).
+            LedgerCommitLanded: an earlier commit of unknown outcome did happen.
+        """
         if self._writing:
             raise LedgerError("a ledger write transaction is already open on this connection")
+        if not self.readonly:
+            self._marks.before_write(self._probe)
         try:
             with self._faults():
                 conn = self._connection()
+                if not self.readonly and self._session[1] is None:  # its first write
+                    self._prepare_writer(conn)
                 self._writing = True
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK_KEY,))
-                    yield
+                try:
+                    with conn.transaction():
+                        mark = self._begin(conn)
+                        yield
+                        self._marks.unsettled = mark  # the COMMIT goes out as this block ends
+                except psycopg.Error as exc:
+                    if self._marks.unsettled is None or not _lost(exc, self._conn):
+                        self._marks.unsettled = None  # refused by the server: rolled back
+                        raise
+                    self.close_quietly()
+                    self._marks.after_lost_commit(self._probe, self._cause(exc))
+                self._marks.unsettled = None
         finally:
             self._writing = False
 
@@ -222,9 +256,14 @@ class PostgresConnection:
             yield
 
     def close(self) -> None:
+        """Close; a writer with no open question first removes its commit mark."""
         conn, self._conn = self._conn, None
-        if conn is not None and not conn.closed:
-            conn.close()
+        if conn is None or conn.closed:
+            return
+        if not (self.readonly or self._writing or conn.broken or self._marks.unsettled):
+            with suppress(psycopg.Error):
+                conn.execute(marks.FORGET, (self._marks.writer,))
+        conn.close()
 
     # -- what only PostgreSQL's tools use (migrations, ledger copy) ----------
 
@@ -265,8 +304,33 @@ class PostgresConnection:
             conn.adapters.register_dumper(bool, _BoolAsIntDumper)
             if self.readonly:
                 conn.execute("SET default_transaction_read_only = on")
-            self._conn = conn
+            self._conn, self._session = conn, (0, None)
         return self._conn
+
+    def _begin(self, conn: psycopg.Connection[tuple[Any, ...]]) -> Mark | None:
+        """Take the ledger's lock and, on a writing connection, write a new commit mark."""
+        if self.readonly:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK_KEY,))
+            return None
+        token = self._marks.new_token()
+        values = (LEDGER_LOCK_KEY, self._marks.writer, token)
+        conn.execute(SQL(marks.MARK).format(*map(Literal, values)))
+        return Mark(token, *self._session)
+
+    def _prepare_writer(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """Note this session (pid, start); create the commit marks' table if it is missing."""
+        pid, started, ready = conn.execute(marks.SESSION).fetchone() or (0, None, 0)
+        if not ready:
+            try:
+                with conn.transaction():  # under the lock: two first writers do not race
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK_KEY,))
+                    conn.execute(marks.CREATE)
+            except pg_errors.InsufficientPrivilege as exc:
+                raise LedgerError(
+                    f"{self.where}: this role may not create the table {marks.TABLE} (commit"
+                    f" marks): {self._cause(exc)}; create it as the ledger's owner"
+                ) from None
+        self._session = (int(pid), started)
 
     @contextmanager
     def _faults(self) -> Iterator[None]:
@@ -281,13 +345,7 @@ class PostgresConnection:
 
     def _fault(self, exc: psycopg.Error) -> LedgerUnwritable | None:
         state = exc.sqlstate or ""
-        conn = self._conn
-        lost = conn is None or conn.closed or conn.broken
-        if (
-            lost
-            or state.startswith(_LOST_CLASSES)
-            or (isinstance(exc, psycopg.OperationalError) and not state)
-        ):
+        if _lost(exc, self._conn):
             self.close_quietly()
             return LedgerUnwritable("unreachable", f"{self.where}: {self._cause(exc)}")
         if state == _DISK_FULL:
@@ -311,7 +369,17 @@ class PostgresConnection:
                 conn.close()
 
 
-def connect(url: str, *, readonly: bool = False, password: str | None = None) -> PostgresConnection:
+def _lost(exc: psycopg.Error, conn: psycopg.Connection[Any] | None) -> bool:
+    """Whether ``exc`` says the connection, not the statement, failed."""
+    state = exc.sqlstate or ""
+    if conn is None or conn.closed or conn.broken or state.startswith(_LOST_CLASSES):
+        return True
+    return not state and isinstance(exc, psycopg.OperationalError)
+
+
+def connect(
+    url: str, *, readonly: bool = False, password: str | None = None, settle_s: float = SETTLE_S
+) -> PostgresConnection:
     """The ledger at ``url`` (``postgresql://user@host:port/db?sslmode=...``).
 
     Connects now, so a wrong host or a refused login is said at once.
@@ -321,11 +389,13 @@ def connect(url: str, *, readonly: bool = False, password: str | None = None) ->
             for ``status`` and ``ledger`` reads, which a read-only role may run.
         password: from a systemd credential; otherwise libpq looks in
             ``PGPASSWORD`` and ``~/.pgpass``.
+        settle_s: how long a write whose COMMIT was cut off seeks its outcome
+            (:mod:`docproc.ledger.commit_marks`).
 
     Raises:
         LedgerUnwritable: (``unreachable``) the server cannot be reached or refused the login.
     """
-    ledger = PostgresConnection(url, readonly=readonly, password=password)
+    ledger = PostgresConnection(url, readonly=readonly, password=password, settle_s=settle_s)
     with ledger._faults():
         ledger._connection()
     return ledger
