@@ -45,8 +45,10 @@ sys.path.insert(0, str(ROOT))
 
 from docproc.costs import PriceTable  # noqa: E402 (after the path set-up)
 from docproc.dispatch import Dispatcher  # noqa: E402
-from docproc.ledger.base import Ledger, Seen  # noqa: E402
-from docproc.ledger.work import WorkLedger  # noqa: E402
+from docproc.ledger.connection import Ledger, open_ledger  # noqa: E402
+from docproc.ledger.dispatch import DispatchLedger  # noqa: E402
+from docproc.ledger.intake import IntakeLedger, Seen  # noqa: E402
+from docproc.ledger.queries import Queries  # noqa: E402
 from docproc.models import BatchLimits, Extraction, JobRequest, TaskSpec  # noqa: E402
 from docproc.providers.anthropic import AnthropicProvider  # noqa: E402
 from docproc.providers.base import request_size  # noqa: E402
@@ -79,9 +81,10 @@ def request_overhead(tmp: Path) -> int:
 
 def seed(state: Path, count: int, chars: int) -> None:
     """The child process: N extracted versions under one root, text in the store."""
-    ledger = Ledger(state / "ledger.db")
+    ledger = open_ledger(state / "ledger.db")
     store = TextStore(state / "text")
-    root = ledger.ensure_root("file:///bench", kind="local", mode="poll")
+    intake = IntakeLedger.on(ledger)
+    root = intake.files.ensure_root("file:///bench", kind="local", mode="poll")
     for start in range(0, count, CHUNK):
         seen, done = [], []
         for i in range(start, min(count, start + CHUNK)):
@@ -95,8 +98,8 @@ def seed(state: Path, count: int, chars: int) -> None:
             seen.append(Seen(root, Path(f"/bench/d{i // 1000}/doc{i}.txt"), len(data), 1, sha))
             json_bytes = len(json.dumps(text, ensure_ascii=False).encode()) - 2
             done.append(Extraction(sha, "native:text", text_sha, len(text), json_bytes=json_bytes))
-        ledger.record_versions(seen)
-        ledger.record_extractions(done)
+        intake.files.record_versions(seen)
+        intake.extractions.record_extractions(done)
     ledger.close()
 
 
@@ -121,9 +124,7 @@ def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def event_time(ledger: Ledger, kind: str) -> float:
-    row = ledger.db.conn.execute(
-        "SELECT at FROM events WHERE kind = ? ORDER BY id LIMIT 1", (kind,)
-    )
+    row = ledger.conn.execute("SELECT at FROM events WHERE kind = ? ORDER BY id LIMIT 1", (kind,))
     return datetime.fromisoformat(row.fetchone()[0]).timestamp()
 
 
@@ -148,8 +149,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def measure(state: Path, url: str, count: int) -> dict[str, Any]:
-    ledger = Ledger(state / "ledger.db", actor="bench")
-    work = WorkLedger(ledger, prices=PriceTable())
+    ledger = open_ledger(state / "ledger.db", actor="bench")
+    work = DispatchLedger.on(ledger, prices=PriceTable())
     provider = AnthropicProvider(KEY, base_url=url, spool_dir=state / "provider", timeout=600)
     limits = BatchLimits(max_requests=100_000, max_bytes=256_000_000, max_wait=0.0)
     dispatcher = Dispatcher(work, provider, TextStore(state / "text"), task=TASK, limits=limits,
@@ -158,8 +159,8 @@ def measure(state: Path, url: str, count: int) -> dict[str, Any]:
     submitted, submit_rss = drive(dispatcher, work)
     dispatcher.close()
     provider.close()
-    batches = work.batches()
-    done = ledger.db.conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'done'").fetchone()[0]
+    batches = Queries(ledger).batches()
+    done = ledger.conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'done'").fetchone()[0]
     ended, applied = event_time(ledger, "batch.ended"), event_time(ledger, "batch.applied")
     body = sum(b["request_bytes"] for b in batches)
     ledger.close()
@@ -177,7 +178,7 @@ def measure(state: Path, url: str, count: int) -> dict[str, Any]:
     }
 
 
-def drive(dispatcher: Dispatcher, work: WorkLedger) -> tuple[float | None, float]:
+def drive(dispatcher: Dispatcher, work: DispatchLedger) -> tuple[float | None, float]:
     """Queue the jobs and tick until every batch is applied: (seconds until every batch
     was submitted, peak RSS MB then)."""
     started = time.monotonic()
@@ -185,7 +186,7 @@ def drive(dispatcher: Dispatcher, work: WorkLedger) -> tuple[float | None, float
     submitted, submit_rss = None, 0.0
     while time.monotonic() < started + TIMEOUT_S:
         dispatcher.tick(time.monotonic(), flush_all=True)
-        rows = work.open_batches()
+        rows = work.batches.open_batches()
         if submitted is None and rows and all(r["state"] != "planned" for r in rows):
             submitted, submit_rss = time.monotonic() - started, peak_rss_mb()
             print(f"submitted after {submitted:.1f} s; waiting for the results...", flush=True)

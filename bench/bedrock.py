@@ -48,8 +48,9 @@ from docproc.config import Settings  # noqa: E402
 from docproc.config.bedrock import BedrockSettings  # noqa: E402
 from docproc.costs import PriceTable  # noqa: E402
 from docproc.dispatch import Dispatcher  # noqa: E402
-from docproc.ledger.base import Ledger  # noqa: E402
-from docproc.ledger.work import WorkLedger  # noqa: E402
+from docproc.ledger.connection import open_ledger  # noqa: E402
+from docproc.ledger.dispatch import DispatchLedger  # noqa: E402
+from docproc.ledger.queries import Queries  # noqa: E402
 from docproc.models import BatchLimits, TaskSpec  # noqa: E402
 from docproc.providers.base import Provider  # noqa: E402
 from docproc.textstore import TextStore  # noqa: E402
@@ -144,16 +145,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def measure(state: Path, count: int, task: TaskSpec, provider: Provider) -> dict[str, Any]:
     """Plan, build, upload and apply every document of ``state`` as one job of ``provider``
     through the real dispatcher; the figures."""
-    ledger = Ledger(state / "ledger.db", actor="bench")
-    work = WorkLedger(ledger, prices=PriceTable())
+    ledger = open_ledger(state / "ledger.db", actor="bench")
+    work = DispatchLedger.on(ledger, prices=PriceTable())
     limits = BatchLimits(max_requests=50_000, max_bytes=256_000_000, max_wait=0.0)
     dispatcher = Dispatcher(work, provider, TextStore(state / "text"), task=task, limits=limits,
                             poll_interval=0.5, max_attempts=3)  # fmt: skip
     rss_before = peak_rss_mb()
     submitted, submit_rss = drive(dispatcher, work)
     dispatcher.close()
-    batches = work.batches()
-    done = ledger.db.conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'done'").fetchone()[0]
+    batches = Queries(ledger).batches()
+    done = ledger.conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'done'").fetchone()[0]
     ended, applied = event_time(ledger, "batch.ended"), event_time(ledger, "batch.applied")
     ledger.close()
     return {

@@ -83,7 +83,7 @@ def docproc(target: Path, state: Path, log: Path, files: Iterable[Path]) -> Engi
     run.output = log.read_text(errors="replace")[-2000:]
     rows = ledger_rows(state)
     run.extra = {"extractors": {}, "ocr_pages": 0, "workers_started": len(sampler.pids(1))}
-    from docproc.ledger.base import file_uri
+    from docproc.ledger.uris import file_uri
     from docproc.textstore import TextStore
 
     store = TextStore(state / "text")

@@ -50,12 +50,14 @@ TEXT = (
 def seed_ledger(ledger_path: str, url: str, bucket: str) -> None:
     """Child: record every listed key as known and extracted (arranging the unchanged state)."""
     from docproc import aws
-    from docproc.ledger.base import Ledger, Seen
+    from docproc.ledger.connection import open_ledger
+    from docproc.ledger.intake import IntakeLedger, Seen
     from docproc.models import Extraction, S3WatchSpec, object_uri
 
     spec = S3WatchSpec(bucket=bucket, prefix="docs/", endpoint_url=url)
-    ledger = Ledger(Path(ledger_path))
-    root_id = ledger.ensure_root(spec.uri, kind="s3", mode="list")
+    ledger = open_ledger(Path(ledger_path))
+    intake = IntakeLedger.on(ledger)
+    root_id = intake.files.ensure_root(spec.uri, kind="s3", mode="list")
     session = aws.Session(aws.Endpoint(url, "us-east-1"))
     listed, token = [], None
     while True:
@@ -68,8 +70,10 @@ def seed_ledger(ledger_path: str, url: str, bucket: str) -> None:
         seen = [Seen(root_id, Path("/nonexistent"), e.size, e.last_modified_ns,
                      hashlib.sha256(e.key.encode()).hexdigest(),
                      uri=object_uri(bucket, e.key), etag=e.etag) for e in chunk]  # fmt: skip
-        ledger.record_versions(seen)
-        ledger.record_extractions([Extraction(s.sha256, "text", s.sha256, 1) for s in seen])
+        intake.files.record_versions(seen)
+        intake.extractions.record_extractions(
+            [Extraction(s.sha256, "text", s.sha256, 1) for s in seen]
+        )
     session.close()
     ledger.close()
 
@@ -77,20 +81,23 @@ def seed_ledger(ledger_path: str, url: str, bucket: str) -> None:
 def detect(ledger_path: str, url: str, bucket: str) -> None:
     """Child: one full listing against the ledger; prints its figures as JSON."""
     from docproc import aws
-    from docproc.ledger.base import Ledger
+    from docproc.ledger.connection import open_ledger
+    from docproc.ledger.intake import FileLedger
+    from docproc.ledger.queries import Queries
     from docproc.models import S3WatchSpec
     from docproc.sources.s3 import S3Source
 
-    ledger = Ledger(Path(ledger_path))
+    ledger = open_ledger(Path(ledger_path))
     spec = S3WatchSpec(bucket=bucket, prefix="docs/", endpoint_url=url)
-    root_id = next(r["id"] for r in ledger.roots() if r["uri"] == spec.uri)
+    root_id = next(r["id"] for r in Queries(ledger).roots() if r["uri"] == spec.uri)
+    files = FileLedger(ledger)
     session = aws.Session(aws.Endpoint(url, "us-east-1"))
     baseline = _bare_listing(aws.Bucket(bucket, aws.Session(aws.Endpoint(url, "us-east-1"))))
     with tempfile.TemporaryDirectory() as fetch:
         source = S3Source(
             spec, aws.Bucket(bucket, session), fetch_dir=Path(fetch),
-            known_all=functools.partial(ledger.known_objects, root_id),
-            known_one=functools.partial(ledger.known_object, root_id), max_bytes=1 << 30,
+            known_all=functools.partial(files.known_objects, root_id),
+            known_one=functools.partial(files.known_object, root_id), max_bytes=1 << 30,
         )  # fmt: skip
         source.start()
         started, cpu, polls, scanned = time.perf_counter(), time.process_time(), 0, False

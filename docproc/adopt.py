@@ -30,8 +30,8 @@ from pathlib import Path
 import structlog
 
 from docproc.errors import ObjectStoreError, SidecarError
-from docproc.ledger.base import file_uri, uri_path
 from docproc.ledger.imports import Adoption, ImportLedger, Unclaimed
+from docproc.ledger.uris import file_uri, uri_path
 from docproc.models import ImportedResult, SidecarSettings, object_key
 from docproc.sidecar_objects import ObjectSidecars
 from docproc.sidecars import markdown_intact, plan_paths, read_result
@@ -237,7 +237,7 @@ def _import_one(
     source = _source(Path(found.result.source), json_path.with_name(stem))
     held = _hash(source) if source is not None else None
     root = next((w for w in watched if (source or json_path).is_relative_to(w)), None)
-    root_id = imports.ledger.ensure_root(file_uri(root or (top if top.is_dir() else top.parent)),
+    root_id = imports.files.ensure_root(file_uri(root or (top if top.is_dir() else top.parent)),
                                          kind="local", mode="import")  # fmt: skip
     path = source or Path(found.result.source)
     info = source.stat() if source is not None and held == found.result.sha256 else None

@@ -40,10 +40,14 @@ from docproc.dispatch import Dispatcher
 from docproc.errors import ConfigError, LedgerUnwritable, ObjectStoreError, SourceError
 from docproc.health import LedgerOutage, Snapshot, TickFailures, status_line
 from docproc.intake import Intake
-from docproc.ledger.base import Ledger, file_uri
+from docproc.ledger.connection import open_ledger
+from docproc.ledger.dispatch import DispatchLedger
 from docproc.ledger.imports import ImportLedger
+from docproc.ledger.intake import IntakeLedger
+from docproc.ledger.publishing import PublishLedger
+from docproc.ledger.queries import Queries
 from docproc.ledger.requests import RequestLedger
-from docproc.ledger.work import WorkLedger
+from docproc.ledger.uris import file_uri
 from docproc.metrics import MetricsServer
 from docproc.models import S3WatchSpec, WatchSpec
 from docproc.notify import Notifier
@@ -156,11 +160,15 @@ class Daemon:
     def _start(self, settings: Settings, provider: Provider) -> None:
         self.settings = self.settings_at_start = settings
         self.space = SpaceGuard(settings.state_dir, settings.storage.min_free_mb)
-        self.ledger = Ledger(settings.ledger_path, actor="daemon")
-        work = WorkLedger(self.ledger, prices=settings.prices, retry_base=settings.retry_backoff)
+        # One connection; each stage is handed only its part of the ledger.
+        self.ledger = open_ledger(settings.ledger_path, actor="daemon")
+        intake_part = IntakeLedger.on(self.ledger)
+        self.roots = intake_part.files
+        work = DispatchLedger.on(self.ledger, prices=settings.prices,
+                                 retry_base=settings.retry_backoff)  # fmt: skip
         store = TextStore(settings.text_dir)
         self.intake = Intake(
-            self.ledger,
+            intake_part,
             make_pool(settings, log_setup=self._log_setup),
             max_attempts=settings.extract.max_attempts,
         )
@@ -171,12 +179,14 @@ class Daemon:
             poll_interval=settings.poll_interval, max_attempts=settings.max_attempts,
             prices=settings.prices, budget=settings.budget,
         )  # fmt: skip
-        publisher = Publisher(work, task_id=dispatcher.task_id, settings=settings.sidecars)
+        publisher = Publisher(PublishLedger.on(self.ledger), task_id=dispatcher.task_id,
+                              settings=settings.sidecars)  # fmt: skip
         swept = publisher.recover() + store.sweep()
         adopter = Adopter(ImportLedger(self.ledger), settings=settings.sidecars)
         operations = Operations(RequestLedger(self.ledger), work, dispatcher)
-        self.pipeline = Pipeline(self.intake, dispatcher, publisher, adopter, operations)
-        self._stuck_recorded = work.stuck_reason() is not None
+        self.pipeline = Pipeline(self.intake, dispatcher, publisher, adopter, operations,
+                                 queries=Queries(self.ledger))  # fmt: skip
+        self._stuck_recorded = work.conditions.stuck_reason() is not None
         for spec in settings.watches:
             self._add_watch(spec)
         for s3_spec in settings.s3_watches:
@@ -203,23 +213,23 @@ class Daemon:
         except SourceError as exc:
             log.error("source.unavailable", root=str(spec.path), error=str(exc))
             return
-        root_id = self.ledger.ensure_root(file_uri(spec.path), kind="local", mode=source.mode.value)
+        root_id = self.roots.ensure_root(file_uri(spec.path), kind="local", mode=source.mode.value)
         self.intake.add_source(root_id, source)
         self._watches[spec.path] = (root_id, spec)
 
     def _add_s3_watch(self, spec: S3WatchSpec) -> None:
         mode = "sqs+list" if spec.sqs_queue_url else "list"
-        root_id = self.ledger.ensure_root(spec.uri, kind="s3", mode=mode)
+        root_id = self.roots.ensure_root(spec.uri, kind="s3", mode=mode)
         try:
             source, sink = make_s3_root(
                 spec, self.settings, fetch_dir=self.settings.fetch_dir / str(root_id),
-                known_all=functools.partial(self.ledger.known_objects, root_id),
-                known_one=functools.partial(self.ledger.known_object, root_id),
+                known_all=functools.partial(self.roots.known_objects, root_id),
+                known_one=functools.partial(self.roots.known_object, root_id),
             )  # fmt: skip
             source.start()
         except (ObjectStoreError, OSError) as exc:
             log.error("source.unavailable", root=spec.uri, error=str(exc))
-            self.ledger.root_status(root_id, str(exc))
+            self.roots.root_status(root_id, str(exc))
             return
         self.intake.add_source(root_id, source)
         self.pipeline.publisher.add_object_root(spec.uri, sink)
@@ -296,7 +306,7 @@ class Daemon:
     def _record_stuck(self, reason: str | None) -> None:
         """Tell ``docproc status`` through the ledger, if the ledger is not the trouble."""
         try:
-            self.pipeline.dispatcher.work.daemon_stuck(reason)
+            self.pipeline.dispatcher.work.conditions.daemon_stuck(reason)
         except (Exception, LedgerUnwritable):  # STATUS= and /metrics still say it
             log.warning("daemon.stuck_not_recorded", exc_info=True)
             return

@@ -42,7 +42,7 @@ from docproc.errors import (
     brief,
 )
 from docproc.highlights import locate
-from docproc.ledger.work import BatchItem, WorkLedger
+from docproc.ledger.dispatch import BatchItem, DispatchLedger
 from docproc.models import BatchLimits, BatchStatus, JobRequest, ProviderResult, TaskSpec
 from docproc.providers.base import Provider, ProviderLimits, Ticket, make_custom_id, request_size
 from docproc.textstore import TextStore
@@ -91,7 +91,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        work: WorkLedger,
+        work: DispatchLedger,
         provider: Provider,
         store: TextStore,
         *,
@@ -104,15 +104,19 @@ class Dispatcher:
     ) -> None:
         self.work, self.provider, self.store = work, provider, store
         self.task, self.limits = task, _within(limits, provider.limits)
-        self.task_id = work.register_task(task)
+        self.task_id = work.jobs.register_task(task)
         self.poll_interval, self.max_attempts = poll_interval, max_attempts
         self.prices, self.budget = prices or PriceTable(), budget or Budget()
-        self.paused = work.pause_reason()  # why submission is paused (the budget), if it is
-        self.waiting = work.waiting_reason()  # why small batches wait for more, if they do
+        self.paused = (
+            work.conditions.pause_reason()
+        )  # why submission is paused (the budget), if it is
+        self.waiting = (
+            work.conditions.waiting_reason()
+        )  # why small batches wait for more, if they do
         self._below_minimum = 0  # jobs the last plan left waiting for the provider's minimum
         if self.paused and not self.budget.capped:
             self._affordable(0.0)  # the cap was lifted while stopped: record the resumption
-        self._ledger_id = work.ledger.identity()  # in every custom_id: see m009_ledger_identity
+        self._ledger_id = work.batches.instance  # in every custom_id: see m009_ledger_identity
         empty = JobRequest(make_custom_id(0, 0, self._ledger_id), 0, "", "")
         self._overhead = request_size(provider.build_request(empty, task)) + CUSTOM_ID_SLACK
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="provider")
@@ -127,14 +131,16 @@ class Dispatcher:
 
     def recover(self) -> None:
         """Pick up every batch the ledger holds open (after a restart)."""
-        for row in self.work.open_batches():
+        for row in self.work.batches.open_batches():
             if row["state"] == "planned":
-                self.work.create_unknown(row["id"], "the daemon stopped during the create call")
+                self.work.batches.create_unknown(
+                    row["id"], "the daemon stopped during the create call"
+                )
             created = datetime.fromisoformat(row["created_at"])
             self._open[row["id"]] = _Batch(
                 row["id"], row["provider_batch_id"], row["state"], created,
                 maybe_created=row["state"] == "planned",  # a crash may have hit mid-create
-                token=row["submit_token"] or self.work.submit_token(row["id"]),
+                token=row["submit_token"] or self.work.batches.submit_token(row["id"]),
                 live=row["tier"] == "live", provider_status=row["provider_status"] or "",
                 attempt=row["create_attempts"],
             )  # fmt: skip
@@ -148,7 +154,7 @@ class Dispatcher:
         self._plan_at = 0.0
 
     def queue_jobs(self, root_ids: Sequence[int]) -> int:
-        queued = self.work.create_jobs(
+        queued = self.work.jobs.create_jobs(
             self.task_id, root_ids, overhead=self._overhead, max_chars=self.task.max_input_chars
         )
         if queued:
@@ -180,7 +186,7 @@ class Dispatcher:
         """Jobs of the current task not yet answered (queued, in backoff or in a batch),
         except those waiting for a batch of the provider's minimum (``--once`` leaves
         them queued for a later run)."""
-        return self.work.pending_jobs(self.task_id) - self._below_minimum
+        return self.work.jobs.pending_jobs(self.task_id) - self._below_minimum
 
     def tick(self, now: float, *, flush_all: bool = False) -> int:
         """Plan and submit batches, advance open ones, apply results within a time budget.
@@ -207,12 +213,13 @@ class Dispatcher:
         if batch.state == "planned":
             batch.maybe_created = True
         self._failed(batch, now, exc, None)
-        self.work.batch_note(batch.batch_id, f"retrying after: {brief(exc)}")
+        self.work.batches.batch_note(batch.batch_id, f"retrying after: {brief(exc)}")
 
     def reprocess(self, version_ids: Sequence[int], *, by: str) -> tuple[int, int]:
         """Queue these versions under the current task again (an operator's request)."""
-        counts = self.work.reprocess(version_ids, self.task_id, by=by, overhead=self._overhead,
-                                     max_chars=self.task.max_input_chars)  # fmt: skip
+        counts = self.work.rounds.reprocess(version_ids, self.task_id, by=by,
+                                            overhead=self._overhead,
+                                            max_chars=self.task.max_input_chars)  # fmt: skip
         self.wake()
         return counts
 
@@ -239,7 +246,7 @@ class Dispatcher:
         if now < self._plan_at or now < self._paused_until:
             return
         self._plan_at = now + REPLAN_S  # also catches jobs whose backoff ends
-        ready = self.work.ready_jobs(self.task_id)
+        ready = self.work.jobs.ready_jobs(self.task_id)
         if not ready:
             self._below_minimum = 0
             self._set_waiting(0, self.provider.limits.min_requests)
@@ -261,7 +268,7 @@ class Dispatcher:
             if not self._open_batch(job_ids, sizes, now, live=live):
                 break
         for job_id in plan.oversized:
-            self.work.fail_job(job_id, "document is too large for one batch request")
+            self.work.jobs.fail_job(job_id, "document is too large for one batch request")
 
     def _open_batch(
         self, job_ids: list[int], sizes: dict[int, int], now: float, *, live: bool
@@ -273,22 +280,22 @@ class Dispatcher:
         )
         if not self._affordable(estimate):
             return False
-        items = self._with_text(self.work.batch_items(job_ids))
+        items = self._with_text(self.work.jobs.batch_items(job_ids))
         if not items:
             return True
         pairs = [(item, make_custom_id(item.job_id, item.attempt, self._ledger_id))
                  for item in items]  # fmt: skip
         nbytes = sum(sizes[item.job_id] for item in items)
-        batch_id = self.work.create_batch(
+        batch_id = self.work.batches.create_batch(
             self.provider.name, pairs, nbytes, model=self.task.model,
             estimated_cost=estimate, max_chars=self.task.max_input_chars,
             max_attempts=self.max_attempts, tier="live" if live else "batch",
         )  # fmt: skip
         if batch_id is None:  # no request could be recorded; their jobs were set back
             return True
-        recorded = self.work.batch_requests(batch_id)
+        recorded = self.work.batches.batch_requests(batch_id)
         batch = _Batch(batch_id, None, "planned", datetime.now(UTC), next_poll=now,
-                       token=self.work.submit_token(batch_id), live=live)  # fmt: skip
+                       token=self.work.batches.submit_token(batch_id), live=live)  # fmt: skip
         self._open[batch_id] = batch
         self._start(batch, self._submit, recorded, batch.ticket)
         return True
@@ -303,7 +310,7 @@ class Dispatcher:
             )
         if reason != self.waiting:
             self.waiting = reason
-            self.work.submission_waiting(reason)
+            self.work.conditions.submission_waiting(reason)
             log.info("dispatch.waiting", reason=reason, documents=held)
 
     def _affordable(self, estimate: float) -> bool:
@@ -311,8 +318,11 @@ class Dispatcher:
         reason = None
         if self.budget.capped:
             day, month = period_starts(self.work.clock())
-            reserved = self.work.reserved()
-            today, this_month = self.work.billed(day) + reserved, self.work.billed(month) + reserved
+            reserved = self.work.budget.reserved()
+            today, this_month = (
+                self.work.budget.billed(day) + reserved,
+                self.work.budget.billed(month) + reserved,
+            )
             reason = self.budget.refusal(today, this_month, estimate)
         self._set_paused(reason)
         return reason is None
@@ -321,7 +331,7 @@ class Dispatcher:
         """Record a change of "why submission is paused" (None: it is not)."""
         if reason == self.paused:
             return
-        self.work.submission_paused(reason)
+        self.work.conditions.submission_paused(reason)
         self.paused = reason
         if reason:
             log.warning("dispatch.paused", reason=reason)
@@ -333,7 +343,7 @@ class Dispatcher:
         lost = {item.job_id for item in items if not self.store.has(item.text_sha256)}
         if lost:
             log.warning("dispatch.text_lost", jobs=len(lost))
-            self.work.text_lost(sorted(lost))
+            self.work.jobs.text_lost(sorted(lost))
         return [item for item in items if item.job_id not in lost]
 
     def _submit(self, pairs: Sequence[tuple[BatchItem, str]], ticket: Ticket) -> str:
@@ -363,17 +373,17 @@ class Dispatcher:
         if batch.streaming or now < batch.next_poll:
             return
         if batch.state == "planned":
-            pairs = self.work.batch_requests(batch.batch_id)
+            pairs = self.work.batches.batch_requests(batch.batch_id)
             if batch.maybe_created:
                 if any(other.call is not None and other.maybe_created
                        for other in self._open.values()):  # fmt: skip
                     return  # one reconciliation at a time, oldest batch first
-                known = self.work.provider_batch_ids()
-                batch.attempt = self.work.create_attempt(batch.batch_id)
+                known = self.work.batches.provider_batch_ids()
+                batch.attempt = self.work.batches.create_attempt(batch.batch_id)
                 self._start(batch, self._reconcile_or_submit, batch.created_at, pairs, known,
                             batch.ticket)  # fmt: skip
             else:
-                batch.attempt = self.work.create_attempt(batch.batch_id)
+                batch.attempt = self.work.batches.create_attempt(batch.batch_id)
                 self._start(batch, self._submit, pairs, batch.ticket)
         elif batch.state == "submitted":
             self._start(batch, self.provider.poll, batch.provider_batch_id)
@@ -394,10 +404,10 @@ class Dispatcher:
             self._failed(batch, now, exc, None)
             if batch.state == "planned" and not batch.maybe_created:
                 batch.maybe_created = True
-                self.work.create_unknown(batch.batch_id, f"{type(exc).__name__}: {exc}")
+                self.work.batches.create_unknown(batch.batch_id, f"{type(exc).__name__}: {exc}")
             return
         if batch.failures and batch.state != "planned":
-            self.work.batch_note(batch.batch_id, None)  # the call works again
+            self.work.batches.batch_note(batch.batch_id, None)  # the call works again
         batch.failures = 0
         self._on_value(batch, value)
 
@@ -413,16 +423,16 @@ class Dispatcher:
             if batch.state != "planned":
                 self._failed(batch, now, exc, ACCOUNT_PAUSE_S)
                 return
-            self.work.batch_not_created(batch.batch_id, str(exc), max_attempts=10**6)
+            self.work.batches.batch_not_created(batch.batch_id, str(exc), max_attempts=10**6)
             del self._open[batch.batch_id]
             return
         if batch.state == "planned":
-            self.work.batch_not_created(batch.batch_id, str(exc), self.max_attempts)
+            self.work.batches.batch_not_created(batch.batch_id, str(exc), self.max_attempts)
         elif datetime.now(UTC) - batch.created_at < YOUNG_BATCH:
             self._failed(batch, now, exc, None)  # a new batch may not be visible yet (GH-1432)
             return
         else:
-            self.work.batch_lost(batch.batch_id, str(exc))
+            self.work.results.batch_lost(batch.batch_id, str(exc))
         del self._open[batch.batch_id]
         self._plan_at = 0.0
 
@@ -438,17 +448,19 @@ class Dispatcher:
                     error=error, retry_in_s=round(delay, 1))  # fmt: skip
         at = datetime.now(UTC) + timedelta(seconds=max(delay, self.poll_interval))
         doing = {"planned": "create", "submitted": "poll"}.get(batch.state, "results")
-        self.work.batch_note(  # what failed and when the next try is, for `docproc status`
+        self.work.batches.batch_note(  # what failed and when the next try is, for `docproc status`
             batch.batch_id, f"{doing} failed: {error}; next try at {at:%Y-%m-%d %H:%M:%S} UTC"
         )
 
     def _on_value(self, batch: _Batch, value: Any) -> None:
         if batch.state == "planned":
-            if str(value) in self.work.provider_batch_ids():  # adopted twice: cannot be ours
+            if (
+                str(value) in self.work.batches.provider_batch_ids()
+            ):  # adopted twice: cannot be ours
                 batch.maybe_created = True
                 return
             try:
-                self.work.batch_submitted(batch.batch_id, str(value))
+                self.work.batches.batch_submitted(batch.batch_id, str(value))
             except LedgerUnwritable:  # created, its id not recorded: adopt it, never resend
                 batch.maybe_created = True
                 raise
@@ -457,12 +469,12 @@ class Dispatcher:
             log.info("batch.submitted", batch_id=batch.batch_id, provider_batch_id=str(value))
         elif batch.state == "submitted" and value.ended:
             # the ledger first: a refusal polls again
-            self.work.batch_ended(batch.batch_id, value.state, _detail(value))
+            self.work.results.batch_ended(batch.batch_id, value.state, _detail(value))
             batch.state = "ended"
             self._stream(batch)
         elif batch.state == "submitted" and value.state != batch.provider_status:
             batch.provider_status = value.state
-            self.work.batch_progress(batch.batch_id, value.state, _detail(value))
+            self.work.results.batch_progress(batch.batch_id, value.state, _detail(value))
 
     def _reconcile_or_submit(
         self,
@@ -491,7 +503,9 @@ class Dispatcher:
     # -- results -----------------------------------------------------------
 
     def _stream(self, batch: _Batch) -> None:
-        texts = {cid: item.text_sha256 for item, cid in self.work.batch_requests(batch.batch_id)}
+        texts = {
+            cid: item.text_sha256 for item, cid in self.work.batches.batch_requests(batch.batch_id)
+        }
         batch.streaming, batch.stream, batch.stop = True, batch.stream + 1, threading.Event()
         put = functools.partial(self._put, (batch.batch_id, batch.stream), batch.stop)
         threading.Thread(
@@ -556,9 +570,9 @@ class Dispatcher:
     def _apply_item(self, batch: _Batch, item: object, now: float) -> int:
         batch_id = batch.batch_id
         if isinstance(item, list):
-            return self.work.apply_results(item, max_attempts=self.max_attempts).done
+            return self.work.results.apply_results(item, max_attempts=self.max_attempts).done
         if item is _DONE:
-            self.work.batch_applied(batch_id)
+            self.work.results.batch_applied(batch_id)
             self._open.pop(batch_id, None)
             self._plan_at = 0.0  # a slot is free, and missing results were requeued
             if batch.provider_batch_id:

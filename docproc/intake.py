@@ -23,7 +23,8 @@ import structlog
 
 from docproc.errors import FailureKind, LedgerUnwritable, brief
 from docproc.extract import ExtractorPool, route
-from docproc.ledger.base import Ledger, Seen, uri_path
+from docproc.ledger.intake import FileLedger, IntakeLedger, Seen
+from docproc.ledger.uris import uri_path
 from docproc.models import (
     Candidate,
     ExtractFailure,
@@ -51,7 +52,7 @@ class KnownFiles(Mapping[Path, tuple[int, int]]):
 
     EAGER_AFTER = 256
 
-    def __init__(self, ledger: Ledger, root_id: int) -> None:
+    def __init__(self, ledger: FileLedger, root_id: int) -> None:
         self._ledger, self._root_id = ledger, root_id
         self._all: dict[Path, tuple[int, int]] | None = None
         self._lookups = 0
@@ -104,7 +105,7 @@ class Intake:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: IntakeLedger,
         pool: ExtractorPool,
         *,
         max_attempts: int = 5,
@@ -178,11 +179,11 @@ class Intake:
             # Once per process: files that failed only for want of a reader
             # (Tesseract, LibreOffice, or an older docproc) are read again.
             self._requeued = True
-            again = self.ledger.requeue_failed(route.readable_again())
+            again = self.ledger.extractions.requeue_failed(route.readable_again())
             if again:
                 log.info("intake.requeued", versions=again)
         count = 0
-        for sha256, uri in self.ledger.due_versions():
+        for sha256, uri in self.ledger.extractions.due_versions():
             path = uri_path(uri) if uri.startswith("file://") else self._copies.get(sha256)
             if path is not None:
                 self._dispatch(ExtractTask(sha256=sha256, path=path))
@@ -193,7 +194,7 @@ class Intake:
     def _drop_settled_copies(self) -> None:
         idle = [sha for sha in self._copies if sha not in self._in_flight]
         if idle:
-            for sha in self.ledger.settled_versions(idle):
+            for sha in self.ledger.extractions.settled_versions(idle):
                 self._drop_copy(sha)
 
     def _drop_copy(self, sha256: str) -> None:
@@ -215,7 +216,7 @@ class Intake:
                 break
             try:
                 batch = self._held.pop(root_id, None)
-                batch = batch or source.poll(now, KnownFiles(self.ledger, root_id))
+                batch = batch or source.poll(now, KnownFiles(self.ledger.files, root_id))
                 self._apply(root_id, batch, report)
                 status = source.status
             except Exception as exc:  # one root's trouble: shown as its status, others go on
@@ -223,7 +224,7 @@ class Intake:
                 status = f"failed, retried next tick: {brief(exc)}"
             if self._statuses.get(root_id) != status:
                 self._statuses[root_id] = status
-                self.ledger.root_status(root_id, status)
+                self.ledger.files.root_status(root_id, status)
         if now >= self._next_retry_check:
             self._next_retry_check = now + RETRY_CHECK_SECONDS
             self.recover()
@@ -247,11 +248,11 @@ class Intake:
     def _apply_rest(self, root_id: int, rest: _Rest, report: TickReport) -> None:
         while rest.problems:
             where, reason = rest.problems[-1]
-            self.ledger.record_problem(root_id, where, reason)
+            self.ledger.files.record_problem(root_id, where, reason)
             log.warning("intake.problem", path=str(where), reason=reason)
             rest.problems.pop()
         while rest.gone:
-            self.ledger.record_gone(rest.gone[-1])
+            self.ledger.files.record_gone(rest.gone[-1])
             rest.gone.pop()
         while rest.ready:
             # Chunks keep the workers busy during a big first walk: each chunk is
@@ -260,7 +261,7 @@ class Intake:
             del rest.ready[:TAKE_CHUNK]
             self._collect(0.0, report)
         if rest.scanned:
-            self.ledger.root_scanned(root_id)
+            self.ledger.files.root_scanned(root_id)
             rest.scanned = False
 
     def take(self, root_id: int, candidate: Candidate, report: TickReport) -> None:
@@ -291,17 +292,17 @@ class Intake:
         """Record versions in one transaction; if that fails, one by one, so that a file
         the ledger refuses is recorded as a problem (with why) and the others go in."""
         try:
-            return self.ledger.record_versions(seen)
+            return self.ledger.files.record_versions(seen)
         except Exception:  # noqa: BLE001 - some file is at fault: find which, below
             log.warning("intake.record_failed", files=len(seen))
         kept, needs = [], []
         for item in seen:
             try:
-                needs += self.ledger.record_versions([item])
+                needs += self.ledger.files.record_versions([item])
                 kept.append(item)
             except Exception as exc:  # this file alone
                 log.exception("intake.file_refused", path=str(item.uri or item.path))
-                self.ledger.record_problem(item.root_id, item.uri or item.path, brief(exc))
+                self.ledger.files.record_problem(item.root_id, item.uri or item.path, brief(exc))
         seen[:] = kept
         return needs
 
@@ -320,11 +321,11 @@ class Intake:
         try:
             sha256 = _sha256_file(path)
         except FileNotFoundError:
-            self.ledger.record_gone(candidate.location)
+            self.ledger.files.record_gone(candidate.location)
             return None
         except OSError as exc:
             reason = _os_reason(exc)
-            self.ledger.record_problem(root_id, candidate.location, reason)
+            self.ledger.files.record_problem(root_id, candidate.location, reason)
             log.warning("intake.unreadable", path=str(candidate.location), reason=reason)
             return None
         return Seen(root_id, path, candidate.size, candidate.mtime_ns, sha256,
@@ -363,14 +364,16 @@ class Intake:
         """Record outcomes in one transaction; if that fails, one by one: an outcome the
         ledger refuses is logged and its version quarantined with the reason."""
         try:
-            self.ledger.record_extractions(outcomes, max_attempts=self.max_attempts)
+            self.ledger.extractions.record_extractions(outcomes, max_attempts=self.max_attempts)
         except Exception:  # noqa: BLE001 - some outcome is at fault: find which, below
             log.warning("intake.record_failed", outcomes=len(outcomes))
         else:
             return
         for outcome in outcomes:
             try:
-                self.ledger.record_extractions([outcome], max_attempts=self.max_attempts)
+                self.ledger.extractions.record_extractions(
+                    [outcome], max_attempts=self.max_attempts
+                )
             except Exception as exc:  # this version alone: quarantined with the reason
                 log.exception("extract.record_failed", sha256=outcome.sha256)
                 reason = f"its extraction could not be recorded: {brief(exc)}"
@@ -378,7 +381,7 @@ class Intake:
 
     def _quarantine(self, failure: ExtractFailure) -> None:
         try:
-            self.ledger.record_extractions([failure])
+            self.ledger.extractions.record_extractions([failure])
         except Exception:  # not even that: logged; nothing else waits on it
             log.exception("extract.record_failed", sha256=failure.sha256)
 

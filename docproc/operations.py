@@ -23,8 +23,8 @@ import structlog
 
 from docproc.dispatch import Dispatcher
 from docproc.errors import ProviderRetryable
+from docproc.ledger.dispatch import DispatchLedger
 from docproc.ledger.requests import OperatorRequest, RequestLedger
-from docproc.ledger.work import WorkLedger
 
 log = structlog.get_logger()
 LOOK_EVERY_S = 0.5
@@ -43,7 +43,9 @@ class _Cancel:
 class Operations:
     """Carries out operator requests; one per daemon, on the main loop."""
 
-    def __init__(self, requests: RequestLedger, work: WorkLedger, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, requests: RequestLedger, work: DispatchLedger, dispatcher: Dispatcher
+    ) -> None:
         self.requests, self.work, self.dispatcher = requests, work, dispatcher
         self._next_look = 0.0
         self._cancels: dict[int, _Cancel] = {}
@@ -75,7 +77,7 @@ class Operations:
 
     def _retry(self, request: OperatorRequest) -> None:
         job_ids = request.detail.get("job_ids") or None
-        count = self.work.requeue_failed(job_ids)
+        count = self.work.rounds.requeue_failed(job_ids)
         self.dispatcher.wake()
         self.requests.finish(request.id, done=True, outcome=f"requeued {count} job(s)")
 
@@ -95,7 +97,7 @@ class Operations:
 
     def _cancel(self, request: OperatorRequest) -> None:
         batch_id = int(request.detail["batch_id"])
-        row = self.work.find_batch(str(batch_id))
+        row = self.work.batches.find_batch(str(batch_id))
         if row is None or row["state"] != "submitted" or not row["provider_batch_id"]:
             state = "unknown" if row is None else row["state"]
             self._refuse(request, f"batch {batch_id} is {state}: only a submitted batch can be"
@@ -117,7 +119,7 @@ class Operations:
             self._refuse(request, f"the provider refused the cancel: {exc}")
             return
         retry = bool(request.detail.get("retry", True))
-        self.work.cancel_requested(cancel.batch_id, retry=retry, by=request.requested_by)
+        self.work.batches.cancel_requested(cancel.batch_id, retry=retry, by=request.requested_by)
         then = "retried" if retry else "quarantined (docproc ledger retry sends them)"
         self.requests.finish(
             request.id, done=True,

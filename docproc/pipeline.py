@@ -21,6 +21,7 @@ from docproc.costs import period_starts
 from docproc.dispatch import Dispatcher
 from docproc.health import Snapshot, StageCounters
 from docproc.intake import Intake, TickReport
+from docproc.ledger.queries import Queries
 from docproc.models import Extraction
 from docproc.operations import Operations
 from docproc.publish import Publisher
@@ -36,8 +37,11 @@ class Pipeline:
         publisher: Publisher,
         adopter: Adopter | None = None,
         operations: Operations | None = None,
+        *,
+        queries: Queries,
     ) -> None:
         self.intake, self.dispatcher, self.publisher = intake, dispatcher, publisher
+        self.queries = queries  # what status lines and /metrics read
         self.adopter = adopter  # docproc's own sidecars found by a ledger without their record
         self.operations = operations  # what operators asked through the ledger
         self._jobs_due = True
@@ -98,7 +102,7 @@ class Pipeline:
         The one place the service's figures are computed; call it from the main loop.
         """
         work, task = self.dispatcher.work, self.dispatcher.task_id
-        jobs = work.job_states(task)
+        jobs = self.queries.job_states(task)
         ages = self.dispatcher.batch_ages()
         return Snapshot(
             settling=self.intake.settling,
@@ -109,11 +113,11 @@ class Pipeline:
             batches_in_flight=len(ages),
             oldest_batch_age=max(ages, default=None),
             written_today=self._written_today(),
-            spend_today=work.billed(period_starts(work.clock())[0]),
+            spend_today=work.budget.billed(period_starts(work.clock())[0]),
             paused=self.dispatcher.paused,
             counters=replace(self.counters),
             sidecars_waiting=tuple(
-                (w.kind, w.reason, w.files) for w in self.publisher.retries.waiting()
+                (w.kind, w.reason, w.files) for w in self.queries.sidecars_waiting()
             ),
             intake_paused=self.intake.new_work_paused,
         )
@@ -124,7 +128,7 @@ class Pipeline:
             self._day, self._written = now.date(), 0
         midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
         since = midnight.isoformat(timespec="microseconds")
-        count, self._event_cursor = self.dispatcher.work.written_since(since, self._event_cursor)
+        count, self._event_cursor = self.queries.written_since(since, self._event_cursor)
         self._written += count
         return self._written
 

@@ -13,7 +13,7 @@ the stored result, with no provider call, and the ledger says ``reused``.
 
 A write that fails for a storage reason (a full disk, a read-only mount, a
 folder the daemon may not write, a bucket refusing it) is an outcome, not a
-dead end: the file waits in ``sidecar_retries`` (:mod:`docproc.ledger.retries`,
+dead end: the file waits in ``sidecar_retries`` (:mod:`docproc.ledger.publishing.retries`,
 state ``retrying`` with the reason) and is tried again with backoff. Within a
 pass, a place (folder or bucket prefix) that just failed is not tried again
 for its other files; a write that works there makes them all due at once.
@@ -32,9 +32,8 @@ from typing import Any
 import structlog
 
 from docproc.errors import ObjectStoreError, SidecarConflict, SidecarError
-from docproc.ledger.base import uri_path
-from docproc.ledger.retries import Retry, SidecarRetries
-from docproc.ledger.work import WorkLedger
+from docproc.ledger.publishing import PublishLedger, Retry
+from docproc.ledger.uris import uri_path
 from docproc.models import SidecarSettings, object_key
 from docproc.publish_items import (
     FileItem,
@@ -69,12 +68,9 @@ OBJECT_WRITERS = 8  # concurrent sidecar PUTs to S3
 class Publisher:
     """Writes the sidecars of answered jobs, a bounded number per tick."""
 
-    def __init__(
-        self, work: WorkLedger, *, task_id: str, settings: SidecarSettings,
-        retries: SidecarRetries | None = None,
-    ) -> None:  # fmt: skip
-        self.work, self.task_id, self.settings = work, task_id, settings
-        self.retries = retries or SidecarRetries(work.ledger, clock=work.clock)
+    def __init__(self, ledger: PublishLedger, *, task_id: str, settings: SidecarSettings) -> None:
+        self.sidecars, self.retries = ledger.sidecars, ledger.retries
+        self.task_id, self.settings = task_id, settings
         # A pass walks the files in id order, ``PER_TICK`` at a time, from a
         # cursor; a new pass starts only when woken (new results or new files),
         # when a waiting file's retry is due, or every REPASS_S, so an idle
@@ -140,13 +136,13 @@ class Publisher:
         self._awake = self._again = True
 
     def _retry_due(self) -> bool:
-        return self._retry_at is not None and self.work.clock() >= self._retry_at
+        return self._retry_at is not None and self.sidecars.clock() >= self._retry_at
 
     def _step(self, limit: int) -> int:
         started_at = self._cursor
         if started_at == 0:
             self._failed.clear()  # a new pass tries every place again
-        rows = self.work.to_publish(self.task_id, limit, after_file_id=started_at)
+        rows = self.sidecars.to_publish(self.task_id, limit, after_file_id=started_at)
         self._publish(rows)
         if len(rows) == limit:
             self._cursor = rows[-1]["file_id"]
@@ -154,7 +150,7 @@ class Publisher:
         # End of the files: done, unless this pass began mid-way or a place came back.
         self._cursor, self._awake, self._again = 0, started_at != 0 or self._again, False
         due = self.retries.next_due()
-        self._retry_at = None if due is None else max(due, self.work.clock() + RETRY_GAP_S)
+        self._retry_at = None if due is None else max(due, self.sidecars.clock() + RETRY_GAP_S)
         return len(rows)
 
     @property
@@ -166,18 +162,18 @@ class Publisher:
         """Files to write now, or waiting for a storage fault to clear (``--once`` waits)."""
         return (
             self._awake
-            or bool(self.work.to_publish(self.task_id, 1))
+            or bool(self.sidecars.to_publish(self.task_id, 1))
             or self.retries.next_due(faults_only=True) is not None
         )
 
     def _remove_orphans(self, limit: int) -> None:
         """Sources deleted: remove their sidecars, unless someone changed them since."""
-        for row in self.work.orphaned_sidecars(limit):
+        for row in self.sidecars.orphaned_sidecars(limit):
             try:
                 self._remove_orphan(row)
             except Exception:  # this sidecar alone: left in place, not retried
                 log.exception("sidecars.remove_failed", path=row["uri"])
-                self.work.sidecar_removed(row["id"], row["file_id"], kept=True)
+                self.sidecars.sidecar_removed(row["id"], row["file_id"], kept=True)
 
     def _remove_orphan(self, row: dict[str, Any]) -> None:
         if row["uri"].startswith("s3://"):
@@ -189,9 +185,9 @@ class Publisher:
             result = remove_sidecars([path], {row["sha256"]}, within=within)
         except (SidecarError, OSError) as exc:  # left in place, and not tried again
             log.warning("sidecars.remove_failed", path=str(path), reason=str(exc))
-            self.work.sidecar_removed(row["id"], row["file_id"], kept=True)
+            self.sidecars.sidecar_removed(row["id"], row["file_id"], kept=True)
             return
-        self.work.sidecar_removed(row["id"], row["file_id"], kept=bool(result.kept))
+        self.sidecars.sidecar_removed(row["id"], row["file_id"], kept=bool(result.kept))
 
     def _remove_orphan_object(self, row: dict[str, Any]) -> None:
         sink = self._object_roots.get(row["root_uri"])
@@ -202,7 +198,7 @@ class Publisher:
         except (ObjectStoreError, SidecarError) as exc:
             log.warning("sidecars.remove_failed", path=row["uri"], reason=str(exc))
             removed = False
-        self.work.sidecar_removed(row["id"], row["file_id"], kept=not removed)
+        self.sidecars.sidecar_removed(row["id"], row["file_id"], kept=not removed)
 
     def _publish(self, rows: Sequence[dict[str, Any]]) -> None:
         """Render, record intents, stage, make durable in one sync, put in place, record.
@@ -215,7 +211,7 @@ class Publisher:
             self._publish_objects([row for row in rows if row["uri"].startswith("s3://")])
         retries: list[Retry] = []
         items = self._not_failed(self._prepare(local, retries), retries)
-        self.work.sidecars_intent([(i.file_id, i.job_id, i.targets) for i in items])
+        self.sidecars.sidecars_intent([(i.file_id, i.job_id, i.targets) for i in items])
         staged = [i for i in items if self._staged(i, retries)]
         outcomes = iter(commit([s for i in staged for s in i.staged]))
         written = []
@@ -250,7 +246,7 @@ class Publisher:
         """(reused, Markdown, JSON) of one file's sidecars. ``reused``: this job's result
         was already written for another file, earlier or in this chunk (``jobs_here``)."""
         job_id = row["job_id"]
-        reused = job_id in jobs_here or self.work.written_elsewhere(job_id, row["file_id"])
+        reused = job_id in jobs_here or self.sidecars.written_elsewhere(job_id, row["file_id"])
         jobs_here.add(job_id)
         content = sidecar_content(row, reused=reused)
         return reused, render_markdown(content), render_json(content)
@@ -267,7 +263,7 @@ class Publisher:
         for (path, data), (uri, _) in zip(item.writes, item.targets, strict=True):
             try:
                 staged = stage(
-                    path, data, expected_existing=self.work.sidecar_hashes(uri),
+                    path, data, expected_existing=self.sidecars.sidecar_hashes(uri),
                     within=base, make_parents=self.settings.output_dir is not None,
                 )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - this file alone (a fault: its folder)
@@ -281,7 +277,7 @@ class Publisher:
 
     def _problem(self, row: dict[str, Any], uri: str, state: str, reason: str) -> None:
         log.warning(f"sidecars.{state}", path=row["path"], reason=reason)
-        self.work.sidecar_problem(row["file_id"], row["job_id"], uri, state, reason)
+        self.sidecars.sidecar_problem(row["file_id"], row["job_id"], uri, state, reason)
 
     # -- failures and retries -------------------------------------------------
 
@@ -330,7 +326,7 @@ class Publisher:
 
     def _record(self, written: Sequence[FileItem | ObjectItem], retries: Sequence[Retry]) -> None:
         """Record what was written and what waits; a place that works again releases its files."""
-        self.work.sidecars_written([(i.file_id, i.job_id, i.reused) for i in written])
+        self.sidecars.sidecars_written([(i.file_id, i.job_id, i.reused) for i in written])
         self.retries.record(retries)
         self._waiting.update((retry.place, retry.kind) for retry in retries)
         worked = {item.place for item in written}
@@ -351,14 +347,14 @@ class Publisher:
         retries: list[Retry] = []
         items = self._not_failed(self._prepare_objects(rows, retries), retries)
         if items:
-            etags = self.work.source_etags([item.file_id for item in items])
+            etags = self.sidecars.source_etags([item.file_id for item in items])
             for item in items:  # before the intents: what earlier attempts may have written
-                item.expected = [self.work.sidecar_hashes(uri) for uri, _ in item.targets]
+                item.expected = [self.sidecars.sidecar_hashes(uri) for uri, _ in item.targets]
                 item.metadata = {
                     "docproc-source-sha256": item.row["sha256"],
                     "docproc-source-etag": etags.get(item.file_id, "").strip('"'),
                 }
-            self.work.sidecars_intent([(i.file_id, i.job_id, i.targets) for i in items])
+            self.sidecars.sidecars_intent([(i.file_id, i.job_id, i.targets) for i in items])
         with ThreadPoolExecutor(OBJECT_WRITERS, thread_name_prefix="docproc-put") as pool:
             outcomes = list(pool.map(write_objects, items))
         written = []

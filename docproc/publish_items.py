@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from docproc.errors import SidecarConflict
-from docproc.ledger.base import file_uri
-from docproc.ledger.retries import Retry
-from docproc.ledger.work import stored_highlights
+from docproc.ledger.publishing import Retry, stored_highlights
+from docproc.ledger.uris import file_uri
 from docproc.models import Usage
 from docproc.sidecar_objects import CONTENT_TYPES, ObjectSidecars
 from docproc.sidecars import SidecarContent, Staged

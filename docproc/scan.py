@@ -21,7 +21,11 @@ from docproc.compose import make_pool
 from docproc.config import Settings
 from docproc.errors import ConfigError
 from docproc.intake import Intake, TickReport
-from docproc.ledger.base import Ledger, Row, file_uri
+from docproc.ledger.connection import open_ledger
+from docproc.ledger.engine import Row
+from docproc.ledger.intake import IntakeLedger
+from docproc.ledger.queries import Queries
+from docproc.ledger.uris import file_uri
 from docproc.models import Candidate, WatchSpec
 from docproc.sources.local import LocalSource, reaches
 from docproc.writerlock import WriterLock
@@ -59,17 +63,18 @@ def scan(
         # and its texts are synced to disk a batch at a time (see ExtractorPool).
         pool = make_pool(settings, start_method="fork", batch_sync=True)
         try:
-            ledger = Ledger(settings.ledger_path, actor="scan")
+            ledger = open_ledger(settings.ledger_path, actor="scan")
         except BaseException:
             pool.close()
             raise
-        intake = Intake(ledger, pool, max_attempts=settings.extract.max_attempts)
+        intake = Intake(IntakeLedger.on(ledger), pool, max_attempts=settings.extract.max_attempts)
         try:
             roots = _add_targets(intake, settings, targets, settle)
             intake.recover()
             wait = settings.settle_seconds if settle is None else settle
             still_changing = _drive(intake, wait, progress or _quiet)
-            rows = [row for row in ledger.files(roots=roots) if _asked(row["path"], targets)]
+            files = Queries(ledger).files(roots=roots)
+            rows = [row for row in files if _asked(row["path"], targets)]
             return ScanResult(rows, still_changing)
         finally:
             intake.close()
@@ -98,7 +103,7 @@ def _add_targets(
         home = _watch_holding(settings, path)
         folder = home.path if home else path if path.is_dir() else path.parent
         uri = file_uri(folder)
-        root_id = intake.ledger.ensure_root(uri, kind="local", mode="scan")
+        root_id = intake.ledger.files.ensure_root(uri, kind="local", mode="scan")
         roots.append(uri)
         if path.is_dir():
             below.setdefault(folder, (root_id, []))[1].append(path)
@@ -128,10 +133,10 @@ def _take_file(intake: Intake, root_id: int, path: Path) -> None:
     try:
         info = path.stat()
     except OSError as exc:
-        intake.ledger.record_problem(root_id, path, f"cannot be read: {exc.strerror or exc}")
+        intake.ledger.files.record_problem(root_id, path, f"cannot be read: {exc.strerror or exc}")
         return
     if not stat.S_ISREG(info.st_mode):
-        intake.ledger.record_problem(root_id, path, "not a regular file")
+        intake.ledger.files.record_problem(root_id, path, "not a regular file")
         return
     intake.take(root_id, Candidate(path, info.st_size, info.st_mtime_ns), TickReport())
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,7 +156,7 @@ def fault_at(place: Path, *, detail: str = "") -> Fault:
 _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 8, 10, 13, 14
 
 
-def sqlite_fault(exc: sqlite3.Error, directory: Path) -> Fault | None:
+def sqlite_fault(exc: Exception, directory: Path) -> Fault | None:
     """The storage fault behind a failed SQLite call on a database in ``directory``.
 
     SQLite reports ``database or disk is full`` (SQLITE_FULL), ``disk I/O

@@ -7,74 +7,80 @@ from pathlib import Path
 
 import pytest
 
-from docproc.ledger.base import Ledger
+from docproc.ledger.connection import open_ledger
+from docproc.ledger.dispatch import DispatchLedger
+from docproc.ledger.dispatch.jobs import next_attempt
 from docproc.ledger.invariants import check
 from docproc.ledger.migrations import Database, migrations
-from docproc.ledger.work import WorkLedger, next_attempt
 from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec
+from tests.parts import extractions, files, queries, raw
 
 
 @pytest.fixture
-def work(tmp_path: Path) -> Iterator[WorkLedger]:
-    ledger = Ledger(tmp_path / "ledger.db")
-    yield WorkLedger(ledger, retry_base=0.0)
+def work(tmp_path: Path) -> Iterator[DispatchLedger]:
+    ledger = open_ledger(tmp_path / "ledger.db")
+    yield DispatchLedger.on(ledger, retry_base=0.0)
     ledger.close()
 
 
-def one_job(work: WorkLedger) -> str:
-    root = work.ledger.ensure_root("file:///docs", kind="local", mode="events")
-    work.ledger.record_version(root, Path("/docs/a.txt"), size=1, mtime_ns=1, sha256="0" * 64)
-    work.ledger.record_extraction(Extraction("0" * 64, "native:text", "t" * 64, 10))
-    task = work.register_task(TaskSpec())
-    work.create_jobs(task, [root])
+def one_job(work: DispatchLedger) -> str:
+    root = files(work.ledger).ensure_root("file:///docs", kind="local", mode="events")
+    files(work.ledger).record_version(
+        root, Path("/docs/a.txt"), size=1, mtime_ns=1, sha256="0" * 64
+    )
+    extractions(work.ledger).record_extraction(Extraction("0" * 64, "native:text", "t" * 64, 10))
+    task = work.jobs.register_task(TaskSpec())
+    work.jobs.create_jobs(task, [root])
     return task
 
 
-def send_and_fail(work: WorkLedger, task: str, max_attempts: int) -> str:
+def send_and_fail(work: DispatchLedger, task: str, max_attempts: int) -> str:
     """Put the ready job in a batch and answer it with a retryable error."""
-    (item,) = work.batch_items([job.job_id for job in work.ready_jobs(task)])
+    (item,) = work.jobs.batch_items([job.job_id for job in work.jobs.ready_jobs(task)])
     custom_id = f"j{item.job_id}-a{item.attempt}"
-    batch_id = work.create_batch("local", [(item, custom_id)], 10)
-    work.batch_submitted(batch_id, f"b{batch_id}")
+    batch_id = work.batches.create_batch("local", [(item, custom_id)], 10)
+    work.batches.batch_submitted(batch_id, f"b{batch_id}")
     error = ProviderResult(
         custom_id, ResultKind.ERRORED, error_type="api_error", error_message="overloaded"
     )
-    work.apply_results([(error, 0)], max_attempts=max_attempts)
+    work.results.apply_results([(error, 0)], max_attempts=max_attempts)
     return custom_id
 
 
-def job(work: WorkLedger) -> tuple[str, int, int]:
-    row = work.conn.execute("SELECT state, attempts, attempts_at_retry FROM jobs").fetchone()
+def job(work: DispatchLedger) -> tuple[str, int, int]:
+    row = raw(work.ledger).execute("SELECT state, attempts, attempts_at_retry FROM jobs").fetchone()
     return str(row[0]), int(row[1]), int(row[2])
 
 
-def test_retry_starts_a_new_round_without_reusing_a_custom_id(work: WorkLedger) -> None:
+def test_retry_starts_a_new_round_without_reusing_a_custom_id(work: DispatchLedger) -> None:
     task = one_job(work)
     sent = [send_and_fail(work, task, max_attempts=1)]
     assert job(work) == ("failed", 1, 0)
     for _ in range(3):  # the operator retries again and again; each round is one attempt
-        assert work.requeue_failed() == 1
+        assert work.rounds.requeue_failed() == 1
         sent.append(send_and_fail(work, task, max_attempts=1))
     assert sent == ["j1-a1", "j1-a2", "j1-a3", "j1-a4"]
     assert job(work) == ("failed", 4, 3)
-    history = work.conn.execute("SELECT custom_id, state FROM requests ORDER BY id").fetchall()
+    history = (
+        raw(work.ledger).execute("SELECT custom_id, state FROM requests ORDER BY id").fetchall()
+    )
     assert history == [(cid, "errored") for cid in sent]  # the audit keeps every attempt
-    retries = [e for e in work.ledger.events() if e["kind"] == "job.retry"]
+    retries = [e for e in queries(work.ledger).events() if e["kind"] == "job.retry"]
     assert [e["detail"] for e in retries][-1] == '{"attempts_so_far":3}'
 
 
 def test_a_retried_job_gets_max_attempts_again_with_backoff_from_the_round(
-    work: WorkLedger,
+    work: DispatchLedger,
 ) -> None:
     task = one_job(work)
     send_and_fail(work, task, max_attempts=2)
     send_and_fail(work, task, max_attempts=2)
     assert job(work) == ("failed", 2, 0)
-    work.requeue_failed()
+    work.rounds.requeue_failed()
     send_and_fail(work, task, max_attempts=2)
     assert job(work)[0] == "queued"  # the first attempt of the new round: one left
     send_and_fail(work, task, max_attempts=2)
-    state, error = work.conn.execute("SELECT state, error FROM jobs").fetchone()
+    state, error = raw(work.ledger).execute("SELECT state, error FROM jobs").fetchone()
     assert state == "failed"
     assert error == "gave up after 2 attempts: request errored (api_error: overloaded)"
 
@@ -98,8 +104,8 @@ def undo_m007(path: Path) -> None:
 def test_opening_a_ledger_left_by_the_old_retry_repairs_it(tmp_path: Path) -> None:
     """The state of the incident: attempts set back to 0 next to request j1-a1."""
     path = tmp_path / "ledger.db"
-    with Ledger(path) as ledger:
-        work = WorkLedger(ledger, retry_base=0.0)
+    with open_ledger(path) as ledger:
+        work = DispatchLedger.on(ledger, retry_base=0.0)
         task = one_job(work)
         send_and_fail(work, task, max_attempts=1)
     undo_m007(path)
@@ -110,40 +116,40 @@ def test_opening_a_ledger_left_by_the_old_retry_repairs_it(tmp_path: Path) -> No
     old = Database(path)
     assert [m.name for m in migrations.pending(old)] == ["m007_attempts_only_grow"]
     old.close()
-    with Ledger(path) as ledger:  # migrates: the count comes back
-        work = WorkLedger(ledger, retry_base=0.0)
+    with open_ledger(path) as ledger:  # migrates: the count comes back
+        work = DispatchLedger.on(ledger, retry_base=0.0)
         assert job(work) == ("queued", 1, 1)
         assert send_and_fail(work, task, max_attempts=1) == "j1-a2"
 
 
 def test_reprocess_starts_a_new_round_and_the_invariants_allow_the_answer_asked_for(
-    work: WorkLedger,
+    work: DispatchLedger,
 ) -> None:
     """docproc reprocess (issue 14) goes through the rounds of issue 16: a done job whose
     first round used every attempt gets max_attempts again, under new custom_ids."""
     task = one_job(work)
     send_and_fail(work, task, max_attempts=2)
-    (item,) = work.batch_items([job.job_id for job in work.ready_jobs(task)])
-    batch_id = work.create_batch("local", [(item, "j1-a2")], 10)
-    work.batch_submitted(batch_id, "b2")
-    work.apply_results([(ProviderResult("j1-a2", ResultKind.SUCCEEDED, summary="S."), 0)],
+    (item,) = work.jobs.batch_items([job.job_id for job in work.jobs.ready_jobs(task)])
+    batch_id = work.batches.create_batch("local", [(item, "j1-a2")], 10)
+    work.batches.batch_submitted(batch_id, "b2")
+    work.results.apply_results([(ProviderResult("j1-a2", ResultKind.SUCCEEDED, summary="S."), 0)],
                        max_attempts=2)  # fmt: skip
     assert job(work) == ("done", 2, 0)
 
-    assert work.reprocess([1], task, by="tester") == (1, 0)
+    assert work.rounds.reprocess([1], task, by="tester") == (1, 0)
     assert job(work) == ("queued", 2, 2)
     assert send_and_fail(work, task, max_attempts=2) == "j1-a3"
     assert job(work)[0] == "queued"  # the first failure of the new round: one attempt left
-    (item,) = work.batch_items([job.job_id for job in work.ready_jobs(task)])
+    (item,) = work.jobs.batch_items([job.job_id for job in work.jobs.ready_jobs(task)])
     assert item.attempt == 4
-    batch_id = work.create_batch("local", [(item, "j1-a4")], 10)
-    work.batch_submitted(batch_id, "b4")
-    work.apply_results([(ProviderResult("j1-a4", ResultKind.SUCCEEDED, summary="T."), 0)],
+    batch_id = work.batches.create_batch("local", [(item, "j1-a4")], 10)
+    work.batches.batch_submitted(batch_id, "b4")
+    work.results.apply_results([(ProviderResult("j1-a4", ResultKind.SUCCEEDED, summary="T."), 0)],
                        max_attempts=2)  # fmt: skip
     assert job(work) == ("done", 4, 2)
-    assert check(work.conn) == []  # answered twice: once, and once more as asked
-    work.conn.execute("INSERT INTO requests (batch_id, job_id, custom_id, attempt, state)"
+    assert check(raw(work.ledger)) == []  # answered twice: once, and once more as asked
+    raw(work.ledger).execute("INSERT INTO requests (batch_id, job_id, custom_id, attempt, state)"
                       " VALUES (3, 1, 'j1-a5', 5, 'succeeded')")  # fmt: skip
-    work.conn.execute("UPDATE jobs SET attempts = 5")
-    (broken,) = check(work.conn)  # a third answer nobody asked for is a fault
+    raw(work.ledger).execute("UPDATE jobs SET attempts = 5")
+    (broken,) = check(raw(work.ledger))  # a third answer nobody asked for is a fault
     assert (broken.name, broken.examples) == ("written_once", ("job 1 answered 3 times",))

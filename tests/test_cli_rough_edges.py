@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from docproc.config import load
-from docproc.ledger.base import Ledger
+from docproc.ledger.connection import open_ledger
+from docproc.ledger.dispatch import DispatchLedger
 from docproc.ledger.reports import CANNED, datasette_metadata
-from docproc.ledger.work import WorkLedger
 from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec, Usage
 from docproc.output import render, table
 from docproc.scan import scan
 from tests.clitools import docproc
+from tests.parts import extractions, files, sidecars
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -121,22 +122,28 @@ def test_costs_are_rounded_for_people_and_raw_in_json() -> None:
 
 def _conflicted_ledger(path: Path) -> int:
     """A ledger with one file answered and in conflict; returns the file id."""
-    with Ledger(path) as ledger:
-        work = WorkLedger(ledger)
-        root = ledger.ensure_root("file:///docs", kind="local", mode="events")
-        ledger.record_version(root, Path("/docs/a.txt"), size=10, mtime_ns=1, sha256="a" * 64)
-        ledger.record_extraction(Extraction("a" * 64, "native:text", "t" * 64, 100))
-        task = work.register_task(TaskSpec())
-        work.create_jobs(task, [root])
-        (item,) = work.batch_items([job.job_id for job in work.ready_jobs(task)])
-        batch = work.create_batch("local", [(item, "j1-a1")], 100, model="local-extractive-1")
-        work.batch_submitted(batch, "local-1")
+    with open_ledger(path) as ledger:
+        work = DispatchLedger.on(ledger)
+        root = files(ledger).ensure_root("file:///docs", kind="local", mode="events")
+        files(ledger).record_version(
+            root, Path("/docs/a.txt"), size=10, mtime_ns=1, sha256="a" * 64
+        )
+        extractions(ledger).record_extraction(Extraction("a" * 64, "native:text", "t" * 64, 100))
+        task = work.jobs.register_task(TaskSpec())
+        work.jobs.create_jobs(task, [root])
+        (item,) = work.jobs.batch_items([job.job_id for job in work.jobs.ready_jobs(task)])
+        batch = work.batches.create_batch(
+            "local", [(item, "j1-a1")], 100, model="local-extractive-1"
+        )
+        work.batches.batch_submitted(batch, "local-1")
         usage = Usage(input_tokens=10, output_tokens=5)
         result = ProviderResult("j1-a1", ResultKind.SUCCEEDED, summary="S.", usage=usage,
                                 model="local-extractive-1")  # fmt: skip
-        work.apply_results([(result, 0)], max_attempts=3)
+        work.results.apply_results([(result, 0)], max_attempts=3)
         reason = "a file docproc did not write is there; it is left untouched"
-        work.sidecar_problem(1, item.job_id, "file:///docs/a.txt.summary.md", "conflict", reason)
+        sidecars(work.ledger).sidecar_problem(
+            1, item.job_id, "file:///docs/a.txt.summary.md", "conflict", reason
+        )
         return 1
 
 

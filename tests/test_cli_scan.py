@@ -188,9 +188,10 @@ def test_files_failed_for_want_of_a_reader_are_read_again(tmp_path: Path) -> Non
     import hashlib
 
     from docproc.errors import FailureKind
-    from docproc.ledger.base import Ledger
+    from docproc.ledger.connection import open_ledger
     from docproc.models import ExtractFailure
     from tests import docformats
+    from tests.parts import extractions
 
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -200,8 +201,8 @@ def test_files_failed_for_want_of_a_reader_are_read_again(tmp_path: Path) -> Non
     assert first.returncode == 0, first.stderr
     sha = hashlib.sha256((folder / "minutes.odt").read_bytes()).hexdigest()
     old = "odt needs the optional 'pandoc' extra: pip install 'docproc[pandoc]'"
-    with Ledger(state / "ledger.db") as ledger:  # what an older docproc recorded
-        ledger.record_extraction(ExtractFailure(sha, FailureKind.PERMANENT, old))
+    with open_ledger(state / "ledger.db") as ledger:  # what an older docproc recorded
+        extractions(ledger).record_extraction(ExtractFailure(sha, FailureKind.PERMANENT, old))
     assert files_json(state)[str(folder / "minutes.odt")]["error"] == old
     again = docproc("scan", "--settle", "0", folder, state=state)
     assert again.returncode == 0, again.stderr

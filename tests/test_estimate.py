@@ -11,7 +11,7 @@ from pathlib import Path
 
 from docproc.costs import BYTES_PER_TOKEN, PriceTable
 from docproc.estimate import estimate
-from docproc.ledger.base import Ledger
+from docproc.ledger.connection import open_ledger
 from docproc.ledger.selection import Selected
 from docproc.models import JobRequest, TaskSpec
 from docproc.providers.anthropic import AnthropicProvider
@@ -131,7 +131,7 @@ def test_a_changed_task_resends_nothing_by_itself(tmp_path: Path) -> None:
         out = docproc("estimate", "--json", "--config", changed, state=tmp_path / "state")
         result = json.loads(out.stdout)
         assert (result["documents"], result["already_summarised"]) == (3, 1)
-        Ledger(tmp_path / "state" / "ledger.db", readonly=True).close()
+        open_ledger(tmp_path / "state" / "ledger.db", readonly=True).close()
 
 
 def test_estimate_of_a_folder_while_another_process_writes_the_ledger(tmp_path: Path) -> None:

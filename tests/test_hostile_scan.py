@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from docproc.extract.route import tesseract_available
-from docproc.ledger.base import Ledger
+from docproc.ledger.connection import open_ledger
 from docproc.textstore import TextStore
 from tests.clitools import AS_ORDINARY_USER, docproc
 from tests.docgen import make_corpus, make_hostile
+from tests.parts import queries
 
 REASONS = {
     "empty.txt": "file is empty (0 bytes)",
@@ -53,8 +54,8 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, dict], 
     locked.chmod(0)
     out = docproc("scan", "--settle", "0", folder, state=state, prefix=AS_ORDINARY_USER)
     assert out.returncode == 0, out.stderr
-    with Ledger(state / "ledger.db", readonly=True) as ledger:
-        rows = {os.fsencode(r["uri"]).decode(): r for r in ledger.files()}
+    with open_ledger(state / "ledger.db", readonly=True) as ledger:
+        rows = {os.fsencode(r["uri"]).decode(): r for r in queries(ledger).files()}
         by_name = {Path(r["path"]).name: r for r in rows.values()}
     return by_name, state, corpus
 
@@ -69,11 +70,11 @@ def test_every_hostile_input_fails_with_its_reason(scanned: tuple) -> None:
 def test_every_supported_type_yields_its_sentences(scanned: tuple) -> None:
     rows, state, corpus = scanned
     store = TextStore(state / "text")
-    with Ledger(state / "ledger.db", readonly=True) as ledger:
+    with open_ledger(state / "ledger.db", readonly=True) as ledger:
         for path, sentences in corpus.items():
             row = rows[path.name]
             assert row["state"] == "extracted", (path.name, row["error"])
-            text = " ".join(store.get(ledger.text_sha256(row["id"]) or "").split())
+            text = " ".join(store.get(queries(ledger).text_sha256(row["id"]) or "").split())
             for sentence in sentences:
                 assert sentence in text, (path.name, sentence)
 

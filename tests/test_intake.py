@@ -11,10 +11,12 @@ import pytest
 
 from docproc.extract import ExtractorPool
 from docproc.intake import Intake
-from docproc.ledger.base import Ledger
+from docproc.ledger.connection import Ledger, open_ledger
+from docproc.ledger.intake import IntakeLedger
 from docproc.models import ExtractLimits, Mode, WatchSpec
 from docproc.sources.local import LocalSource
 from docproc.textstore import TextStore
+from tests.parts import count, files, queries
 
 SETTLE = 2.0
 
@@ -23,13 +25,13 @@ SETTLE = 2.0
 def running(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Intake, Path]]:
     folder = tmp_path / "watched"
     folder.mkdir()
-    ledger = Ledger(tmp_path / "state" / "ledger.db")
+    ledger = open_ledger(tmp_path / "state" / "ledger.db")
     pool = ExtractorPool(workers=1, limits=ExtractLimits(), text_dir=tmp_path / "state" / "text")
-    intake = Intake(ledger, pool)
+    intake = Intake(IntakeLedger.on(ledger), pool)
     spec = WatchSpec(path=folder, mode=request.param, poll_interval=0.3, settle_seconds=SETTLE)
     source = LocalSource(spec, rescan_interval=3600)
     source.start()
-    intake.add_source(ledger.ensure_root(f"file://{folder}", kind="local", mode="x"), source)
+    intake.add_source(files(ledger).ensure_root(f"file://{folder}", kind="local", mode="x"), source)
     yield intake, folder
     intake.close()
     ledger.close()
@@ -44,8 +46,12 @@ def tick_until(intake: Intake, done: Callable[[], bool], seconds: float = 30.0) 
     raise AssertionError("condition not reached in time")
 
 
+def ledger_of(intake: Intake) -> Ledger:
+    return intake.ledger.files.ledger
+
+
 def states(intake: Intake) -> dict[str, str]:
-    return {Path(row["path"]).name: row["state"] for row in intake.ledger.files()}
+    return {Path(row["path"]).name: row["state"] for row in queries(ledger_of(intake)).files()}
 
 
 def test_files_dropped_while_running_are_extracted(running: tuple[Intake, Path]) -> None:
@@ -58,7 +64,7 @@ def test_files_dropped_while_running_are_extracted(running: tuple[Intake, Path])
     tick_until(intake, lambda: states(intake) == {"a.txt": "extracted", "b.md": "extracted"})
     (folder / "a.txt").unlink()
     tick_until(intake, lambda: states(intake).get("a.txt") == "deleted")
-    assert intake.ledger.verify().ok
+    assert queries(ledger_of(intake)).verify().ok
 
 
 def test_slow_write_over_ten_seconds_yields_one_complete_version(
@@ -81,8 +87,8 @@ def test_slow_write_over_ten_seconds_yields_one_complete_version(
     finally:
         writer.join()
     tick_until(intake, lambda: states(intake).get("scan.txt") == "extracted")
-    db = intake.ledger.db
-    assert db["versions"].count == 1
-    text_sha = intake.ledger.text_sha256(intake.ledger.files()[0]["id"])
+    assert count(ledger_of(intake), "versions") == 1
+    read = queries(ledger_of(intake))
+    text_sha = read.text_sha256(read.files()[0]["id"])
     assert text_sha is not None
     assert TextStore(tmp_path / "state" / "text").get(text_sha).strip() == "".join(chunks).strip()

@@ -8,52 +8,57 @@ from pathlib import Path
 
 import pytest
 
-from docproc.ledger.base import Ledger
+from docproc.ledger.connection import open_ledger
+from docproc.ledger.dispatch import DispatchLedger
 from docproc.ledger.invariants import INVARIANTS, check
-from docproc.ledger.work import WorkLedger
 from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec
 from tests.clitools import docproc
+from tests.parts import extractions, files, raw, sidecars
 
 
 @pytest.fixture
-def work(tmp_path: Path) -> Iterator[WorkLedger]:
-    ledger = Ledger(tmp_path / "state" / "ledger.db")
-    work = WorkLedger(ledger, retry_base=0.0)
-    root = ledger.ensure_root("file:///docs", kind="local", mode="events")
+def work(tmp_path: Path) -> Iterator[DispatchLedger]:
+    ledger = open_ledger(tmp_path / "state" / "ledger.db")
+    work = DispatchLedger.on(ledger, retry_base=0.0)
+    root = files(ledger).ensure_root("file:///docs", kind="local", mode="events")
     for i in range(2):
         sha = f"{i:064x}"
-        ledger.record_version(root, Path(f"/docs/f{i}.txt"), size=1, mtime_ns=1, sha256=sha)
-        ledger.record_extraction(Extraction(sha, "native:text", "t" * 64, 10))
-    task = work.register_task(TaskSpec())
-    work.create_jobs(task, [root])
-    items = work.batch_items([job.job_id for job in work.ready_jobs(task)])
-    batch = work.create_batch("local", [(i, f"j{i.job_id}-a{i.attempt}") for i in items], 10)
-    work.batch_submitted(batch, "b1")
+        files(ledger).record_version(root, Path(f"/docs/f{i}.txt"), size=1, mtime_ns=1, sha256=sha)
+        extractions(ledger).record_extraction(Extraction(sha, "native:text", "t" * 64, 10))
+    task = work.jobs.register_task(TaskSpec())
+    work.jobs.create_jobs(task, [root])
+    items = work.jobs.batch_items([job.job_id for job in work.jobs.ready_jobs(task)])
+    batch = work.batches.create_batch(
+        "local", [(i, f"j{i.job_id}-a{i.attempt}") for i in items], 10
+    )
+    work.batches.batch_submitted(batch, "b1")
     yield work
     ledger.close()
 
 
-def names(work: WorkLedger) -> list[str]:
-    return [violation.name for violation in check(work.conn)]
+def names(work: DispatchLedger) -> list[str]:
+    return [violation.name for violation in check(raw(work.ledger))]
 
 
-def edit(work: WorkLedger, *statements: str) -> None:
+def edit(work: DispatchLedger, *statements: str) -> None:
     for sql in statements:
-        work.conn.execute(sql)
-    work.conn.commit()
+        raw(work.ledger).execute(sql)
+    raw(work.ledger).commit()
 
 
-def test_a_ledger_docproc_wrote_keeps_every_invariant(work: WorkLedger) -> None:
+def test_a_ledger_docproc_wrote_keeps_every_invariant(work: DispatchLedger) -> None:
     assert names(work) == []
     answers = [(ProviderResult("j1-a1", ResultKind.SUCCEEDED, summary="S."), 0),
                (ProviderResult("j2-a1", ResultKind.EXPIRED), 0)]  # fmt: skip
-    work.apply_results(answers, max_attempts=1)
-    work.batch_ended(1)
-    work.batch_applied(1)
-    work.sidecars_intent([(1, 1, [("file:///docs/f0.txt.summary.md", "a" * 64)])])
-    work.sidecars_intent([(1, 1, [("file:///docs/f0.txt.summary.md", "b" * 64)])])  # a retry
-    work.sidecars_written([(1, 1, False)])
-    work.requeue_failed()
+    work.results.apply_results(answers, max_attempts=1)
+    work.results.batch_ended(1)
+    work.results.batch_applied(1)
+    sidecars(work.ledger).sidecars_intent([(1, 1, [("file:///docs/f0.txt.summary.md", "a" * 64)])])
+    sidecars(work.ledger).sidecars_intent(
+        [(1, 1, [("file:///docs/f0.txt.summary.md", "b" * 64)])]
+    )  # a retry
+    sidecars(work.ledger).sidecars_written([(1, 1, False)])
+    work.rounds.requeue_failed()
     assert names(work) == []
     assert len(INVARIANTS) == 7
 
@@ -89,15 +94,17 @@ def test_a_ledger_docproc_wrote_keeps_every_invariant(work: WorkLedger) -> None:
     ],
 )  # fmt: skip
 def test_each_broken_invariant_is_named_with_an_example(
-    work: WorkLedger, name: str, statements: list[str], example: str
+    work: DispatchLedger, name: str, statements: list[str], example: str
 ) -> None:
     edit(work, *statements)
-    broken = {violation.name: violation for violation in check(work.conn)}
+    broken = {violation.name: violation for violation in check(raw(work.ledger))}
     assert name in broken, broken
     assert example in broken[name].examples
 
 
-def test_verify_exits_1_naming_each_violated_invariant(work: WorkLedger, tmp_path: Path) -> None:
+def test_verify_exits_1_naming_each_violated_invariant(
+    work: DispatchLedger, tmp_path: Path
+) -> None:
     state = tmp_path / "state"
     ok = docproc("ledger", "verify", state=state)
     assert ok.returncode == 0, ok.stderr

@@ -29,9 +29,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from docproc.costs import Budget, ModelPrice, PriceTable
 from docproc.dispatch import Dispatcher
 from docproc.errors import ProviderRejected, ProviderRetryable
-from docproc.ledger.base import Ledger
+from docproc.ledger.connection import open_ledger
+from docproc.ledger.dispatch import DispatchLedger
 from docproc.ledger.invariants import check
-from docproc.ledger.work import WorkLedger
 from docproc.models import (
     BatchLimits,
     BatchStatus,
@@ -45,6 +45,7 @@ from docproc.models import (
 )
 from docproc.providers.base import ProviderLimits, Ticket
 from docproc.textstore import TextStore
+from tests.parts import extractions, files, raw
 
 MODEL = "fake-model-1"
 TASK = TaskSpec(provider="fake", model=MODEL, max_tokens=100)
@@ -166,9 +167,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self._open()
 
     def _open(self) -> None:
-        self.ledger = Ledger(self.tmp / "ledger.db")
-        self.work = WorkLedger(self.ledger, clock=self.clock, prices=PRICES, retry_base=1.0)
-        self.root = self.ledger.ensure_root("file:///docs", kind="local", mode="poll")
+        self.ledger = open_ledger(self.tmp / "ledger.db")
+        self.work = DispatchLedger.on(self.ledger, clock=self.clock, prices=PRICES, retry_base=1.0)
+        self.root = files(self.ledger).ensure_root("file:///docs", kind="local", mode="poll")
         self.dispatcher = Dispatcher(
             self.work, self.provider, self.store, task=TASK,
             limits=BatchLimits(max_requests=4, max_wait=0), poll_interval=0.5,
@@ -212,13 +213,13 @@ class LedgerMachine(RuleBasedStateMachine):
         self.provider.create, self.provider.outcome = "ok", "succeeded"
         self.dispatcher.configure(BatchLimits(max_requests=4, max_wait=0), 0.5, Budget())
         for _ in range(60):
-            self.work.requeue_failed()
+            self.work.rounds.requeue_failed()
             for batch in self.provider.batches.values():
                 batch["ended"] = True
             self.pass_time(3600)
             self.settle()
-            assert check(self.work.conn) == []
-            states = set(dict(self.work.conn.execute("SELECT id, state FROM jobs")).values())
+            assert check(raw(self.work.ledger)) == []
+            states = set(dict(raw(self.work.ledger).execute("SELECT id, state FROM jobs")).values())
             if states <= {"done"}:
                 return
         raise AssertionError(f"jobs never finished: {states}")
@@ -231,9 +232,9 @@ class LedgerMachine(RuleBasedStateMachine):
             self.docs += 1
             sha = f"{self.docs:064x}"
             path = Path(f"/docs/d{self.docs}.txt")
-            self.ledger.record_version(self.root, path, size=1, mtime_ns=1, sha256=sha)
+            files(self.ledger).record_version(self.root, path, size=1, mtime_ns=1, sha256=sha)
             text = f"Document {self.docs} says one thing. Then another."
-            self.ledger.record_extraction(
+            extractions(self.ledger).record_extraction(
                 Extraction(sha, "native:text", self.store.put(text), len(text))
             )
         self.dispatcher.queue_jobs([self.root])
@@ -279,17 +280,17 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule()
     def ledger_retry(self) -> None:
-        self.work.requeue_failed()
+        self.work.rounds.requeue_failed()
 
     @rule(pick=st.integers(0, 50))
     def cancel(self, pick: int) -> None:
         held = self.provider.batches
-        rows = [r for r in self.work.open_batches()
+        rows = [r for r in self.work.batches.open_batches()
                 if r["state"] == "submitted" and r["provider_batch_id"] in held]  # fmt: skip
         if rows:
             row = rows[pick % len(rows)]
             self.provider.cancel(row["provider_batch_id"])
-            self.work.cancel_requested(row["id"])
+            self.work.batches.cancel_requested(row["id"])
 
     @rule(cap=st.sampled_from([0.0, 0.000001, 50.0]))
     def budget(self, cap: float) -> None:
@@ -300,7 +301,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def invariants_hold(self) -> None:
-        assert check(self.work.conn) == []
+        assert check(raw(self.work.ledger)) == []
 
     @invariant()
     def nothing_paid_twice(self) -> None:

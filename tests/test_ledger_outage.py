@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,11 @@ from docproc.dispatch import Dispatcher
 from docproc.errors import LedgerUnwritable
 from docproc.extract import ExtractorPool
 from docproc.intake import Intake
-from docproc.ledger.base import Ledger
-from docproc.ledger.work import Applied, WorkLedger
+from docproc.ledger.connection import Ledger, open_ledger
+from docproc.ledger.dispatch import Applied, DispatchLedger
+from docproc.ledger.dispatch.jobs import JobLedger
+from docproc.ledger.dispatch.results import ResultLedger
+from docproc.ledger.intake import IntakeLedger
 from docproc.models import (
     BatchLimits,
     Extraction,
@@ -31,6 +35,7 @@ from docproc.models import (
 from docproc.providers.local import LocalProvider
 from docproc.sources.local import LocalSource
 from docproc.textstore import TextStore
+from tests.parts import extractions, files, queries, raw
 from tests.tmpfs import Tmpfs, cannot_mount, mounted
 
 pytestmark = pytest.mark.skipif(cannot_mount() is not None, reason=str(cannot_mount()))
@@ -45,7 +50,7 @@ def state(tmp_path: Path) -> Iterator[Tmpfs]:
 
 def fill(fs: Tmpfs, ledger: Ledger) -> None:
     """No room left, and no slack in the write-ahead log either."""
-    ledger.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw(ledger).execute("PRAGMA wal_checkpoint(TRUNCATE)")
     fs.fill()
 
 
@@ -56,35 +61,38 @@ def test_intake_holds_what_a_source_handed_over_until_the_ledger_takes_it(
     folder.mkdir()
     for i in range(5):
         (folder / f"d{i}.txt").write_text(f"Document {i}. {TEXT}")
-    ledger = Ledger(state.path / "ledger.db")
+    ledger = open_ledger(state.path / "ledger.db")
     pool = ExtractorPool(workers=1, limits=ExtractLimits(), text_dir=tmp_path / "text")
-    intake = Intake(ledger, pool)
+    intake = Intake(IntakeLedger.on(ledger), pool)
     source = LocalSource(WatchSpec(path=folder, settle_seconds=0), rescan_interval=1e9)
-    intake.add_source(ledger.ensure_root(f"file://{folder}", kind="local", mode="scan"), source)
+    intake.add_source(
+        files(ledger).ensure_root(f"file://{folder}", kind="local", mode="scan"), source
+    )
     try:
         fill(state, ledger)
         with pytest.raises(LedgerUnwritable, match=f"no space left on {state.path}"):
             intake.tick(time.monotonic())  # the one reconcile walk: its files are handed over
-        assert ledger.files() == []
+        assert queries(ledger).files() == []
         state.free()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (
-            len(ledger.files()) == 5 and {f["state"] for f in ledger.files()} == {"extracted"}
+            len(queries(ledger).files()) == 5
+            and {f["state"] for f in queries(ledger).files()} == {"extracted"}
         ):
             intake.tick(time.monotonic(), wait=0.1)  # no rescan comes: only what was held
-        assert {row["state"] for row in ledger.files()} == {"extracted"}
-        assert len(ledger.files()) == 5
-        assert ledger.violations() == []
+        assert {row["state"] for row in queries(ledger).files()} == {"extracted"}
+        assert len(queries(ledger).files()) == 5
+        assert queries(ledger).violations() == []
     finally:
         intake.close()
         ledger.close()
 
 
-class FillingWork(WorkLedger):
+class FillingResults(ResultLedger):
     """The ledger's own bookkeeping; the disk fills just before the first results go in."""
 
-    def __init__(self, ledger: Ledger, fs: Tmpfs) -> None:
-        super().__init__(ledger, retry_base=0.1)
+    def __init__(self, jobs: JobLedger, fs: Tmpfs) -> None:
+        super().__init__(jobs)
         self.fs, self.armed = fs, True
 
     def apply_results(
@@ -99,15 +107,18 @@ class FillingWork(WorkLedger):
 def test_results_the_ledger_refuses_are_held_and_never_sent_again(
     tmp_path: Path, state: Tmpfs
 ) -> None:
-    ledger = Ledger(state.path / "ledger.db")
+    ledger = open_ledger(state.path / "ledger.db")
     store = TextStore(tmp_path / "text")
-    root = ledger.ensure_root("file:///docs", kind="local", mode="poll")
+    root = files(ledger).ensure_root("file:///docs", kind="local", mode="poll")
     for i in range(3):
         sha = f"{i:064x}"
-        ledger.record_version(root, Path(f"/docs/d{i}.txt"), size=1, mtime_ns=1, sha256=sha)
+        files(ledger).record_version(root, Path(f"/docs/d{i}.txt"), size=1, mtime_ns=1, sha256=sha)
         text_sha = store.put(f"{TEXT} Number {i}.")
-        ledger.record_extraction(Extraction(sha, "native:text", text_sha, len(TEXT) + 11))
-    work = FillingWork(ledger, state)
+        extractions(ledger).record_extraction(
+            Extraction(sha, "native:text", text_sha, len(TEXT) + 11)
+        )
+    work = DispatchLedger.on(ledger, retry_base=0.1)
+    work = replace(work, results=FillingResults(work.jobs, state))
     provider = LocalProvider(tmp_path / "spool")
     dispatcher = Dispatcher(work, provider, store, task=TaskSpec(), limits=BatchLimits(max_wait=0),
                             poll_interval=0.05, max_attempts=3)  # fmt: skip
@@ -129,9 +140,11 @@ def test_results_the_ledger_refuses_are_held_and_never_sent_again(
     finally:
         dispatcher.close()
     assert refused == 3
-    assert dict(work.conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")) == {"done": 3}
-    assert work.conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 3  # sent once
-    assert [r[0] for r in work.conn.execute("SELECT state FROM batches")] == ["applied"]
-    assert ledger.violations() == []
-    assert ledger.verify().ok
+    assert dict(raw(work.ledger).execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")) == {
+        "done": 3
+    }
+    assert raw(work.ledger).execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 3  # sent once
+    assert [r[0] for r in raw(work.ledger).execute("SELECT state FROM batches")] == ["applied"]
+    assert queries(ledger).violations() == []
+    assert queries(ledger).verify().ok
     ledger.close()

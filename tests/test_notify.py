@@ -18,11 +18,12 @@ import structlog
 from docproc import config, logconfig
 from docproc.errors import ConfigError
 from docproc.health import Snapshot, StageCounters, prometheus_text, status_line
-from docproc.ledger.base import Ledger
-from docproc.ledger.work import WorkLedger
+from docproc.ledger.connection import open_ledger
+from docproc.ledger.dispatch import DispatchLedger
 from docproc.metrics import MetricsServer
 from docproc.notify import Notifier
 from tests.notifysock import NotifySocket
+from tests.parts import queries
 
 
 def test_without_a_socket_every_call_is_a_no_op() -> None:
@@ -181,18 +182,18 @@ def test_metrics_endpoint_serves_the_published_snapshot() -> None:
 
 
 def test_written_since_counts_only_new_events(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "ledger.db") as ledger:
-        work = WorkLedger(ledger)
+    with open_ledger(tmp_path / "ledger.db") as ledger:
+        work = DispatchLedger.on(ledger)
         with ledger.transaction() as conn:
             ledger.event(conn, "sidecars.written", "file:1")
             ledger.event(conn, "job.queued", "job:1")
-        count, cursor = work.written_since("1970-01-01", 0)
+        count, cursor = queries(work.ledger).written_since("1970-01-01", 0)
         assert count == 1
-        assert work.written_since("9999-01-01", 0)[0] == 0  # all before "today"
+        assert queries(work.ledger).written_since("9999-01-01", 0)[0] == 0  # all before "today"
         with ledger.transaction() as conn:
             ledger.event(conn, "sidecars.written", "file:2")
             ledger.event(conn, "sidecars.written", "file:3")
-        assert work.written_since("1970-01-01", cursor)[0] == 2
+        assert queries(work.ledger).written_since("1970-01-01", cursor)[0] == 2
 
 
 def test_auto_format_is_console_on_a_terminal_and_json_on_the_journal() -> None:

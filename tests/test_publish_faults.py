@@ -16,9 +16,16 @@ import pytest
 from structlog.testing import capture_logs
 
 from docproc import aws
-from docproc.ledger.base import Ledger, Seen, file_uri
-from docproc.ledger.retries import FAULT_CAP_S, REFUSED_CAP_S, SidecarRetries, retry_delay
-from docproc.ledger.work import WorkLedger
+from docproc.ledger.connection import open_ledger
+from docproc.ledger.dispatch import DispatchLedger
+from docproc.ledger.intake import Seen
+from docproc.ledger.publishing import PublishLedger
+from docproc.ledger.publishing.retries import (
+    FAULT_CAP_S,
+    REFUSED_CAP_S,
+    retry_delay,
+)
+from docproc.ledger.uris import file_uri
 from docproc.models import (
     Extraction,
     ProviderResult,
@@ -30,6 +37,7 @@ from docproc.models import (
 from docproc.publish import Publisher
 from docproc.sidecar_objects import ObjectSidecars
 from docproc.sidecars import commit, stage, sweep_temps
+from tests.parts import extractions, files, queries, raw
 from tests.s3server import REGION, Fault, FaultProxy, Moto
 from tests.test_ledger_work import Clock
 from tests.tmpfs import Tmpfs, cannot_mount, mounted
@@ -45,9 +53,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def work(tmp_path: Path, clock: Clock) -> Iterator[WorkLedger]:
-    with Ledger(tmp_path / "ledger.db") as ledger:
-        yield WorkLedger(ledger, clock=clock)
+def work(tmp_path: Path, clock: Clock) -> Iterator[DispatchLedger]:
+    with open_ledger(tmp_path / "ledger.db") as ledger:
+        yield DispatchLedger.on(ledger, clock=clock)
 
 
 @pytest.fixture
@@ -58,32 +66,34 @@ def folder(tmp_path: Path) -> Iterator[Tmpfs]:
         yield fs
 
 
-def answered(work: WorkLedger, root_uri: str, locations: list[str | Path]) -> str:
+def answered(work: DispatchLedger, root_uri: str, locations: list[str | Path]) -> str:
     """Files at ``locations`` extracted, batched and answered; returns the task id."""
-    task = work.register_task(TASK)
+    task = work.jobs.register_task(TASK)
     kind = "s3" if root_uri.startswith("s3://") else "local"
-    root = work.ledger.ensure_root(root_uri, kind=kind, mode="events")
+    root = files(work.ledger).ensure_root(root_uri, kind=kind, mode="events")
     for i, where in enumerate(locations):
         sha = hashlib.sha256(f"document {i}".encode()).hexdigest()
         if isinstance(where, Path):
             where.write_text(f"document {i}")
-            work.ledger.record_version(root, where, size=10, mtime_ns=1, sha256=sha)
+            files(work.ledger).record_version(root, where, size=10, mtime_ns=1, sha256=sha)
         else:
-            work.ledger.record_versions([Seen(root, Path("/x"), 10, 1, sha, uri=where, etag="e")])
-        work.ledger.record_extraction(Extraction(sha, "native:text", "t" * 64, 10))
-    work.create_jobs(task, [root])
-    items = work.batch_items([job.job_id for job in work.ready_jobs(task)])
+            files(work.ledger).record_versions(
+                [Seen(root, Path("/x"), 10, 1, sha, uri=where, etag="e")]
+            )
+        extractions(work.ledger).record_extraction(Extraction(sha, "native:text", "t" * 64, 10))
+    work.jobs.create_jobs(task, [root])
+    items = work.jobs.batch_items([job.job_id for job in work.jobs.ready_jobs(task)])
     pairs = [(item, f"j{item.job_id}-a{item.attempt}") for item in items]
-    batch = work.create_batch("local", pairs, 1000)
-    work.batch_submitted(batch, f"localbatch_{batch}")
+    batch = work.batches.create_batch("local", pairs, 1000)
+    work.batches.batch_submitted(batch, f"localbatch_{batch}")
     results = [(ProviderResult(cid, ResultKind.SUCCEEDED, summary=f"S {cid}."), 0)
                for _, cid in pairs]  # fmt: skip
-    work.apply_results(results, max_attempts=3)
+    work.results.apply_results(results, max_attempts=3)
     return task
 
 
-def states(work: WorkLedger) -> dict[str, tuple[str, str | None]]:
-    rows = work.conn.execute("SELECT path, state, error FROM file_status")
+def states(work: DispatchLedger) -> dict[str, tuple[str, str | None]]:
+    rows = raw(work.ledger).execute("SELECT path, state, error FROM file_status")
     return {Path(path).name: (state, error) for path, state, error in rows}
 
 
@@ -91,19 +101,20 @@ def temp_files(folder: Path) -> list[str]:
     return [name for name in os.listdir(folder) if name.endswith(".tmp")]
 
 
-def events(work: WorkLedger, kind: str) -> int:
-    return int(work.conn.execute("SELECT COUNT(*) FROM events WHERE kind = ?", (kind,))
+def events(work: DispatchLedger, kind: str) -> int:
+    return int(raw(work.ledger).execute("SELECT COUNT(*) FROM events WHERE kind = ?", (kind,))
                .fetchone()[0])  # fmt: skip
 
 
 @needs_mount
 def test_a_full_folder_makes_every_file_wait_then_all_are_written_once_space_returns(
-    work: WorkLedger, folder: Tmpfs, clock: Clock
+    work: DispatchLedger, folder: Tmpfs, clock: Clock
 ) -> None:
     sources = [folder.path / f"doc{i}.txt" for i in range(6)]
     task = answered(work, file_uri(folder.path), list(sources))
     folder.fill()
-    publisher = Publisher(work, task_id=task, settings=SidecarSettings())
+    publisher = Publisher(PublishLedger.on(work.ledger, clock=work.clock), task_id=task,
+                          settings=SidecarSettings())  # fmt: skip
     with capture_logs() as logs:
         publisher.tick(0.0)
 
@@ -113,13 +124,15 @@ def test_a_full_folder_makes_every_file_wait_then_all_are_written_once_space_ret
     failed = [e for e in logs if e["event"] == "sidecars.write_failed"]
     assert len(failed) == 1  # the folder failed once; its other files waited without a try
     assert failed[0]["reason"] == reason
-    waiting = SidecarRetries(work.ledger).waiting()
+    waiting = queries(work.ledger).sidecars_waiting()
     assert [(w.kind, w.reason, w.files) for w in waiting] == [("no_space", reason, 6)]
 
     publisher.tick(1.0)  # nothing is due yet: no new try
-    assert work.conn.execute("SELECT MAX(attempts) FROM sidecar_retries").fetchone()[0] == 1
-    work.conn.execute("UPDATE sidecar_retries SET retry_at = retry_at + 1000 WHERE file_id > 1")
-    work.conn.commit()  # the others are due much later: only doc0 will try
+    assert raw(work.ledger).execute("SELECT MAX(attempts) FROM sidecar_retries").fetchone()[0] == 1
+    raw(work.ledger).execute(
+        "UPDATE sidecar_retries SET retry_at = retry_at + 1000 WHERE file_id > 1"
+    )
+    raw(work.ledger).commit()  # the others are due much later: only doc0 will try
     folder.free()
     clock.now += retry_delay("no_space", 1)
     for step in (1.2, 1.4, 1.6, 1.8):  # no look at the folder yet (every 2 s): only doc0
@@ -129,26 +142,27 @@ def test_a_full_folder_makes_every_file_wait_then_all_are_written_once_space_ret
         for suffix in SUFFIXES:
             assert source.with_name(source.name + suffix).read_text().strip()
     assert temp_files(folder.path) == []
-    assert SidecarRetries(work.ledger).waiting() == []
+    assert queries(work.ledger).sidecars_waiting() == []
     assert events(work, "sidecars.written") == 6
     assert events(work, "sidecars.retrying") == 6  # once per file, not once per try
-    assert work.ledger.verify().ok
+    assert queries(work.ledger).verify().ok
 
 
 @needs_mount
 def test_a_read_only_folder_waits_and_is_written_after_remount(
-    work: WorkLedger, folder: Tmpfs, clock: Clock
+    work: DispatchLedger, folder: Tmpfs, clock: Clock
 ) -> None:
     sources = [folder.path / f"doc{i}.txt" for i in range(3)]
     task = answered(work, file_uri(folder.path), list(sources))
     folder.read_only()
-    publisher = Publisher(work, task_id=task, settings=SidecarSettings())
+    publisher = Publisher(PublishLedger.on(work.ledger, clock=work.clock), task_id=task,
+                          settings=SidecarSettings())  # fmt: skip
     publisher.tick(0.0)
     assert set(states(work).values()) == {("retrying", f"read-only file system at {folder.path}")}
     for attempt in range(1, 4):  # still read-only: each try backs off further
         clock.now += retry_delay("read_only", attempt)
         publisher.tick(float(3 * attempt))
-    assert work.conn.execute("SELECT MIN(attempts) FROM sidecar_retries").fetchone()[0] >= 3
+    assert raw(work.ledger).execute("SELECT MIN(attempts) FROM sidecar_retries").fetchone()[0] >= 3
     folder.read_write()  # no file is due (the clock stands still), but the folder is
     for step in (12.0, 12.1, 12.2):  # looked at every 2 s: mounted read-write again
         publisher.tick(step)
@@ -190,7 +204,7 @@ def test_retries_back_off_doubling_to_a_cap() -> None:
 
 @pytest.mark.usefixtures("aws_env")
 def test_sidecar_objects_refused_by_the_bucket_wait_then_are_written(
-    work: WorkLedger, moto: Moto, clock: Clock
+    work: DispatchLedger, moto: Moto, clock: Clock
 ) -> None:
     s3 = moto.client()
     bucket = moto.bucket(s3)
@@ -203,7 +217,8 @@ def test_sidecar_objects_refused_by_the_bucket_wait_then_are_written(
         sink = ObjectSidecars(aws.Bucket(bucket, session), prefix="docs/",
                               settings=SidecarSettings())  # fmt: skip
         proxy.add(Fault(lambda method, _p, _h: method == "PUT", status=403, code="AccessDenied"))
-        publisher = Publisher(work, task_id=task, settings=SidecarSettings())
+        publisher = Publisher(PublishLedger.on(work.ledger, clock=work.clock), task_id=task,
+                          settings=SidecarSettings())  # fmt: skip
         publisher.add_object_root(root, sink)
         publisher.tick(0.0)
         (_, reason), *_ = states(work).values()

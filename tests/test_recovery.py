@@ -245,17 +245,20 @@ def test_a_new_state_directory_adopts_untouched_sidecar_objects_on_s3(
 def test_unclaimed_versions_come_in_pages_each_with_all_its_files(tmp_path: Path) -> None:
     """The adopter looks at every unclaimed version, page by page (not only the first
     page: the rest would otherwise get jobs, and be sent again, unlooked)."""
-    from docproc.ledger.base import Ledger
+    from docproc.ledger.connection import open_ledger
     from docproc.ledger.imports import ImportLedger
     from docproc.models import Extraction
+    from tests.parts import extractions, files
 
-    with Ledger(tmp_path / "ledger.db") as ledger:
-        root = ledger.ensure_root("file:///docs", kind="local", mode="events")
+    with open_ledger(tmp_path / "ledger.db") as ledger:
+        root = files(ledger).ensure_root("file:///docs", kind="local", mode="events")
         for i in range(3):
             for copy in range(2):  # each version held by two files
-                ledger.record_version(root, Path(f"/docs/{copy}/f{i}.txt"), size=1, mtime_ns=1,
-                                      sha256=f"{i:064x}")  # fmt: skip
-            ledger.record_extraction(Extraction(f"{i:064x}", "native:text", "t" * 64, 10))
+                files(ledger).record_version(root, Path(f"/docs/{copy}/f{i}.txt"), size=1,
+                                             mtime_ns=1, sha256=f"{i:064x}")  # fmt: skip
+            extractions(ledger).record_extraction(
+                Extraction(f"{i:064x}", "native:text", "t" * 64, 10)
+            )
         imports = ImportLedger(ledger)
         pages, after = [], 0
         while page := imports.unclaimed([root], 1, after=after):

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 
 from docproc import aws
-from docproc.ledger.base import Ledger, Seen
+from docproc.ledger.connection import open_ledger
+from docproc.ledger.intake import Seen
 from docproc.models import Extraction, IntakeBatch, S3WatchSpec, object_uri
 from docproc.sources.notifications import NotificationListener, keys_from_message
 from docproc.sources.s3 import S3Source
+from tests.parts import count, extractions, files, queries
 from tests.s3server import REGION, Fault, FaultProxy, Moto
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -26,12 +28,12 @@ class Harness:
     """An S3Source whose findings are recorded in a real ledger, as the intake would."""
 
     def __init__(self, tmp_path: Path, url: str, bucket: str, **options: Any) -> None:
-        self.ledger = Ledger(tmp_path / "ledger.db")
+        self.ledger = open_ledger(tmp_path / "ledger.db")
         listener_url = options.pop("queue_url", None)
         self.spec = S3WatchSpec(bucket=bucket, prefix=options.pop("prefix", "docs/"),
                                 endpoint_url=url, interval=options.pop("interval", 3600.0),
                                 **options)  # fmt: skip
-        self.root_id = self.ledger.ensure_root(self.spec.uri, kind="s3", mode="list")
+        self.root_id = files(self.ledger).ensure_root(self.spec.uri, kind="s3", mode="list")
         self.session = aws.Session(aws.Endpoint(url, REGION), attempts=1)
         listener = None
         if listener_url:
@@ -39,8 +41,8 @@ class Harness:
                                             self.spec.prefix, wait_seconds=1)  # fmt: skip
         self.source = S3Source(
             self.spec, aws.Bucket(bucket, self.session), fetch_dir=tmp_path / "fetch",
-            known_all=functools.partial(self.ledger.known_objects, self.root_id),
-            known_one=functools.partial(self.ledger.known_object, self.root_id),
+            known_all=functools.partial(files(self.ledger).known_objects, self.root_id),
+            known_one=functools.partial(files(self.ledger).known_object, self.root_id),
             max_bytes=1000, listener=listener, backoff=(0.2, 1.0),
         )  # fmt: skip
         self.source.start()
@@ -52,12 +54,14 @@ class Harness:
         seen = [Seen(self.root_id, c.path, c.size, c.mtime_ns,
                      hashlib.sha256(c.path.read_bytes()).hexdigest(), uri=c.uri, etag=c.etag)
                 for c in batch.ready]  # fmt: skip
-        self.ledger.record_versions(seen)
-        self.ledger.record_extractions([Extraction(s.sha256, "text", s.sha256, 1) for s in seen])
+        files(self.ledger).record_versions(seen)
+        extractions(self.ledger).record_extractions(
+            [Extraction(s.sha256, "text", s.sha256, 1) for s in seen]
+        )
         for where in batch.gone:
-            self.ledger.record_gone(where)
+            files(self.ledger).record_gone(where)
         for where, reason in batch.problems:
-            self.ledger.record_problem(self.root_id, where, reason)
+            files(self.ledger).record_problem(self.root_id, where, reason)
         return batch
 
     def drain(self, advance: float = 0.0, polls: int = 200) -> dict[str, list[Any]]:
@@ -101,7 +105,7 @@ def test_paginated_listing_fetches_each_key_once_and_an_unchanged_listing_gets_n
     assert sorted(first["ready"]) == sorted(object_uri(harness.spec.bucket, k) for k in keys)
     assert harness.session.requests["ListObjectsV2"] == 3  # 1000 keys a page
     assert harness.gets() == 2600
-    assert len(harness.ledger.known_objects(harness.root_id)) == 2600
+    assert len(files(harness.ledger).known_objects(harness.root_id)) == 2600
 
     again = harness.drain(advance=3600.0)
     assert again == {"ready": [], "gone": [], "problems": []}
@@ -124,14 +128,14 @@ def test_changed_new_and_deleted_objects(harness: Harness, s3: Any, moto: Moto) 
     )
     assert found["gone"] == [object_uri(bucket, "docs/b.txt")]
     assert harness.gets() == gets + 2
-    rows = {r["path"]: r["state"] for r in harness.ledger.files()}
+    rows = {r["path"]: r["state"] for r in queries(harness.ledger).files()}
     assert rows[f"s3://{bucket}/docs/b.txt"] == "deleted"
     assert rows[f"s3://{bucket}/docs/ünï cödé/d e+f.txt"] == "extracted"
     # The same bytes uploaded again (a new ETag is possible): fetched, no new version.
     s3.put_object(Bucket=bucket, Key="docs/c.txt", Body=b"gamma", Metadata={"touched": "1"})
-    versions = harness.ledger.db.conn.execute("SELECT COUNT(*) FROM versions").fetchone()[0]
+    versions = count(harness.ledger, "versions")
     harness.drain(advance=3600.0)
-    assert harness.ledger.db.conn.execute("SELECT COUNT(*) FROM versions").fetchone()[0] == versions
+    assert count(harness.ledger, "versions") == versions
 
 
 def test_size_is_checked_before_download_and_own_sidecars_are_ignored(
@@ -163,7 +167,7 @@ def test_a_restart_fetches_unsettled_objects_once_more(tmp_path: Path, moto: Mot
     sha = hashlib.sha256(candidate.path.read_bytes()).hexdigest()
     seen = Seen(h.root_id, candidate.path, candidate.size, candidate.mtime_ns, sha,
                 uri=candidate.uri, etag=candidate.etag)  # fmt: skip
-    h.ledger.record_versions([seen])  # recorded, then "crashed" before extraction
+    files(h.ledger).record_versions([seen])  # recorded, then "crashed" before extraction
     assert not h.source.poll(3600.0, {}).ready  # this process has the copy: not again
     h.close()
     again = Harness(tmp_path, moto.url, bucket)

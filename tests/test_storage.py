@@ -11,7 +11,7 @@ import pytest
 
 from docproc.errors import LedgerUnwritable, StorageError
 from docproc.health import Snapshot, prometheus_text, status_line
-from docproc.ledger.base import Ledger
+from docproc.ledger.connection import open_ledger
 from docproc.storage import (
     MB,
     SpaceGuard,
@@ -21,6 +21,7 @@ from docproc.storage import (
     state_dir_trouble,
 )
 from docproc.textstore import TextStore
+from tests.parts import files, queries, raw
 from tests.tmpfs import cannot_mount, mounted
 
 needs_mount = pytest.mark.skipif(cannot_mount() is not None, reason=str(cannot_mount()))
@@ -99,21 +100,23 @@ def test_a_ledger_write_on_a_full_disk_is_refused_whole_then_works_once_freed(
     tmp_path: Path,
 ) -> None:
     with mounted(tmp_path / "state", "2m") as fs:
-        ledger = Ledger(fs.path / "ledger.db")
-        root = ledger.ensure_root("file:///docs", kind="local", mode="events")
+        ledger = open_ledger(fs.path / "ledger.db")
+        root = files(ledger).ensure_root("file:///docs", kind="local", mode="events")
         fs.fill()
         with pytest.raises(LedgerUnwritable) as caught:
             for i in range(200):  # enough to need a new page, whatever the cache held
-                ledger.record_version(root, Path(f"/docs/{i}.txt"), size=i, mtime_ns=1,
+                files(ledger).record_version(root, Path(f"/docs/{i}.txt"), size=i, mtime_ns=1,
                                       sha256=f"{i:064x}")  # fmt: skip
         assert caught.value.kind == "no_space"
         assert str(caught.value) == f"ledger not writable: no space left on {fs.path}"
-        recorded = ledger.db.conn.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        recorded = raw(ledger).execute("SELECT COUNT(*) FROM files").fetchone()[0]
         fs.free()
-        ledger.record_version(root, Path("/docs/late.txt"), size=1, mtime_ns=1, sha256="f" * 64)
-        count = ledger.db.conn.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        files(ledger).record_version(
+            root, Path("/docs/late.txt"), size=1, mtime_ns=1, sha256="f" * 64
+        )
+        count = raw(ledger).execute("SELECT COUNT(*) FROM files").fetchone()[0]
         assert count == recorded + 1  # the refused transaction left nothing half-done
-        assert ledger.verify().ok
+        assert queries(ledger).verify().ok
         ledger.close()
 
 

@@ -14,7 +14,8 @@ import click
 
 from docproc.config import Settings, load, state_dir_only
 from docproc.errors import ConfigError, DocprocError, LedgerUnwritable
-from docproc.ledger.base import Ledger
+from docproc.ledger.connection import Ledger, open_ledger
+from docproc.ledger.queries import Queries
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,7 +34,7 @@ class Options:
 
     def reader(self) -> Ledger:
         """The ledger opened read-only: safe while the daemon writes."""
-        return Ledger(self.ledger_path(), readonly=True)
+        return open_ledger(self.ledger_path(), readonly=True)
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
@@ -93,7 +94,7 @@ def output_options(func: F) -> F:
 
 
 def find_file(reader: Ledger, ref: str) -> dict[str, Any]:
-    row = reader.find_file(ref)
+    row = Queries(reader).find_file(ref)
     if row is None:
         raise DocprocError(f"no file {ref!r} in the ledger")
     return row

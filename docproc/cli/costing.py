@@ -14,8 +14,9 @@ from docproc.compose import make_provider, make_request_builder, task_for
 from docproc.config import PROVIDERS, Settings
 from docproc.errors import DocprocError, LedgerBusy
 from docproc.estimate import Estimate, estimate
-from docproc.ledger.base import Ledger, file_uri
+from docproc.ledger.connection import open_ledger
 from docproc.ledger.selection import Selected, SelectionLedger
+from docproc.ledger.uris import file_uri
 from docproc.models import TaskSpec
 from docproc.output import as_csv, as_json, usd
 from docproc.textstore import TextStore
@@ -50,7 +51,7 @@ def estimate_command(
     on_disk = [p for p in paths if p.exists()]
     if on_disk:
         _scan(settings, on_disk)
-    with Ledger(settings.ledger_path, readonly=True) as reader:
+    with open_ledger(settings.ledger_path, readonly=True) as reader:
         selection = SelectionLedger(reader)
         chosen = _select(selection, paths, task)
         result = _price(settings, task, chosen, selection.output_history(task.model), exact)
@@ -163,7 +164,7 @@ def reprocess(
         raise click.UsageError("name PATHs, --root or --all")
     settings = opts().settings(watches_required=False)
     task = settings.task
-    with Ledger(settings.ledger_path, readonly=True) as reader:
+    with open_ledger(settings.ledger_path, readonly=True) as reader:
         selection = SelectionLedger(reader)
         folders = [str(p.absolute()) for p in paths if p.is_dir()]
         file_ids = selection.file_ids([str(p) for p in paths if not p.is_dir()], folders,

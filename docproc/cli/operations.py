@@ -13,10 +13,10 @@ from docproc.adopt import import_sidecars
 from docproc.cli.common import F, common_options, find_file, handle_errors, opts
 from docproc.config import operator_name
 from docproc.errors import DocprocError
-from docproc.ledger.base import Ledger
+from docproc.ledger.connection import Ledger, open_ledger
 from docproc.ledger.imports import ImportLedger
+from docproc.ledger.queries import Queries
 from docproc.ledger.requests import RequestLedger
-from docproc.ledger.work import WorkLedger
 from docproc.output import usd
 from docproc.writerlock import WriterLock
 
@@ -71,7 +71,7 @@ def cancel(batch: str, no_retry: bool, wait: float) -> None:
     quarantines them (docproc ledger retry sends them later).
     """
     with opts().reader() as reader:
-        row = WorkLedger(reader).find_batch(batch)
+        row = Queries(reader).find_batch(batch)
     if row is None:
         raise DocprocError(f"no batch {batch!r} in the ledger (see docproc ledger batches)")
     if row["state"] != "submitted" or not row["provider_batch_id"]:
@@ -90,7 +90,7 @@ def ask(
     path = opts().ledger_path()
     if not path.exists():
         raise DocprocError(f"no ledger at {path}: nothing has been recorded yet")
-    with Ledger(path, actor="cli") as writer:
+    with open_ledger(path, actor="cli") as writer:
         request_id = RequestLedger(writer).record(
             kind, detail, requested_by=operator_name(), estimated_cost=estimated
         )
@@ -106,7 +106,7 @@ def ask(
 
 def _outcome(path: Path, request_id: int, wait: float) -> dict[str, Any] | None:
     deadline = time.monotonic() + wait
-    with Ledger(path, readonly=True) as reader:
+    with open_ledger(path, readonly=True) as reader:
         requests = RequestLedger(reader)
         while True:
             row = requests.get(request_id)
@@ -133,7 +133,7 @@ def ledger_import_sidecars(paths: tuple[Path, ...]) -> None:
     settings = opts().settings(watches_required=False)
     with (
         WriterLock.acquire(settings.state_dir, "docproc ledger import-sidecars"),
-        Ledger(settings.ledger_path, actor="cli") as writer,
+        open_ledger(settings.ledger_path, actor="cli") as writer,
     ):
         report = import_sidecars(ImportLedger(writer), paths, settings=settings.sidecars,
                                  watched=[w.path for w in settings.watches])  # fmt: skip

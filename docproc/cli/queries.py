@@ -9,10 +9,9 @@ import click
 
 from docproc.cli.common import age, common_options, find_file, handle_errors, opts, output_options
 from docproc.errors import DocprocError
-from docproc.ledger.base import FILE_STATES
+from docproc.ledger.queries import FILE_STATES, Queries
 from docproc.ledger.reports import datasette_metadata
 from docproc.ledger.requests import RequestLedger
-from docproc.ledger.work import WorkLedger
 from docproc.output import as_json, render, table
 from docproc.textstore import TextStore
 
@@ -44,7 +43,7 @@ def ledger() -> None:
 def ledger_files(state: str | None, fmt: str) -> None:
     """Every file the ledger knows, with its state."""
     with opts().reader() as reader:
-        rows = reader.files(state=state)
+        rows = Queries(reader).files(state=state)
     click.echo(render(rows, FILE_COLUMNS, fmt))
 
 
@@ -57,7 +56,8 @@ def ledger_show(ref: str, as_json_: bool) -> None:
     """Everything about one file (by PATH or ID), with its history."""
     with opts().reader() as reader:
         row = find_file(reader, ref)
-        history = reader.events(reader.file_subjects(row["id"]))
+        queries = Queries(reader)
+        history = queries.events(queries.file_subjects(row["id"]))
     if as_json_:
         click.echo(as_json({**row, "events": history}))
         return
@@ -75,10 +75,10 @@ def ledger_text(ref: str) -> None:
     """The extracted text of one file (by PATH or ID)."""
     with opts().reader() as reader:
         row = find_file(reader, ref)
-        text_sha = reader.text_sha256(row["id"])
+        text_sha = Queries(reader).text_sha256(row["id"])
     if text_sha is None:
         raise DocprocError(f"{row['path']} has no extracted text (state: {row['state']})")
-    store = TextStore(reader.path.parent / "text")
+    store = TextStore(opts().ledger_path().parent / "text")
     try:
         click.echo(store.get(text_sha), nl=False)
     except FileNotFoundError:
@@ -93,7 +93,7 @@ def ledger_text(ref: str) -> None:
 def ledger_events(limit: int, fmt: str) -> None:
     """The append-only event log, oldest first."""
     with opts().reader() as reader:
-        rows = reader.events(limit=limit or None)
+        rows = Queries(reader).events(limit=limit or None)
     click.echo(render(rows, EVENT_COLUMNS, fmt))
 
 
@@ -103,7 +103,8 @@ def ledger_events(limit: int, fmt: str) -> None:
 def ledger_verify() -> None:
     """Check the event hash chain and the ledger's invariants; exit 1 if either fails."""
     with opts().reader() as reader:
-        result, broken = reader.verify(), reader.violations()
+        queries = Queries(reader)
+        result, broken = queries.verify(), queries.violations()
     if result.ok:
         click.echo(f"ok: {result.events} events, hash chain intact")
     else:
@@ -126,7 +127,7 @@ def ledger_verify() -> None:
 def ledger_batches(limit: int, fmt: str) -> None:
     """Batches, newest first: state, request counts, age, estimated and billed cost."""
     with opts().reader() as reader:
-        rows = WorkLedger(reader).batches(limit or None)
+        rows = Queries(reader).batches(limit or None)
     now = time.time()
     for row in rows:
         row["age"] = age(now, row["created_at"])
@@ -146,7 +147,7 @@ def ledger_costs(by: str, fmt: str) -> None:
     tier: batch (batch prices) or live (requests below a provider's minimum, list prices)."""
     key = "batch_id" if by == "batch" else by
     with opts().reader() as reader:
-        rows = WorkLedger(reader).costs(key)
+        rows = Queries(reader).costs(key)
     columns = (key, *COST_COLUMNS) if key == "tier" else (key, "tier", *COST_COLUMNS)
     click.echo(render(rows, columns, fmt))
 

@@ -13,8 +13,9 @@ from docproc.cli.common import age, common_options, handle_errors, opts
 from docproc.config import load
 from docproc.costs import period_starts
 from docproc.errors import DocprocError
-from docproc.ledger.retries import SidecarRetries
-from docproc.ledger.work import WorkLedger
+from docproc.ledger.budget import BudgetLedger
+from docproc.ledger.conditions import Conditions
+from docproc.ledger.queries import Queries
 from docproc.output import as_json, table
 from docproc.storage import MB, free_bytes, state_dir_trouble
 
@@ -30,17 +31,18 @@ FLIGHT_COLUMNS = (
 def status(as_json_: bool) -> None:
     """Files per state, and each root's mode and last scan."""
     with opts().reader() as ledger:
-        counts, roots = ledger.state_counts(), ledger.roots()
-        reader = WorkLedger(ledger)
-        work, paused, stuck = reader.counts(), reader.pause_reason(), reader.stuck_reason()
-        waiting = reader.waiting_reason()
-        in_flight = [_flight(row) for row in reader.open_batches()]
-        retrying = [asdict(w) for w in SidecarRetries(ledger).waiting()]
-        storage = _storage(ledger.path.parent)
+        queries, conditions, budget = Queries(ledger), Conditions(ledger), BudgetLedger(ledger)
+        counts, roots = queries.state_counts(), queries.roots()
+        work = queries.counts()
+        paused, stuck = conditions.pause_reason(), conditions.stuck_reason()
+        waiting = conditions.waiting_reason()
+        in_flight = [_flight(row) for row in queries.batches_in_flight()]
+        retrying = [asdict(w) for w in queries.sidecars_waiting()]
+        storage = _storage(opts().ledger_path().parent)
         day, month = period_starts(time.time())
-        spend = {"today_usd": round(reader.billed(day), 4),
-                 "month_usd": round(reader.billed(month), 4),
-                 "reserved_usd": round(reader.reserved(), 4)}  # fmt: skip
+        spend = {"today_usd": round(budget.billed(day), 4),
+                 "month_usd": round(budget.billed(month), 4),
+                 "reserved_usd": round(budget.reserved(), 4)}  # fmt: skip
     if as_json_:
         click.echo(as_json({"files": counts, "roots": roots, "work": work, "spend": spend,
                             "submission_paused": paused, "stuck": stuck,

@@ -2,12 +2,19 @@
 
 Everything above this seam writes its SQL once, in the subset both engines
 speak: ``?`` placeholders, ``INSERT ... ON CONFLICT ... DO NOTHING | DO UPDATE``,
-``RETURNING``, ``GREATEST``/``LEAST`` (registered on SQLite connections),
-times as ISO-8601 UTC text, booleans as integers. What still differs (the
+``RETURNING id`` (read with :func:`inserted_id`; never ``lastrowid``),
+``GREATEST``/``LEAST`` (registered on SQLite connections), times as ISO-8601
+UTC text computed in Python, booleans as integers. What still differs (the
 text of a few SQL fragments, how a write transaction takes its lock, which
 errors mean a disk or a server fault) is answered by the engine's
 :class:`Connection` and :class:`Dialect`; the engine modules (``sqlite``,
 ``postgres``) are the only ones that import a database driver.
+
+An engine module offers ``connect(location, *, readonly) -> Connection``: a
+connection to a ledger whose schema is current (a writer applies pending
+migrations first; a reader refuses a schema that needs them, with
+:class:`~docproc.errors.LedgerError`). :func:`docproc.ledger.connection.connect`
+picks the engine from the location.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
 
-    def fetchone(self) -> tuple[Any, ...] | None: ...
+    def fetchone(self) -> Any:  # a row tuple, or None (as sqlite3 has it)
+        ...
 
     def fetchall(self) -> list[tuple[Any, ...]]: ...
 
@@ -42,6 +50,10 @@ class Dialect(Protocol):
         """An expression for the text of ``key`` in the JSON object text ``expr``."""
         ...
 
+    def byte_length(self, expr: str) -> str:
+        """An expression for the length in bytes (UTF-8) of the text ``expr``."""
+        ...
+
 
 class Connection(Protocol):
     """One open connection to the ledger, as every ledger module uses it.
@@ -50,8 +62,13 @@ class Connection(Protocol):
     outside it a connection only reads.
     """
 
-    dialect: Dialect
-    where: str  # the ledger's location for people (a path, or a URL without password)
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def where(self) -> str:
+        """The ledger's location for people: a path, or a URL without its password."""
+        ...
 
     def execute(self, sql: str, params: Params = ()) -> Cursor: ...
 
@@ -74,3 +91,9 @@ class Connection(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def inserted_id(cursor: Cursor) -> int:
+    """The id an ``INSERT ... RETURNING id`` gave back (the cursor is read to its end)."""
+    rows = cursor.fetchall()
+    return int(rows[0][0])

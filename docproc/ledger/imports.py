@@ -15,12 +15,14 @@ that sidecar is left to the normal path (a new request; its file stays).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from docproc.ledger.base import Ledger, file_uri
+from docproc.ledger.connection import Ledger
+from docproc.ledger.engine import Connection, inserted_id
+from docproc.ledger.intake import FileLedger
+from docproc.ledger.uris import file_uri
 from docproc.models import ImportedResult, custom_id_attempt
 
 
@@ -44,11 +46,12 @@ class Adoption:
 
 
 class ImportLedger:
-    """Recording results read from sidecars, on top of a :class:`Ledger`."""
+    """The adopt stage's part: results read from sidecars, recorded as done work."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.conn = ledger.db.conn
+        self.conn = ledger.conn
+        self.files = FileLedger(ledger)  # roots, as the intake stage records them
 
     def unclaimed(
         self, root_ids: Sequence[int], limit: int = 1000, *, after: int = 0
@@ -104,33 +107,33 @@ class ImportLedger:
             row = conn.execute("SELECT id FROM files WHERE uri = ?", (uri,)).fetchone()
             if row is not None:
                 return int(row[0]), version_id
-            cur = conn.execute(
+            file_id = inserted_id(conn.execute(
                 "INSERT INTO files (root_id, uri, path, version_id, size, mtime_ns, state,"
-                " first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (root_id, uri, str(path), version_id, size, mtime_ns,
                  "present" if present else "deleted", now, now),
-            )  # fmt: skip
-            file_id = int(cur.lastrowid or 0)
+            ))  # fmt: skip
             self.ledger.event(conn, "file.imported", f"file:{file_id}", path=str(path),
                               sha256=sha256, present=present)  # fmt: skip
             return file_id, version_id
 
-    def _version(self, conn: sqlite3.Connection, sha256: str, size: int) -> int:
+    def _version(self, conn: Connection, sha256: str, size: int) -> int:
         row = conn.execute("SELECT id FROM versions WHERE sha256 = ?", (sha256,)).fetchone()
         if row is not None:
             return int(row[0])
-        cur = conn.execute(
-            "INSERT INTO versions (sha256, size, created_at) VALUES (?, ?, ?)",
-            (sha256, size, self.ledger.now()),
+        version_id = inserted_id(
+            conn.execute(
+                "INSERT INTO versions (sha256, size, created_at) VALUES (?, ?, ?) RETURNING id",
+                (sha256, size, self.ledger.now()),
+            )
         )
-        version_id = int(cur.lastrowid or 0)
         self.ledger.event(conn, "version.recorded", f"version:{version_id}", sha256=sha256,
                           size=size)  # fmt: skip
         return version_id
 
     # -- one adoption -------------------------------------------------------
 
-    def _adopt(self, conn: sqlite3.Connection, item: Adoption, how: str) -> int:
+    def _adopt(self, conn: Connection, item: Adoption, how: str) -> int:
         result = item.result
         known = conn.execute(
             "SELECT r.job_id, j.version_id FROM requests r JOIN jobs j ON j.id = r.job_id"
@@ -154,14 +157,15 @@ class ImportLedger:
                           sidecars=len(item.sidecars))  # fmt: skip
         return 1
 
-    def _task(self, conn: sqlite3.Connection, result: ImportedResult) -> None:
+    def _task(self, conn: Connection, result: ImportedResult) -> None:
         spec = {"imported": True, "provider": result.provider, "model": result.model}
         conn.execute(
-            "INSERT OR IGNORE INTO tasks (fingerprint, spec, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO tasks (fingerprint, spec, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (fingerprint) DO NOTHING",
             (result.task, json.dumps(spec, sort_keys=True), self.ledger.now()),
         )
 
-    def _job(self, conn: sqlite3.Connection, version_id: int, result: ImportedResult) -> int | None:
+    def _job(self, conn: Connection, version_id: int, result: ImportedResult) -> int | None:
         """A done job for the version and task, with the imported request as its result."""
         exists = conn.execute(
             "SELECT 1 FROM jobs WHERE version_id = ? AND task = ?", (version_id, result.task)
@@ -169,28 +173,27 @@ class ImportLedger:
         if exists:
             return None
         attempt, now = custom_id_attempt(result.custom_id), self.ledger.now()
-        cur = conn.execute(
-            "INSERT INTO jobs (version_id, task, state, created_at, updated_at, attempts)"
-            " VALUES (?, ?, 'done', ?, ?, ?)",
-            (version_id, result.task, now, now, attempt),
+        job_id = inserted_id(
+            conn.execute(
+                "INSERT INTO jobs (version_id, task, state, created_at, updated_at, attempts)"
+                " VALUES (?, ?, 'done', ?, ?, ?) RETURNING id",
+                (version_id, result.task, now, now, attempt),
+            )
         )
-        job_id = int(cur.lastrowid or 0)
         request_id = self._request(conn, job_id, attempt, result)
         conn.execute("UPDATE jobs SET result_request_id = ? WHERE id = ?", (request_id, job_id))
         self.ledger.event(conn, "job.imported", f"job:{job_id}", version_id=version_id,
                           custom_id=result.custom_id, cost_usd=result.cost_usd)  # fmt: skip
         return job_id
 
-    def _request(
-        self, conn: sqlite3.Connection, job_id: int, attempt: int, result: ImportedResult
-    ) -> int:
+    def _request(self, conn: Connection, job_id: int, attempt: int, result: ImportedResult) -> int:
         usage = result.usage
         highlights = [asdict(h) for h in result.highlights]
-        cur = conn.execute(
+        return inserted_id(conn.execute(
             "INSERT INTO requests (batch_id, job_id, custom_id, attempt, state, summary,"
             " highlights, dropped_highlights, model, input_tokens, output_tokens,"
             " cache_creation_input_tokens, cache_read_input_tokens, completed_at, cost_usd)"
-            " VALUES (?, ?, ?, ?, 'succeeded', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, 'succeeded', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 self._batch(conn, result), job_id, result.custom_id, attempt,
                 result.summary or None, json.dumps(highlights) if highlights else None,
@@ -198,10 +201,9 @@ class ImportLedger:
                 usage.output_tokens, usage.cache_creation_input_tokens,
                 usage.cache_read_input_tokens, result.completed_at, result.cost_usd,
             ),
-        )  # fmt: skip
-        return int(cur.lastrowid or 0)
+        ))  # fmt: skip
 
-    def _batch(self, conn: sqlite3.Connection, result: ImportedResult) -> int:
+    def _batch(self, conn: Connection, result: ImportedResult) -> int:
         """The provider's batch (recorded ``imported`` the first time one of its
         results is), one more request counted in it."""
         row = None
@@ -216,14 +218,13 @@ class ImportLedger:
                 (row[0],),
             )
             return int(row[0])
-        cur = conn.execute(
+        batch_id = inserted_id(conn.execute(
             "INSERT INTO batches (provider, provider_batch_id, state, request_count,"
             " request_bytes, created_at, model, estimated_cost_usd, applied_at)"
-            " VALUES (?, ?, 'imported', 1, 0, ?, ?, 0, ?)",
+            " VALUES (?, ?, 'imported', 1, 0, ?, ?, 0, ?) RETURNING id",
             (result.provider, result.batch_id or None, result.completed_at,
              result.model or None, self.ledger.now()),
-        )  # fmt: skip
-        batch_id = int(cur.lastrowid or 0)
+        ))  # fmt: skip
         self.ledger.event(conn, "batch.imported", f"batch:{batch_id}",
                           provider_batch_id=result.batch_id)  # fmt: skip
         return batch_id

@@ -1,6 +1,6 @@
 """The ledger's invariants, written down once and checked by ``docproc ledger verify``.
 
-The hash chain (:meth:`docproc.ledger.Ledger.verify`) shows that the history
+The hash chain (:func:`docproc.ledger.events.verify`) shows that the history
 was not edited; these show that the state it describes is one docproc can
 go on from. Each is a query for counter-examples, so the same checks serve
 the CLI, the tests and the stateful property test (``tests/test_ledger_machine.py``).
@@ -56,8 +56,9 @@ so the checks move to another database unchanged.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from docproc.ledger.engine import Connection
 
 LIVE_BATCH_STATES = ("planned", "submitted", "ended")
 STATES = {
@@ -179,7 +180,7 @@ INVARIANTS = (
 )
 
 
-def check(conn: sqlite3.Connection, limit: int = EXAMPLES) -> list[Violation]:
+def check(conn: Connection, limit: int = EXAMPLES) -> list[Violation]:
     """Every invariant the ledger on ``conn`` breaks, each with up to ``limit`` examples."""
     broken = []
     for invariant in INVARIANTS:

@@ -1,14 +1,19 @@
-"""The ledger's schema history: named, ordered, append-only.
+"""Applying the ledger's schema history (:mod:`docproc.ledger.schema`) to a SQLite ledger.
 
 Each migration and the record of it having run commit together
-(``sqlite_utils.Migrations``). A released migration is never edited; a change
-of schema is a new function at the end of this file.
+(``sqlite_utils.Migrations``, table ``_sqlite_migrations``). A released
+migration is never edited; a change of schema is a new step at the end of
+:mod:`docproc.ledger.schema`. This module is the only user of sqlite-utils.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+from collections.abc import Callable
 from types import ModuleType
+
+from docproc.ledger.schema import STEPS, Step
 
 
 def _without_dataframes() -> dict[str, ModuleType | None]:
@@ -33,502 +38,36 @@ for _name, _module in _hidden.items():
     if _module is None:
         del sys.modules[_name]
 
-__all__ = ["Database", "migrations"]
+__all__ = ["Database", "applied", "apply", "migrations", "pending"]
 
 migrations = Migrations("docproc")
 
 
-@migrations()
-def m001_initial(db: Database) -> None:
-    """Roots, file locations, content versions, jobs and the hash-chained events."""
-    db.executescript(
-        """
-        CREATE TABLE roots (
-            id INTEGER PRIMARY KEY,
-            uri TEXT NOT NULL UNIQUE,
-            kind TEXT NOT NULL,
-            mode TEXT,
-            added_at TEXT NOT NULL,
-            last_scan_at TEXT
-        );
-        CREATE TABLE versions (
-            id INTEGER PRIMARY KEY,
-            sha256 TEXT NOT NULL UNIQUE,
-            size INTEGER NOT NULL,
-            state TEXT NOT NULL DEFAULT 'pending',
-            extractor TEXT,
-            text_sha256 TEXT,
-            chars INTEGER,
-            truncated_from INTEGER,
-            failure_kind TEXT,
-            error TEXT,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            retry_at TEXT,
-            created_at TEXT NOT NULL,
-            extracted_at TEXT
-        );
-        CREATE TABLE files (
-            id INTEGER PRIMARY KEY,
-            root_id INTEGER NOT NULL REFERENCES roots(id),
-            uri TEXT NOT NULL UNIQUE,
-            path TEXT NOT NULL,
-            version_id INTEGER REFERENCES versions(id),
-            size INTEGER,
-            mtime_ns INTEGER,
-            state TEXT NOT NULL DEFAULT 'present',
-            first_seen_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-        CREATE INDEX files_root ON files(root_id, state);
-        CREATE INDEX files_version ON files(version_id);
-        CREATE TABLE jobs (
-            id INTEGER PRIMARY KEY,
-            version_id INTEGER NOT NULL REFERENCES versions(id),
-            task TEXT NOT NULL,
-            state TEXT NOT NULL DEFAULT 'queued',
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            UNIQUE (version_id, task)
-        );
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            at TEXT NOT NULL,
-            actor TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            subject TEXT NOT NULL,
-            detail TEXT NOT NULL,
-            prev_hash TEXT NOT NULL,
-            hash TEXT NOT NULL
-        );
-        CREATE INDEX events_subject ON events(subject);
-        """
-    )
+def _runner(step: Step) -> Callable[[Database], None]:
+    def run(db: Database) -> None:
+        if step.script:
+            db.executescript(step.sql)
+        else:
+            db.execute(step.sql)
+
+    run.__name__, run.__doc__ = step.name, step.doc
+    return run
 
 
-@migrations()
-def m002_problems_and_views(db: Database) -> None:
-    """Location problems (symlink loops, FIFOs, ...) and the audit views for people."""
-    db.executescript(
-        """
-        ALTER TABLE files ADD COLUMN problem TEXT;
-        ALTER TABLE versions ADD COLUMN extract_seconds REAL;
-        CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
-            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-        CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
-            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-        CREATE VIEW file_status AS
-        SELECT f.id, f.path, f.uri, r.uri AS root,
-               CASE WHEN f.state = 'deleted' THEN 'deleted'
-                    WHEN f.state = 'problem' THEN 'failed'
-                    WHEN v.id IS NULL THEN 'pending'
-                    WHEN v.state = 'failed' AND v.failure_kind = 'transient' THEN 'retrying'
-                    ELSE v.state END AS state,
-               v.sha256, f.size, v.extractor, v.chars, v.truncated_from,
-               COALESCE(f.problem, v.error) AS error, v.failure_kind, v.attempts,
-               f.first_seen_at, f.updated_at, v.extracted_at
-        FROM files f JOIN roots r ON r.id = f.root_id
-        LEFT JOIN versions v ON v.id = f.version_id;
-        CREATE VIEW stuck AS
-        SELECT * FROM file_status WHERE state IN ('failed', 'retrying');
-        """
-    )
+for _step in STEPS:
+    migrations()(_runner(_step))
 
 
-@migrations()
-def m003_batches_requests_sidecars(db: Database) -> None:
-    """Tasks, batches, per-request results and the sidecars written from them."""
-    db.executescript(
-        """
-        CREATE TABLE tasks (
-            fingerprint TEXT PRIMARY KEY,
-            spec TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        );
-        ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE jobs ADD COLUMN ready_at REAL;
-        ALTER TABLE jobs ADD COLUMN request_bytes INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE jobs ADD COLUMN error TEXT;
-        ALTER TABLE jobs ADD COLUMN result_request_id INTEGER;
-        CREATE INDEX jobs_state ON jobs(task, state);
-        CREATE TABLE batches (
-            id INTEGER PRIMARY KEY,
-            provider TEXT NOT NULL,
-            provider_batch_id TEXT UNIQUE,
-            state TEXT NOT NULL DEFAULT 'planned',
-            request_count INTEGER NOT NULL,
-            request_bytes INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            submitted_at TEXT,
-            ended_at TEXT,
-            applied_at TEXT,
-            error TEXT
-        );
-        CREATE INDEX batches_state ON batches(state);
-        CREATE TABLE requests (
-            id INTEGER PRIMARY KEY,
-            batch_id INTEGER NOT NULL REFERENCES batches(id),
-            job_id INTEGER NOT NULL REFERENCES jobs(id),
-            custom_id TEXT NOT NULL UNIQUE,
-            attempt INTEGER NOT NULL,
-            state TEXT NOT NULL DEFAULT 'pending',
-            summary TEXT,
-            highlights TEXT,
-            dropped_highlights INTEGER,
-            model TEXT,
-            stop_reason TEXT,
-            input_tokens INTEGER,
-            output_tokens INTEGER,
-            cache_creation_input_tokens INTEGER,
-            cache_read_input_tokens INTEGER,
-            error_type TEXT,
-            error TEXT,
-            completed_at TEXT
-        );
-        CREATE INDEX requests_batch ON requests(batch_id);
-        CREATE INDEX requests_job ON requests(job_id);
-        CREATE TABLE sidecars (
-            id INTEGER PRIMARY KEY,
-            file_id INTEGER NOT NULL REFERENCES files(id),
-            job_id INTEGER NOT NULL REFERENCES jobs(id),
-            uri TEXT NOT NULL,
-            sha256 TEXT,
-            state TEXT NOT NULL,
-            detail TEXT,
-            created_at TEXT NOT NULL,
-            written_at TEXT
-        );
-        CREATE INDEX sidecars_file ON sidecars(file_id, job_id);
-        CREATE INDEX sidecars_uri ON sidecars(uri);
-        DROP VIEW stuck;
-        DROP VIEW file_status;
-        CREATE VIEW file_status AS
-        WITH current_job AS (
-            SELECT version_id, MAX(id) AS job_id FROM jobs GROUP BY version_id
-        )
-        SELECT f.id, f.path, f.uri, r.uri AS root,
-               CASE WHEN f.state = 'deleted' THEN 'deleted'
-                    WHEN f.state = 'problem' THEN 'failed'
-                    WHEN v.id IS NULL THEN 'pending'
-                    WHEN v.state = 'failed' AND v.failure_kind = 'transient' THEN 'retrying'
-                    WHEN v.state != 'extracted' THEN v.state
-                    WHEN j.id IS NULL THEN 'extracted'
-                    WHEN EXISTS (SELECT 1 FROM sidecars s WHERE s.file_id = f.id
-                                 AND s.job_id = j.id AND s.state = 'conflict') THEN 'conflict'
-                    WHEN j.state = 'done' AND EXISTS (
-                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
-                        AND s.state = 'written') THEN 'written'
-                    ELSE j.state END AS state,
-               v.sha256, f.size, v.extractor, v.chars, v.truncated_from,
-               COALESCE(f.problem, v.error, j.error) AS error, v.failure_kind, v.attempts,
-               j.id AS job_id, f.first_seen_at, f.updated_at, v.extracted_at
-        FROM files f JOIN roots r ON r.id = f.root_id
-        LEFT JOIN versions v ON v.id = f.version_id
-        LEFT JOIN current_job cj ON cj.version_id = v.id
-        LEFT JOIN jobs j ON j.id = cj.job_id;
-        CREATE VIEW stuck AS
-        SELECT * FROM file_status WHERE state IN ('failed', 'retrying', 'conflict');
-        """
-    )
+def apply(conn: sqlite3.Connection) -> None:
+    """Apply every pending migration to the ledger on ``conn``."""
+    migrations.apply(Database(conn))
 
 
-@migrations()
-def m004_sidecars_by_job(db: Database) -> None:
-    """Find a job's sidecars without scanning them all (was quadratic in files)."""
-    db.execute("CREATE INDEX sidecars_job ON sidecars(job_id, state)")
+def pending(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations the ledger on ``conn`` has not had yet."""
+    return [m.name for m in migrations.pending(Database(conn))]
 
 
-@migrations()
-def m005_costs_and_output_retries(db: Database) -> None:
-    """Cost per request, budget reservations, exact request sizes, cuts and output retries."""
-    db.executescript(
-        """
-        ALTER TABLE versions ADD COLUMN json_bytes INTEGER;
-        ALTER TABLE jobs ADD COLUMN max_tokens INTEGER;
-        ALTER TABLE jobs ADD COLUMN output_retries INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE requests ADD COLUMN cost_usd REAL;
-        ALTER TABLE requests ADD COLUMN text_cut_from INTEGER;
-        ALTER TABLE batches ADD COLUMN estimated_cost_usd REAL;
-        ALTER TABLE batches ADD COLUMN model TEXT;
-        CREATE INDEX requests_completed ON requests(completed_at);
-        CREATE VIEW request_costs AS
-        SELECT q.id AS request_id, q.custom_id, q.batch_id, b.provider_batch_id, b.provider,
-               COALESCE(q.model, b.model) AS model, q.state, substr(q.completed_at, 1, 10) AS day,
-               (SELECT r.uri FROM files f JOIN roots r ON r.id = f.root_id
-                WHERE f.version_id = j.version_id ORDER BY f.id LIMIT 1) AS root,
-               q.input_tokens, q.output_tokens, q.cache_creation_input_tokens,
-               q.cache_read_input_tokens, q.cost_usd, q.completed_at
-        FROM requests q JOIN batches b ON b.id = q.batch_id JOIN jobs j ON j.id = q.job_id
-        WHERE q.completed_at IS NOT NULL;
-        CREATE VIEW batch_status AS
-        SELECT b.id, b.provider, b.provider_batch_id, b.model, b.state, b.request_count,
-               b.request_bytes, b.created_at, b.submitted_at, b.ended_at, b.applied_at,
-               b.estimated_cost_usd,
-               (SELECT SUM(q.cost_usd) FROM requests q WHERE q.batch_id = b.id) AS cost_usd,
-               (SELECT COUNT(*) FROM requests q WHERE q.batch_id = b.id
-                AND q.state = 'succeeded') AS succeeded,
-               (SELECT COUNT(*) FROM requests q WHERE q.batch_id = b.id
-                AND q.state IN ('errored', 'canceled', 'expired', 'missing')) AS failed,
-               b.error
-        FROM batches b;
-        """
-    )
-
-
-@migrations()
-def m006_s3_objects(db: Database) -> None:
-    """Per-object listing hints of S3 roots, and each root's health as a sentence."""
-    db.executescript(
-        """
-        CREATE TABLE s3_objects (
-            file_id INTEGER PRIMARY KEY REFERENCES files(id),
-            root_id INTEGER NOT NULL REFERENCES roots(id),
-            key TEXT NOT NULL,
-            etag TEXT NOT NULL
-        );
-        CREATE INDEX s3_objects_root ON s3_objects(root_id);
-        ALTER TABLE roots ADD COLUMN status TEXT;
-        """
-    )
-
-
-@migrations()
-def m007_attempts_only_grow(db: Database) -> None:
-    """Where each job's current round of attempts began, and repair of lowered counts.
-
-    ``docproc ledger retry`` used to set ``attempts`` back to 0, so the next
-    request rebuilt a custom_id already in ``requests`` and every batch after
-    it failed (issue 16). The retry now starts a round at ``attempts_at_retry``;
-    a job whose count was lowered gets it back, as a job retried at that point.
-    """
-    db.executescript(
-        """
-        ALTER TABLE jobs ADD COLUMN attempts_at_retry INTEGER NOT NULL DEFAULT 0;
-        UPDATE jobs
-           SET attempts = (SELECT MAX(r.attempt) FROM requests r WHERE r.job_id = jobs.id),
-               attempts_at_retry = (SELECT MAX(r.attempt) FROM requests r
-                                    WHERE r.job_id = jobs.id)
-         WHERE attempts < (SELECT COALESCE(MAX(r.attempt), 0) FROM requests r
-                           WHERE r.job_id = jobs.id);
-        """
-    )
-
-
-@migrations()
-def m008_conflict_reasons(db: Database) -> None:
-    """A file in conflict shows why (the sidecar's reason) in file_status and stuck; a
-    file whose result was imported from its sidecars is written before its text is
-    extracted again."""
-    db.executescript(
-        """
-        DROP VIEW stuck;
-        DROP VIEW file_status;
-        CREATE VIEW file_status AS
-        WITH current_job AS (
-            SELECT version_id, MAX(id) AS job_id FROM jobs GROUP BY version_id
-        )
-        SELECT f.id, f.path, f.uri, r.uri AS root,
-               CASE WHEN f.state = 'deleted' THEN 'deleted'
-                    WHEN f.state = 'problem' THEN 'failed'
-                    WHEN v.id IS NULL THEN 'pending'
-                    WHEN v.state = 'failed' AND v.failure_kind = 'transient' THEN 'retrying'
-                    WHEN v.state = 'pending' AND j.state = 'done' AND EXISTS (
-                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
-                        AND s.state = 'written') THEN 'written'
-                    WHEN v.state != 'extracted' THEN v.state
-                    WHEN j.id IS NULL THEN 'extracted'
-                    WHEN EXISTS (SELECT 1 FROM sidecars s WHERE s.file_id = f.id
-                                 AND s.job_id = j.id AND s.state = 'conflict') THEN 'conflict'
-                    WHEN j.state = 'done' AND EXISTS (
-                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
-                        AND s.state = 'written') THEN 'written'
-                    ELSE j.state END AS state,
-               v.sha256, f.size, v.extractor, v.chars, v.truncated_from,
-               COALESCE(f.problem, v.error,
-                        (SELECT s.detail FROM sidecars s WHERE s.file_id = f.id
-                         AND s.job_id = j.id AND s.state = 'conflict' ORDER BY s.id DESC LIMIT 1),
-                        j.error) AS error,
-               v.failure_kind, v.attempts,
-               j.id AS job_id, f.first_seen_at, f.updated_at, v.extracted_at
-        FROM files f JOIN roots r ON r.id = f.root_id
-        LEFT JOIN versions v ON v.id = f.version_id
-        LEFT JOIN current_job cj ON cj.version_id = v.id
-        LEFT JOIN jobs j ON j.id = cj.job_id;
-        CREATE VIEW stuck AS
-        SELECT * FROM file_status WHERE state IN ('failed', 'retrying', 'conflict');
-        """
-    )
-
-
-@migrations()
-def m009_ledger_identity(db: Database) -> None:
-    """A random id per ledger, part of every custom_id from now on: a rebuilt ledger
-    never sends a custom_id an earlier one used, nor collides with results it imports."""
-    db.executescript(
-        """
-        CREATE TABLE ledger_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        INSERT INTO ledger_info (key, value) VALUES ('id', lower(hex(randomblob(4))));
-        """
-    )
-
-
-@migrations()
-def m010_operator_requests(db: Database) -> None:
-    """What operators asked (cancel, retry, reprocess), for the daemon to carry out,
-    with who asked and what it was estimated to cost; a batch canceled without retry."""
-    db.executescript(
-        """
-        CREATE TABLE operator_requests (
-            id INTEGER PRIMARY KEY,
-            kind TEXT NOT NULL,
-            detail TEXT NOT NULL,
-            requested_by TEXT NOT NULL,
-            requested_at TEXT NOT NULL,
-            estimated_cost_usd REAL,
-            state TEXT NOT NULL DEFAULT 'pending',
-            outcome TEXT,
-            done_at TEXT
-        );
-        CREATE INDEX operator_requests_state ON operator_requests(state, id);
-        ALTER TABLE batches ADD COLUMN cancel_retry INTEGER;
-        """
-    )
-
-
-@migrations()
-def m011_ocr_pages(db: Database) -> None:
-    """Pages (or pictures) whose text came from OCR, per version (NULL before this)."""
-    db.execute("ALTER TABLE versions ADD COLUMN ocr_pages INTEGER")
-
-
-@migrations()
-def m012_staged_batches(db: Database) -> None:
-    """What staged and live batches record.
-
-    ``batches.submit_token`` is the batch's idempotency token, written before
-    the create call and made of the ledger's id (``m009_ledger_identity``) and
-    the batch id, so two ledgers sharing an account and a staging prefix never
-    adopt each other's jobs. ``batches.tier`` is ``batch`` (a provider batch,
-    at the batch price) or ``live`` (below a provider's minimum: sent through
-    the live API at the list price). ``provider_status`` and ``provider_detail``
-    hold the provider's last word on a batch (e.g. ``InProgress``; message and
-    counts).
-    """
-    db.executescript(
-        """
-        ALTER TABLE batches ADD COLUMN submit_token TEXT;
-        ALTER TABLE batches ADD COLUMN tier TEXT NOT NULL DEFAULT 'batch';
-        ALTER TABLE batches ADD COLUMN provider_status TEXT;
-        ALTER TABLE batches ADD COLUMN provider_detail TEXT;
-        DROP VIEW request_costs;
-        CREATE VIEW request_costs AS
-        SELECT q.id AS request_id, q.custom_id, q.batch_id, b.provider_batch_id, b.provider,
-               COALESCE(q.model, b.model) AS model, b.tier, q.state,
-               substr(q.completed_at, 1, 10) AS day,
-               (SELECT r.uri FROM files f JOIN roots r ON r.id = f.root_id
-                WHERE f.version_id = j.version_id ORDER BY f.id LIMIT 1) AS root,
-               q.input_tokens, q.output_tokens, q.cache_creation_input_tokens,
-               q.cache_read_input_tokens, q.cost_usd, q.completed_at
-        FROM requests q JOIN batches b ON b.id = q.batch_id JOIN jobs j ON j.id = q.job_id
-        WHERE q.completed_at IS NOT NULL;
-        DROP VIEW batch_status;
-        CREATE VIEW batch_status AS
-        SELECT b.id, b.provider, b.provider_batch_id, b.model, b.tier, b.state,
-               b.provider_status, b.request_count, b.request_bytes, b.created_at,
-               b.submitted_at, b.ended_at, b.applied_at, b.estimated_cost_usd,
-               (SELECT SUM(q.cost_usd) FROM requests q WHERE q.batch_id = b.id) AS cost_usd,
-               (SELECT COUNT(*) FROM requests q WHERE q.batch_id = b.id
-                AND q.state = 'succeeded') AS succeeded,
-               (SELECT COUNT(*) FROM requests q WHERE q.batch_id = b.id
-                AND q.state IN ('errored', 'canceled', 'expired', 'missing')) AS failed,
-               b.error, b.submit_token, b.provider_detail
-        FROM batches b;
-        """
-    )
-
-
-@migrations()
-def m013_sidecar_retries(db: Database) -> None:
-    """Sidecar writes that failed for a storage reason, waiting for their next try.
-
-    One row per (file, job) while its sidecars are not written: the fault's
-    kind and sentence, where the write must go (``place``: a folder, or
-    ``s3://bucket/prefix/``), how many tries, and when the next is due
-    (``retry_at``, epoch seconds). The row goes once the sidecars are
-    written. ``file_status`` shows such a file as ``retrying`` with the
-    reason, and a file whose job is answered but not yet written as
-    ``answered`` (it showed the job's internal ``done``).
-    """
-    db.executescript(
-        """
-        CREATE TABLE sidecar_retries (
-            file_id INTEGER NOT NULL REFERENCES files(id),
-            job_id INTEGER NOT NULL REFERENCES jobs(id),
-            place TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 1,
-            first_at TEXT NOT NULL,
-            last_at TEXT NOT NULL,
-            retry_at REAL NOT NULL,
-            PRIMARY KEY (file_id, job_id)
-        );
-        CREATE INDEX sidecar_retries_place ON sidecar_retries(place);
-        CREATE INDEX sidecar_retries_due ON sidecar_retries(retry_at);
-        DROP VIEW stuck;
-        DROP VIEW file_status;
-        CREATE VIEW file_status AS
-        WITH current_job AS (
-            SELECT version_id, MAX(id) AS job_id FROM jobs GROUP BY version_id
-        )
-        SELECT f.id, f.path, f.uri, r.uri AS root,
-               CASE WHEN f.state = 'deleted' THEN 'deleted'
-                    WHEN f.state = 'problem' THEN 'failed'
-                    WHEN v.id IS NULL THEN 'pending'
-                    WHEN v.state = 'failed' AND v.failure_kind IN ('transient', 'storage')
-                         THEN 'retrying'
-                    WHEN v.state = 'pending' AND j.state = 'done' AND EXISTS (
-                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
-                        AND s.state = 'written') THEN 'written'
-                    WHEN v.state != 'extracted' THEN v.state
-                    WHEN j.id IS NULL THEN 'extracted'
-                    WHEN EXISTS (SELECT 1 FROM sidecars s WHERE s.file_id = f.id
-                                 AND s.job_id = j.id AND s.state = 'conflict') THEN 'conflict'
-                    WHEN j.state = 'done' AND EXISTS (
-                        SELECT 1 FROM sidecars s WHERE s.file_id = f.id AND s.job_id = j.id
-                        AND s.state = 'written') THEN 'written'
-                    WHEN j.state = 'done' AND sr.file_id IS NOT NULL THEN 'retrying'
-                    WHEN j.state = 'done' THEN 'answered'
-                    ELSE j.state END AS state,
-               v.sha256, f.size, v.extractor, v.chars, v.truncated_from,
-               COALESCE(f.problem, v.error,
-                        (SELECT s.detail FROM sidecars s WHERE s.file_id = f.id
-                         AND s.job_id = j.id AND s.state = 'conflict' ORDER BY s.id DESC LIMIT 1),
-                        CASE WHEN j.state = 'done' THEN sr.reason END,
-                        j.error) AS error,
-               v.failure_kind, v.attempts,
-               j.id AS job_id, f.first_seen_at, f.updated_at, v.extracted_at
-        FROM files f JOIN roots r ON r.id = f.root_id
-        LEFT JOIN versions v ON v.id = f.version_id
-        LEFT JOIN current_job cj ON cj.version_id = v.id
-        LEFT JOIN jobs j ON j.id = cj.job_id
-        LEFT JOIN sidecar_retries sr ON sr.file_id = f.id AND sr.job_id = j.id;
-        CREATE VIEW stuck AS
-        SELECT * FROM file_status WHERE state IN ('failed', 'retrying', 'conflict');
-        """
-    )
-
-
-@migrations()
-def m014_create_attempts(db: Database) -> None:
-    """``batches.create_attempts``: how many create calls of a batch were (or may have
-    been) made. Each is numbered in the ledger before its call; a provider whose
-    create has no idempotency key (Vertex AI) labels the job with the number, so
-    a job made by an earlier attempt is recognised and never paid for twice.
-    Batches recorded before this migration made one attempt or none.
-    """
-    db.executescript(
-        """
-        ALTER TABLE batches ADD COLUMN create_attempts INTEGER NOT NULL DEFAULT 0;
-        UPDATE batches SET create_attempts = 1 WHERE provider_batch_id IS NOT NULL;
-        """
-    )
+def applied(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations applied to the ledger on ``conn``, in order."""
+    return [m.name for m in migrations.applied(Database(conn))]

@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from docproc.ledger.base import Ledger, Row
+from docproc.ledger.connection import Ledger
+from docproc.ledger.engine import Row, inserted_id
 
 KINDS = ("cancel", "retry", "reprocess")
 
@@ -35,7 +36,7 @@ class RequestLedger:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.conn = ledger.db.conn
+        self.conn = ledger.conn
 
     def record(
         self,
@@ -53,13 +54,12 @@ class RequestLedger:
         if kind not in KINDS:
             raise ValueError(f"unknown request kind {kind!r}")
         with self.ledger.transaction() as conn:
-            cur = conn.execute(
+            request_id = inserted_id(conn.execute(
                 "INSERT INTO operator_requests (kind, detail, requested_by, requested_at,"
-                " estimated_cost_usd) VALUES (?, ?, ?, ?, ?)",
+                " estimated_cost_usd) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (kind, json.dumps(detail, sort_keys=True), requested_by, self.ledger.now(),
                  estimated_cost),
-            )  # fmt: skip
-            request_id = int(cur.lastrowid or 0)
+            ))  # fmt: skip
             self.ledger.event(conn, f"operator.{kind}_requested", f"operator:{request_id}",
                               by=requested_by, estimated_cost_usd=estimated_cost,
                               **detail)  # fmt: skip
@@ -88,7 +88,7 @@ class RequestLedger:
 
     def get(self, request_id: int) -> Row | None:
         rows = list(
-            self.ledger.db.query("SELECT * FROM operator_requests WHERE id = ?", [request_id])
+            self.ledger.conn.query("SELECT * FROM operator_requests WHERE id = ?", [request_id])
         )
         return rows[0] if rows else None
 
@@ -97,4 +97,4 @@ class RequestLedger:
         sql = "SELECT * FROM operator_requests ORDER BY id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return list(self.ledger.db.query(sql))
+        return list(self.ledger.conn.query(sql))

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from docproc.ledger.base import Ledger, file_uri
+from docproc.ledger.connection import Ledger
+from docproc.ledger.queries import Queries
+from docproc.ledger.uris import file_uri
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,8 @@ class SelectionLedger:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.conn = ledger.db.conn
+        self.conn = ledger.conn
+        self.queries = Queries(ledger)
 
     def file_ids(
         self, refs: Sequence[str] = (), folders: Sequence[str] = (), roots: Sequence[str] = ()
@@ -45,7 +48,7 @@ class SelectionLedger:
         under roots (their URIs); everything live when nothing is named."""
         clauses, args = [], []
         for ref in refs:
-            found = self.ledger.find_file(ref)
+            found = self.queries.find_file(ref)
             if found is not None:
                 clauses.append("f.id = ?")
                 args.append(found["id"])

@@ -12,18 +12,19 @@ place makes every file waiting on that place due at once (:meth:`release`),
 so a cleared fault is noticed by one try, not one per file. The row goes
 when the sidecars are written (:func:`cleared`, inside that transaction).
 
-``docproc status``, ``/metrics`` and ``file_status`` (state ``retrying``,
-the sentence as the error) read it.
+``docproc status`` and ``/metrics`` read it through
+:meth:`docproc.ledger.queries.Queries.sidecars_waiting`, and ``file_status``
+shows such a file as ``retrying``, the sentence as the error.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from docproc.ledger.base import Ledger
+from docproc.ledger.connection import Ledger
+from docproc.ledger.engine import Connection
 from docproc.storage import OWN_KINDS, REFUSED, UNEXPECTED
 
 FIRST_DELAY_S = 2.0
@@ -49,22 +50,13 @@ class Retry:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Waiting:
-    """Files waiting for the same reason (for status lines and metrics)."""
-
-    kind: str
-    reason: str
-    files: int
-
-
 def retry_delay(kind: str, attempts: int) -> float:
     """Seconds before try ``attempts + 1``: doubling from 2 s, capped by kind."""
     cap = {REFUSED: REFUSED_CAP_S, UNEXPECTED: UNEXPECTED_CAP_S}.get(kind, FAULT_CAP_S)
     return float(min(cap, FIRST_DELAY_S * 2.0 ** min(max(attempts - 1, 0), 20)))
 
 
-def cleared(conn: sqlite3.Connection, file_id: int, job_id: int) -> None:
+def cleared(conn: Connection, file_id: int, job_id: int) -> None:
     """Inside the caller's transaction: the sidecars of (file, job) were written or resolved."""
     conn.execute("DELETE FROM sidecar_retries WHERE file_id = ? AND job_id = ?", (file_id, job_id))
 
@@ -89,7 +81,7 @@ class SidecarRetries:
             for retry in retries:
                 self._record(conn, retry)
 
-    def _record(self, conn: sqlite3.Connection, r: Retry) -> None:
+    def _record(self, conn: Connection, r: Retry) -> None:
         row = conn.execute(
             "SELECT attempts, reason FROM sidecar_retries WHERE file_id = ? AND job_id = ?",
             (r.file_id, r.job_id),
@@ -141,20 +133,10 @@ class SidecarRetries:
         args: tuple[str, ...] = ()
         if faults_only:
             sql, args = sql + " WHERE t.kind NOT IN (?, ?)", OWN_KINDS
-        row = self.ledger.db.conn.execute(sql, args).fetchone()
+        row = self.ledger.conn.execute(sql, args).fetchone()
         return None if row is None or row[0] is None else float(row[0])
-
-    def waiting(self) -> list[Waiting]:
-        """Files waiting, grouped by kind and reason, the most numerous first."""
-        rows = self.ledger.db.conn.execute(
-            "SELECT t.kind, t.reason, COUNT(*)" + _LIVE + " GROUP BY t.kind, t.reason"
-            " ORDER BY COUNT(*) DESC, t.reason"
-        )
-        return [Waiting(kind, reason, int(count)) for kind, reason, count in rows]
 
     def places(self) -> dict[str, str]:
         """The places files wait on, with the fault kind (folders to sweep at start-up)."""
-        rows = self.ledger.db.conn.execute(
-            "SELECT t.place, MAX(t.kind)" + _LIVE + " GROUP BY t.place"
-        )
+        rows = self.ledger.conn.execute("SELECT t.place, MAX(t.kind)" + _LIVE + " GROUP BY t.place")
         return {str(place): str(kind) for place, kind in rows}
