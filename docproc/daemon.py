@@ -35,7 +35,7 @@ import structlog
 from docproc import logconfig
 from docproc.adopt import Adopter
 from docproc.compose import make_pool, make_provider, make_s3_root, task_for
-from docproc.config import Settings, load, secrets_held, service_env
+from docproc.config import Settings, ledger_password, load, secrets_held, service_env
 from docproc.dispatch import Dispatcher
 from docproc.errors import ConfigError, LedgerUnwritable, ObjectStoreError, SourceError
 from docproc.health import LedgerOutage, Snapshot, TickFailures, status_line
@@ -161,7 +161,9 @@ class Daemon:
         self.settings = self.settings_at_start = settings
         self.space = SpaceGuard(settings.state_dir, settings.storage.min_free_mb)
         # One connection; each stage is handed only its part of the ledger.
-        self.ledger = open_ledger(settings.ledger_path, actor="daemon")
+        self.ledger = open_ledger(
+            settings.ledger_location, actor="daemon", password=ledger_password()
+        )
         intake_part = IntakeLedger.on(self.ledger)
         self.roots = intake_part.files
         work = DispatchLedger.on(self.ledger, prices=settings.prices,

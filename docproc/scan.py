@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from docproc.compose import make_pool
-from docproc.config import Settings
+from docproc.config import Settings, ledger_password
 from docproc.errors import ConfigError
 from docproc.intake import Intake, TickReport
 from docproc.ledger.connection import open_ledger
@@ -63,7 +63,7 @@ def scan(
         # and its texts are synced to disk a batch at a time (see ExtractorPool).
         pool = make_pool(settings, start_method="fork", batch_sync=True)
         try:
-            ledger = open_ledger(settings.ledger_path, actor="scan")
+            ledger = open_ledger(settings.ledger_location, actor="scan", password=ledger_password())
         except BaseException:
             pool.close()
             raise

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from docproc.config import Settings, load, state_dir_only
+from docproc.config import Settings, ledger_password, ledger_url_only, load, state_dir_only
 from docproc.errors import ConfigError, DocprocError, LedgerUnwritable
 from docproc.ledger.connection import Ledger, open_ledger
 from docproc.ledger.queries import Queries
@@ -30,11 +30,20 @@ class Options:
         return load(self.config, state_dir=self.state_dir, watches_required=watches_required)
 
     def ledger_path(self) -> Path:
+        """The SQLite ledger's file in the state directory."""
         return state_dir_only(self.config, state_dir=self.state_dir) / "ledger.db"
+
+    def ledger_location(self) -> Path | str:
+        """Where the ledger is: ``[ledger] url`` if set, else the SQLite file."""
+        return ledger_url_only(self.config) or self.ledger_path()
 
     def reader(self) -> Ledger:
         """The ledger opened read-only: safe while the daemon writes."""
-        return open_ledger(self.ledger_path(), readonly=True)
+        return open_ledger(self.ledger_location(), readonly=True, password=ledger_password())
+
+    def writer(self, actor: str = "cli") -> Ledger:
+        """The ledger opened to record an operator's request (the daemon carries it out)."""
+        return open_ledger(self.ledger_location(), actor=actor, password=ledger_password())
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:

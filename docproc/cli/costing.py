@@ -11,7 +11,7 @@ import click
 from docproc.cli.common import common_options, handle_errors, opts, output_options
 from docproc.cli.operations import ask, wait_option
 from docproc.compose import make_provider, make_request_builder, task_for
-from docproc.config import PROVIDERS, Settings
+from docproc.config import PROVIDERS, Settings, ledger_password
 from docproc.errors import DocprocError, LedgerBusy
 from docproc.estimate import Estimate, estimate
 from docproc.ledger.connection import open_ledger
@@ -51,7 +51,7 @@ def estimate_command(
     on_disk = [p for p in paths if p.exists()]
     if on_disk:
         _scan(settings, on_disk)
-    with open_ledger(settings.ledger_path, readonly=True) as reader:
+    with open_ledger(settings.ledger_location, readonly=True, password=ledger_password()) as reader:
         selection = SelectionLedger(reader)
         chosen = _select(selection, paths, task)
         result = _price(settings, task, chosen, selection.output_history(task.model), exact)
@@ -164,7 +164,7 @@ def reprocess(
         raise click.UsageError("name PATHs, --root or --all")
     settings = opts().settings(watches_required=False)
     task = settings.task
-    with open_ledger(settings.ledger_path, readonly=True) as reader:
+    with open_ledger(settings.ledger_location, readonly=True, password=ledger_password()) as reader:
         selection = SelectionLedger(reader)
         folders = [str(p.absolute()) for p in paths if p.is_dir()]
         file_ids = selection.file_ids([str(p) for p in paths if not p.is_dir()], folders,

@@ -13,7 +13,7 @@ from docproc.adopt import import_sidecars
 from docproc.cli.common import F, common_options, find_file, handle_errors, opts
 from docproc.config import operator_name
 from docproc.errors import DocprocError
-from docproc.ledger.connection import Ledger, open_ledger
+from docproc.ledger.connection import Ledger
 from docproc.ledger.imports import ImportLedger
 from docproc.ledger.queries import Queries
 from docproc.ledger.requests import RequestLedger
@@ -87,14 +87,14 @@ def ask(
     kind: str, detail: dict[str, Any], *, wait: float, what: str, estimated: float | None = None
 ) -> None:
     """Record an operator request, then wait (up to ``wait`` s) for the daemon's outcome."""
-    path = opts().ledger_path()
-    if not path.exists():
-        raise DocprocError(f"no ledger at {path}: nothing has been recorded yet")
-    with open_ledger(path, actor="cli") as writer:
+    location = opts().ledger_location()
+    if isinstance(location, Path) and not location.exists():
+        raise DocprocError(f"no ledger at {location}: nothing has been recorded yet")
+    with opts().writer() as writer:
         request_id = RequestLedger(writer).record(
             kind, detail, requested_by=operator_name(), estimated_cost=estimated
         )
-    row = _outcome(path, request_id, wait)
+    row = _outcome(request_id, wait)
     if row is None or row["state"] == "pending":
         click.echo(f"{what} recorded as request {request_id}; the daemon carries it out when it"
                    " runs (see docproc ledger requests)")  # fmt: skip
@@ -104,9 +104,9 @@ def ask(
     click.echo(f"{what} done (request {request_id}): {row['outcome']}")
 
 
-def _outcome(path: Path, request_id: int, wait: float) -> dict[str, Any] | None:
+def _outcome(request_id: int, wait: float) -> dict[str, Any] | None:
     deadline = time.monotonic() + wait
-    with open_ledger(path, readonly=True) as reader:
+    with opts().reader() as reader:
         requests = RequestLedger(reader)
         while True:
             row = requests.get(request_id)
@@ -133,7 +133,7 @@ def ledger_import_sidecars(paths: tuple[Path, ...]) -> None:
     settings = opts().settings(watches_required=False)
     with (
         WriterLock.acquire(settings.state_dir, "docproc ledger import-sidecars"),
-        open_ledger(settings.ledger_path, actor="cli") as writer,
+        opts().writer() as writer,
     ):
         report = import_sidecars(ImportLedger(writer), paths, settings=settings.sidecars,
                                  watched=[w.path for w in settings.watches])  # fmt: skip

@@ -10,6 +10,7 @@ import os
 import tomllib
 from pathlib import Path
 
+from docproc.config.ledger import check_ledger_url
 from docproc.config.settings import ServiceEnv
 from docproc.errors import ConfigError
 
@@ -49,20 +50,33 @@ def state_dir_only(path: Path | None, *, state_dir: Path | None = None) -> Path:
     Reads only ``state_dir`` from the file (if there is one), so ``docproc
     ledger`` works on a machine where a watched folder is missing.
     """
-    from_file = ""
-    base = Path.cwd()
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except IsADirectoryError:
-            raise ConfigError("", f"{path} is a directory, not a configuration file") from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError("", f"config file {path} cannot be read: {exc}") from None
-        value = data.get("state_dir", "")
-        if not isinstance(value, str):
-            raise ConfigError("state_dir", "must be a string")
-        from_file, base = value, path.parent.absolute()
-    return resolve_state_dir(state_dir, from_file, base)[0]
+    data, base = _raw(path)
+    value = data.get("state_dir", "")
+    if not isinstance(value, str):
+        raise ConfigError("state_dir", "must be a string")
+    return resolve_state_dir(state_dir, value, base)[0]
+
+
+def ledger_url_only(path: Path | None) -> str | None:
+    """``[ledger] url`` alone (checked), for the same read-only commands."""
+    section = _raw(path)[0].get("ledger", {})
+    url = section.get("url", "") if isinstance(section, dict) else ""
+    if not isinstance(url, str):
+        raise ConfigError("ledger.url", "must be a string")
+    return check_ledger_url("ledger.url", url) if url else None
+
+
+def _raw(path: Path | None) -> tuple[dict[str, object], Path]:
+    """The TOML file's tables as read (nothing when there is no file), and its folder."""
+    if path is None:
+        return {}, Path.cwd()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except IsADirectoryError:
+        raise ConfigError("", f"{path} is a directory, not a configuration file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError("", f"config file {path} cannot be read: {exc}") from None
+    return data, path.parent.absolute()
 
 
 def secret(name: str) -> str | None:

@@ -106,7 +106,13 @@ class Settings:
 
     @property
     def ledger_path(self) -> Path:
+        """The SQLite ledger's file (also the source of ``ledger copy``)."""
         return self.state_dir / "ledger.db"
+
+    @property
+    def ledger_location(self) -> Path | str:
+        """Where the ledger is: the PostgreSQL URL if one is set, else the SQLite file."""
+        return self.ledger_url or self.ledger_path
 
     @property
     def text_dir(self) -> Path:

@@ -12,7 +12,6 @@ built on it. The writer (the daemon or a scan) changes state only through
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -37,21 +36,48 @@ def is_url(location: LedgerLocation) -> bool:
     return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
 
 
-def connect(location: LedgerLocation, *, readonly: bool = False) -> Connection:
+def connect(
+    location: LedgerLocation, *, readonly: bool = False, password: str | None = None
+) -> Connection:
     """A connection to the ledger at ``location``, its schema current.
 
+    A writer migrates the schema first; a reader refuses one that needs it.
+    ``password`` is for PostgreSQL (a systemd credential); libpq otherwise
+    looks in ``PGPASSWORD`` and ``~/.pgpass``.
+
     Raises:
-        LedgerError: it cannot be opened (see the engine's ``connect``), or a
-            PostgreSQL URL is given and that engine is not installed.
+        LedgerError: it cannot be opened (see the engine's ``connect``), it needs
+            migrating and is opened read-only, or a PostgreSQL URL is given and
+            that engine is not installed.
+        LedgerUnwritable: the disk or the server refused (full, read-only, unreachable).
     """
     if is_url(location):
-        try:  # imported by name: psycopg is loaded only by those who use PostgreSQL
-            postgres: Any = importlib.import_module("docproc.ledger.postgres")
-        except ModuleNotFoundError as exc:
-            raise LedgerError(f"a PostgreSQL ledger needs {exc.name}, which is missing") from None
-        conn: Connection = postgres.connect(location, readonly=readonly)
-        return conn
+        return _connect_postgres(str(location), readonly=readonly, password=password)
     return sqlite.connect(Path(location), readonly=readonly)
+
+
+def _connect_postgres(url: str, *, readonly: bool, password: str | None) -> Connection:
+    try:  # imported here: psycopg is loaded only by those who use PostgreSQL
+        from docproc.ledger import postgres, schema_pg
+    except ModuleNotFoundError as exc:
+        raise LedgerError(f"a PostgreSQL ledger needs {exc.name}, which is missing") from None
+    conn = postgres.connect(url, readonly=readonly, password=password)
+    try:
+        if readonly:
+            _refuse_pending(conn.where, schema_pg.pending(conn))
+        else:
+            schema_pg.migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _refuse_pending(where: str, missing: list[str]) -> None:
+    if missing:
+        raise LedgerError(
+            f"ledger {where} needs migrating ({', '.join(missing)}); run any writing command first"
+        )
 
 
 def open_ledger(
@@ -60,10 +86,11 @@ def open_ledger(
     readonly: bool = False,
     actor: str = "docproc",
     clock: Callable[[], datetime] | None = None,
+    password: str | None = None,
 ) -> Ledger:
     """The ledger at ``location`` (a writer's handle, or a reader's with ``readonly``)."""
-    return Ledger(connect(location, readonly=readonly), location=location, readonly=readonly,
-                  actor=actor, clock=clock)  # fmt: skip
+    conn = connect(location, readonly=readonly, password=password)
+    return Ledger(conn, location=location, readonly=readonly, actor=actor, clock=clock)
 
 
 class Ledger:

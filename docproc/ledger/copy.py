@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from docproc.errors import LedgerError
-from docproc.ledger.base import GENESIS, event_hash  # where the chain's hashing lives today
+from docproc.ledger.events import GENESIS, event_hash
 from docproc.ledger.postgres import PostgresConnection
 from docproc.ledger.schema_pg import NAMES, migrate
 

@@ -116,6 +116,9 @@ class PostgresDialect:
         quoted = key.replace("'", "''")
         return f"(({expr})::jsonb ->> '{quoted}')"
 
+    def byte_length(self, expr: str) -> str:
+        return f"octet_length({expr})"
+
 
 class _IntBoolLoader(Loader):
     """A boolean as SQLite gives it: 1 or 0."""
