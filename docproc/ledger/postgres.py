@@ -387,6 +387,8 @@ class PostgresConnection:
             return LedgerUnwritable("no_space", f"{self.where}: {self._cause(exc)}")
         if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
             return LedgerUnwritable("read_only", f"{self.where}: {self._cause(exc)}")
+        if isinstance(exc, pg_errors.InsufficientPrivilege):  # the role lacks a GRANT
+            return LedgerUnwritable("denied", f"{self.where}: {self._cause(exc)}")
         return None
 
     def _cause(self, exc: BaseException) -> str:
