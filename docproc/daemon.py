@@ -271,10 +271,10 @@ class Daemon:
     def _loop(self) -> int:
         while not self.stopping:
             self._ping()
-            if self.reload_requested:
-                self._reload()
             self._check_space()
             try:
+                if self.reload_requested:
+                    self._reload()
                 self.pipeline.tick(time.monotonic(), wait=self._tick_wait(),
                                    flush_all=self.options.once)  # fmt: skip
                 if self.failures.succeeded(time.monotonic()) or self._stuck_recorded:
@@ -361,11 +361,9 @@ class Daemon:
         self._next_status = now + STATUS_EVERY_S
         try:
             self._snapshot = self.pipeline.snapshot()
-        except LedgerUnwritable:
-            if self.outage.reason is None:
-                raise
-            # the ledger cannot be read either (its server is away): the last figures,
-            # and STATUS= and /metrics lead with why
+        except LedgerUnwritable as exc:  # not even read (its server is away): the last
+            if self.outage.reason is None:  # figures, and STATUS= and /metrics lead with why
+                self.outage.refused(str(exc))
         except Exception:
             if self.failures.stuck is None:
                 raise
