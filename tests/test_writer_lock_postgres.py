@@ -175,6 +175,8 @@ def test_cli_writers_elsewhere_are_refused_while_status_works(
         assert f"in use by docproc run pid={holder.pid} host=" in line, line
         imported = docproc("ledger", "import-sidecars", "--config", config, inbox, state=state)
         assert imported.returncode == 1 and f"pid={holder.pid}" in imported.stderr
+        copied = docproc("ledger", "copy", "--to", pg_url, state=tmp_path / "other")
+        assert copied.returncode == 1 and f"pid={holder.pid}" in copied.stderr, copied.stderr
         shown = docproc("status", "--config", config, state=state)
         assert shown.returncode == 0, shown.stderr
         checked = docproc("ledger", "verify", "--config", config, state=state)

@@ -261,10 +261,7 @@ class PostgresConnection:
             yield
 
     def claim(self, command: str) -> None:
-        """Become this ledger's one writer for as long as this connection object lives.
-
-        A session advisory lock (:mod:`docproc.ledger.pglock`), taken now and
-        again on every reconnection, before anything else runs there.
+        """Be this ledger's one writer while this object lives (:mod:`docproc.ledger.pglock`).
 
         Raises:
             LedgerBusy: another process is the writer; the message names it.
