@@ -37,7 +37,13 @@ from docproc.adopt import Adopter
 from docproc.compose import make_pool, make_provider, make_s3_root, task_for
 from docproc.config import Settings, ledger_password, load, secrets_held, service_env
 from docproc.dispatch import Dispatcher
-from docproc.errors import ConfigError, LedgerUnwritable, ObjectStoreError, SourceError
+from docproc.errors import (
+    ConfigError,
+    LedgerRestartNeeded,
+    LedgerUnwritable,
+    ObjectStoreError,
+    SourceError,
+)
 from docproc.health import LedgerOutage, Snapshot, TickFailures, status_line
 from docproc.intake import Intake
 from docproc.ledger.connection import open_ledger
@@ -65,6 +71,9 @@ TICK_WAIT_S = 0.5
 MAX_FAILED_TICKS = 30
 STATUS_EVERY_S = 5.0  # how often STATUS= and /metrics are refreshed
 STOP_GRACE_S = 30.0  # asked of systemd (EXTEND_TIMEOUT_USEC) while shutdown drains
+# A commit of unknown outcome landed, or another process became the ledger's writer:
+# what this process holds is stale, so it ends (systemd restarts it; Restart=on-failure).
+EXIT_LEDGER_LOST = 3
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,10 @@ class Daemon:
             self._report(time.monotonic(), send=False)
             self.notifier.ready(self._status)
             return self._loop()
+        except LedgerRestartNeeded as exc:  # what is in hand no longer matches the ledger
+            log.error("daemon.ledger_restart_needed", reason=str(exc),
+                      detail="exiting; restarted, it resumes from the ledger")  # fmt: skip
+            return EXIT_LEDGER_LOST
         finally:
             self._shutdown()
             for signum, handler in previous.items():
@@ -161,9 +174,8 @@ class Daemon:
         self.settings = self.settings_at_start = settings
         self.space = SpaceGuard(settings.state_dir, settings.storage.min_free_mb)
         # One connection; each stage is handed only its part of the ledger.
-        self.ledger = open_ledger(
-            settings.ledger_location, actor="daemon", password=ledger_password()
-        )
+        self.ledger = open_ledger(settings.ledger_location, actor="daemon",
+                                  password=ledger_password(), claim="docproc run")  # fmt: skip
         intake_part = IntakeLedger.on(self.ledger)
         self.roots = intake_part.files
         work = DispatchLedger.on(self.ledger, prices=settings.prices,
@@ -259,10 +271,10 @@ class Daemon:
     def _loop(self) -> int:
         while not self.stopping:
             self._ping()
-            if self.reload_requested:
-                self._reload()
             self._check_space()
             try:
+                if self.reload_requested:
+                    self._reload()
                 self.pipeline.tick(time.monotonic(), wait=self._tick_wait(),
                                    flush_all=self.options.once)  # fmt: skip
                 if self.failures.succeeded(time.monotonic()) or self._stuck_recorded:
@@ -349,6 +361,9 @@ class Daemon:
         self._next_status = now + STATUS_EVERY_S
         try:
             self._snapshot = self.pipeline.snapshot()
+        except LedgerUnwritable as exc:  # not even read (its server is away): the last
+            if self.outage.reason is None:  # figures, and STATUS= and /metrics lead with why
+                self.outage.refused(str(exc))
         except Exception:
             if self.failures.stuck is None:
                 raise

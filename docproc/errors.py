@@ -34,7 +34,9 @@ outside it on purpose: :class:`LedgerUnwritable` (a ledger write the disk
 refused, nothing lost) derives from ``BaseException`` so that no per-item
 ``except Exception`` can swallow it. So does :class:`LedgerCommitLanded` (a
 commit of unknown outcome did happen: what is held to record again must be
-dropped), which nothing but the process's end should stop.
+dropped) and :class:`LedgerWriterLost` (another process became the ledger's
+writer while this one's connection was away), which nothing but the
+process's end should stop.
 """
 
 from __future__ import annotations
@@ -169,7 +171,17 @@ class LedgerUnwritable(BaseException):
         self.reason = reason
 
 
-class LedgerCommitLanded(BaseException):
+class LedgerRestartNeeded(BaseException):
+    """What this process holds no longer matches the ledger: it must end and start again.
+
+    Not a retry and not an item's error: a per-item ``except Exception`` and the
+    daemon's back-off both let it pass; the daemon exits non-zero (systemd
+    restarts it, and it resumes from what the ledger holds), the command line
+    prints one line. The two cases are the subclasses below.
+    """
+
+
+class LedgerCommitLanded(LedgerRestartNeeded):
     """A PostgreSQL commit whose outcome was unknown turned out to have happened.
 
     Raised by a later write on the same connection (see
@@ -177,9 +189,21 @@ class LedgerCommitLanded(BaseException):
     the caller still holds the work of that commit, to record again, and
     recording it again would do it twice. Not a retry: the process should end
     and start again from what the ledger holds (under systemd the daemon exits
-    and is restarted). It derives from ``BaseException`` and not from
-    :class:`LedgerUnwritable`, so that neither a per-item handler nor a
-    back-off-and-retry handler takes it.
+    and is restarted). It derives from ``BaseException`` (through
+    :class:`LedgerRestartNeeded`) and not from :class:`LedgerUnwritable`, so
+    that neither a per-item handler nor a back-off-and-retry handler takes it.
+    """
+
+
+class LedgerWriterLost(LedgerRestartNeeded):
+    """This process stopped being the ledger's one writer while its connection was away.
+
+    On PostgreSQL the writer holds a session lock (:mod:`docproc.ledger.pglock`)
+    that the server drops with the connection; on reconnecting the writer takes
+    it again, and if another process took it meanwhile, this one must write
+    nothing more: two writers would each act on what they hold. Like
+    :class:`LedgerCommitLanded` it is not retried: the process ends (the message
+    names the new writer), and a restart is refused until that one stops.
     """
 
 

@@ -63,7 +63,8 @@ def scan(
         # and its texts are synced to disk a batch at a time (see ExtractorPool).
         pool = make_pool(settings, start_method="fork", batch_sync=True)
         try:
-            ledger = open_ledger(settings.ledger_location, actor="scan", password=ledger_password())
+            ledger = open_ledger(settings.ledger_location, actor="scan",
+                                 password=ledger_password(), claim="docproc scan")  # fmt: skip
         except BaseException:
             pool.close()
             raise

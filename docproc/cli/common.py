@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from docproc.config import Settings, ledger_password, ledger_url_only, load, state_dir_only
-from docproc.errors import ConfigError, DocprocError, LedgerUnwritable
+from docproc.errors import ConfigError, DocprocError, LedgerRestartNeeded, LedgerUnwritable
 from docproc.ledger.connection import Ledger, open_ledger
 from docproc.ledger.queries import Queries
 
@@ -41,9 +41,12 @@ class Options:
         """The ledger opened read-only: safe while the daemon writes."""
         return open_ledger(self.ledger_location(), readonly=True, password=ledger_password())
 
-    def writer(self, actor: str = "cli") -> Ledger:
-        """The ledger opened to record an operator's request (the daemon carries it out)."""
-        return open_ledger(self.ledger_location(), actor=actor, password=ledger_password())
+    def writer(self, actor: str = "cli", *, claim: str | None = None) -> Ledger:
+        """The ledger opened to record an operator's request (the daemon carries it out);
+        with ``claim``, as its one writer (refused while the daemon or a scan writes it)."""
+        return open_ledger(
+            self.ledger_location(), actor=actor, password=ledger_password(), claim=claim
+        )
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
@@ -74,7 +77,7 @@ def handle_errors(func: F) -> F:
         except ConfigError as exc:
             click.echo(f"docproc: config error: {exc}", err=True)
             sys.exit(2)
-        except (DocprocError, LedgerUnwritable) as exc:
+        except (DocprocError, LedgerUnwritable, LedgerRestartNeeded) as exc:
             click.echo(f"docproc: {exc}", err=True)
             sys.exit(1)
 

@@ -30,7 +30,7 @@ def ledger_copy(url: str) -> None:
     check_ledger_url("--to", url)
     source = opts().ledger_path()
     with WriterLock.acquire(source.parent, "docproc ledger copy"):
-        target = connect(url, password=ledger_password())
+        target = connect(url, password=ledger_password(), claim="docproc ledger copy")
         try:
             report = copy_ledger(source, target)
         finally:

@@ -133,7 +133,7 @@ def ledger_import_sidecars(paths: tuple[Path, ...]) -> None:
     settings = opts().settings(watches_required=False)
     with (
         WriterLock.acquire(settings.state_dir, "docproc ledger import-sidecars"),
-        opts().writer() as writer,
+        opts().writer(claim="docproc ledger import-sidecars") as writer,
     ):
         report = import_sidecars(ImportLedger(writer), paths, settings=settings.sidecars,
                                  watched=[w.path for w in settings.watches])  # fmt: skip

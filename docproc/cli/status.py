@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from docproc.cli.common import age, common_options, handle_errors, opts
-from docproc.config import load
+from docproc.config import ledger_password, load
 from docproc.costs import period_starts
 from docproc.errors import DocprocError
 from docproc.ledger.budget import BudgetLedger
@@ -115,3 +115,18 @@ def config_check(path: Path | None) -> None:
     click.echo(f"state directory: {settings.state_dir}")
     for spec in settings.watches:
         click.echo(f"watch: {spec.path} (mode {spec.mode.value}, settle {spec.settle_seconds:g} s)")
+    if settings.ledger_url is None:
+        click.echo(f"ledger: {settings.ledger_path} (SQLite)")
+        return
+    # psycopg is imported here, only when the ledger is on a server
+    from docproc.ledger.pgcheck import check_server
+
+    found = check_server(settings.ledger_url, password=ledger_password())
+    click.echo(f"ledger: {found.where} reachable (PostgreSQL {found.version}; role {found.role}"
+               f" {found.may})")  # fmt: skip
+    if found.pending:
+        raise DocprocError(
+            f"ledger schema not current: {len(found.pending)} migration(s) pending"
+            f" ({', '.join(found.pending)}); any writing command (the daemon) applies them"
+        )
+    click.echo("ledger schema: current")

@@ -37,35 +37,48 @@ def is_url(location: LedgerLocation) -> bool:
 
 
 def connect(
-    location: LedgerLocation, *, readonly: bool = False, password: str | None = None
+    location: LedgerLocation,
+    *,
+    readonly: bool = False,
+    password: str | None = None,
+    claim: str | None = None,
 ) -> Connection:
     """A connection to the ledger at ``location``, its schema current.
 
     A writer migrates the schema first; a reader refuses one that needs it.
     ``password`` is for PostgreSQL (a systemd credential); libpq otherwise
-    looks in ``PGPASSWORD`` and ``~/.pgpass``.
+    looks in ``PGPASSWORD`` and ``~/.pgpass``. ``claim`` (a writer's command,
+    ``docproc run``) makes this connection the ledger's one writer before
+    anything else (:meth:`~docproc.ledger.engine.Connection.claim`).
 
     Raises:
         LedgerError: it cannot be opened (see the engine's ``connect``), it needs
             migrating and is opened read-only, or a PostgreSQL URL is given and
             that engine is not installed.
         LedgerUnwritable: the disk or the server refused (full, read-only, unreachable).
+        LedgerBusy: ``claim`` is given and another process is the writer.
     """
     if is_url(location):
-        return _connect_postgres(str(location), readonly=readonly, password=password)
-    return sqlite.connect(Path(location), readonly=readonly)
+        return _connect_postgres(str(location), readonly=readonly, password=password, claim=claim)
+    conn = sqlite.connect(Path(location), readonly=readonly)
+    if claim is not None:
+        conn.claim(claim)
+    return conn
 
 
-def _connect_postgres(url: str, *, readonly: bool, password: str | None) -> Connection:
+def _connect_postgres(
+    url: str, *, readonly: bool, password: str | None, claim: str | None
+) -> Connection:
     try:  # imported here: psycopg is loaded only by those who use PostgreSQL
         from docproc.ledger import postgres, schema_pg
     except ModuleNotFoundError as exc:
         raise LedgerError(f"a PostgreSQL ledger needs {exc.name}, which is missing") from None
-    conn = postgres.connect(url, readonly=readonly, password=password)
+    conn = postgres.connect(url, readonly=readonly, password=password, claim=claim)
     try:
+        missing = schema_pg.pending(conn)
         if readonly:
-            _refuse_pending(conn.where, schema_pg.pending(conn))
-        else:
+            _refuse_pending(conn.where, missing)
+        elif missing:  # nothing to do needs no CREATE: an operator's role records requests
             schema_pg.migrate(conn)
     except BaseException:
         conn.close()
@@ -87,9 +100,14 @@ def open_ledger(
     actor: str = "docproc",
     clock: Callable[[], datetime] | None = None,
     password: str | None = None,
+    claim: str | None = None,
 ) -> Ledger:
-    """The ledger at ``location`` (a writer's handle, or a reader's with ``readonly``)."""
-    conn = connect(location, readonly=readonly, password=password)
+    """The ledger at ``location`` (a writer's handle, or a reader's with ``readonly``).
+
+    ``claim`` names a writer that must be the only one (``docproc run``, ``docproc
+    scan``): see :func:`connect`.
+    """
+    conn = connect(location, readonly=readonly, password=password, claim=claim)
     return Ledger(conn, location=location, readonly=readonly, actor=actor, clock=clock)
 
 

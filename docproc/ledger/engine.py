@@ -90,6 +90,18 @@ class Connection(Protocol):
         """A part of the current write transaction that may fail alone."""
         ...
 
+    def claim(self, command: str) -> None:
+        """Become the ledger's one writer, named ``command``, for this connection's life.
+
+        PostgreSQL: a session advisory lock, taken again on every reconnection
+        (:mod:`docproc.ledger.pglock`); another writer from any machine is
+        refused with :class:`~docproc.errors.LedgerBusy` naming the first.
+        SQLite: nothing here; the file's one writer is guarded by the flock on
+        its state directory (:mod:`docproc.writerlock`), which every writer
+        takes first.
+        """
+        ...
+
     def close(self) -> None: ...
 
 

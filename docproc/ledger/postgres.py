@@ -46,6 +46,7 @@ from docproc.errors import LedgerError, LedgerUnwritable
 from docproc.ledger import commit_marks as marks
 from docproc.ledger.commit_marks import SETTLE_S, CommitMarks, Mark
 from docproc.ledger.engine import Params, Row
+from docproc.ledger.pglock import WriterClaim
 
 __all__ = [
     "LEDGER_LOCK_KEY",
@@ -188,6 +189,7 @@ class PostgresConnection:
         self._writing = False
         self._marks = CommitMarks(self.where, LEDGER_LOCK_KEY, settle_s)
         self._probe = partial(connect, url, readonly=True, password=self._password)  # to settle
+        self._claim: WriterClaim | None = None
 
     def __repr__(self) -> str:
         mode = " read-only" if self.readonly else ""
@@ -258,6 +260,20 @@ class PostgresConnection:
         with self._faults(), self._connection().transaction():
             yield
 
+    def claim(self, command: str) -> None:
+        """Be this ledger's one writer while this object lives (:mod:`docproc.ledger.pglock`).
+
+        Raises:
+            LedgerBusy: another process is the writer; the message names it.
+            LedgerError: the connection is read-only.
+        """
+        if self.readonly:
+            raise LedgerError("a read-only ledger connection cannot be its writer")
+        self._claim = WriterClaim(command, self.where)
+        self.close_quietly()  # the next connection is made under the claim's name
+        with self._faults():
+            self._connection()
+
     def close(self) -> None:
         """Close; a writer with no open question first removes its commit mark."""
         conn, self._conn = self._conn, None
@@ -301,14 +317,27 @@ class PostgresConnection:
                 extra["password"] = self._password
             if "connect_timeout" not in self._url:
                 extra["connect_timeout"] = CONNECT_TIMEOUT_S
+            if self._claim is not None:
+                extra["application_name"] = self._claim.name
             conn = psycopg.connect(self._url, autocommit=True, **extra)
-            conn.adapters.register_loader("bool", _IntBoolLoader)
-            conn.adapters.register_loader("numeric", _NumberLoader)
-            conn.adapters.register_dumper(bool, _BoolAsIntDumper)
-            if self.readonly:
-                conn.execute("SET default_transaction_read_only = on")
+            try:
+                self._set_up(conn)
+            except BaseException:
+                with suppress(psycopg.Error):
+                    conn.close()
+                raise
             self._conn, self._session = conn, (0, None)
         return self._conn
+
+    def _set_up(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """A new connection as the ledger wants it; a writer's claim taken first."""
+        if self._claim is not None:
+            self._claim.take(conn)
+        conn.adapters.register_loader("bool", _IntBoolLoader)
+        conn.adapters.register_loader("numeric", _NumberLoader)
+        conn.adapters.register_dumper(bool, _BoolAsIntDumper)
+        if self.readonly:
+            conn.execute("SET default_transaction_read_only = on")
 
     def _begin(self, conn: psycopg.Connection[tuple[Any, ...]]) -> Mark | None:
         """Take the ledger's lock and, on a writing connection, write a new commit mark."""
@@ -355,6 +384,8 @@ class PostgresConnection:
             return LedgerUnwritable("no_space", f"{self.where}: {self._cause(exc)}")
         if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
             return LedgerUnwritable("read_only", f"{self.where}: {self._cause(exc)}")
+        if isinstance(exc, pg_errors.InsufficientPrivilege):  # the role lacks a GRANT
+            return LedgerUnwritable("denied", f"{self.where}: {self._cause(exc)}")
         return None
 
     def _cause(self, exc: BaseException) -> str:
@@ -381,7 +412,12 @@ def _lost(exc: psycopg.Error, conn: psycopg.Connection[Any] | None) -> bool:
 
 
 def connect(
-    url: str, *, readonly: bool = False, password: str | None = None, settle_s: float = SETTLE_S
+    url: str,
+    *,
+    readonly: bool = False,
+    password: str | None = None,
+    settle_s: float = SETTLE_S,
+    claim: str | None = None,
 ) -> PostgresConnection:
     """The ledger at ``url`` (``postgresql://user@host:port/db?sslmode=...``).
 
@@ -395,10 +431,17 @@ def connect(
         settle_s: how long a write whose COMMIT was cut off seeks its outcome
             (:mod:`docproc.ledger.commit_marks`).
 
+        claim: become the ledger's one writer, named so (``docproc run``; see
+            :meth:`PostgresConnection.claim`).
+
     Raises:
         LedgerUnwritable: (``unreachable``) the server cannot be reached or refused the login.
+        LedgerBusy: ``claim`` is given and another process is the writer.
     """
     ledger = PostgresConnection(url, readonly=readonly, password=password, settle_s=settle_s)
+    if claim is not None:
+        ledger.claim(claim)
+        return ledger
     with ledger._faults():
         ledger._connection()
     return ledger

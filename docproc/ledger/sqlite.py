@@ -117,6 +117,9 @@ class SqliteConnection:
                 raise
             raise LedgerUnwritable(fault.kind, fault.reason) from exc
 
+    def claim(self, command: str) -> None:
+        """Nothing: a SQLite ledger's one writer is guarded by its state directory's flock."""
+
     def close(self) -> None:
         self.raw.close()
 
