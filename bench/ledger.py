@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,7 +365,7 @@ def main() -> None:
     tree = base / "tree"
     make_tree(tree, args.files)
     results: dict[str, Figures] = {}
-    with running_cluster() as cluster:
+    with running_cluster() if "postgresql" in engines else nullcontext() as cluster:
         places = Places(base, cluster)
         for engine in engines:
             results[engine] = run_engine(places, engine, tree, args)
