@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/ledger.py [--files N] [--results N] [--status-files N]
-        [--engines sqlite,postgresql] [--profile] [--out DIR]
+        [--engines sqlite,postgresql] [--profile] [--keep] [--out DIR]
 
 PostgreSQL is a throwaway cluster (``tests/pgcluster.py``: ``initdb`` in a
 temp directory, 127.0.0.1, ``fsync = off``) started for the run; every
@@ -39,6 +39,7 @@ import cProfile
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -349,6 +350,7 @@ def main() -> None:
     parser.add_argument("--status-files", type=int, default=100_000)
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--profile", action="store_true", help="cProfile the apply part")
+    parser.add_argument("--keep", action="store_true", help="keep the temp directory (trees, logs)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--apply-only", nargs=2, metavar=("LOCATION", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
@@ -365,10 +367,14 @@ def main() -> None:
     tree = base / "tree"
     make_tree(tree, args.files)
     results: dict[str, Figures] = {}
-    with running_cluster() if "postgresql" in engines else nullcontext() as cluster:
-        places = Places(base, cluster)
-        for engine in engines:
-            results[engine] = run_engine(places, engine, tree, args)
+    try:
+        with running_cluster() if "postgresql" in engines else nullcontext() as cluster:
+            places = Places(base, cluster)
+            for engine in engines:
+                results[engine] = run_engine(places, engine, tree, args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
     load = os.getloadavg()
     lines = report(results)
     print(f"\nload average after: {load}")
