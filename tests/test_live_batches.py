@@ -120,6 +120,8 @@ def test_a_refused_account_stops_the_calls_and_the_next_poll_resumes(spool: Path
                 time.sleep(0.01)
         until_ended(live, batch_id)
         assert len(list(live.results(batch_id))) == 3
+    # The refused call is made again; no other call is made twice (each is paid for).
+    assert api.calls == {0: 2, 1: 1, 2: 1}
 
 
 def test_cancel_leaves_the_uncalled_requests_unanswered(spool: Path) -> None:

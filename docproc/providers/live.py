@@ -80,7 +80,11 @@ class _Run:
     answered: set[str]
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending: list[Future[None]] = field(default_factory=list)
-    refused: ProviderAccountRefused | None = None
+    refused: ProviderAccountRefused | None = None  # not yet raised by poll
+    stopped: bool = False  # refused: its calls not yet made are never made
+
+    def in_flight(self) -> bool:
+        return any(not future.done() for future in self.pending)
 
 
 class LiveBatches:
@@ -136,15 +140,25 @@ class LiveBatches:
 
     def poll(self, batch_id: str) -> BatchStatus:
         """Ended once every request has an answer (or the batch was canceled and no call
-        is in flight). Raises the account's refusal once, then resumes on the next poll."""
-        run = self._ensure(self._token(batch_id))
+        is in flight). Raises the account's refusal once, then resumes on a later poll,
+        once the calls the refused run had in flight have ended (never one call twice)."""
+        token = self._token(batch_id)
+        run = self._ensure(token)
+        if run.stopped and not run.in_flight():
+            # Every call of the refused run has ended (answered or never made), so
+            # the spool is the whole truth: a fresh run makes each missing call once.
+            with self._lock:
+                self._runs.pop(token, None)
+            run = self._ensure(token)
         with run.lock:
             refused, run.refused = run.refused, None
-            in_flight = any(not future.done() for future in run.pending)
+            if refused is not None:
+                run.stopped = True
+            in_flight = run.in_flight()
             answered = len(run.answered)
         if refused is not None:
-            with self._lock:
-                self._runs.pop(run.token, None)  # the next poll starts the calls again
+            for future in run.pending:
+                future.cancel()
             raise refused
         canceled = self._path(run.token, "canceled").exists()
         ended = answered >= run.total or (canceled and not in_flight)
@@ -206,7 +220,12 @@ class LiveBatches:
         custom_id, params = str(line["custom_id"]), line["params"]
         error: tuple[int, str] = (500, "not tried")
         for attempt in range(self.attempts):
-            if self._stop.is_set() or run.refused or self._path(run.token, "canceled").exists():
+            if (
+                self._stop.is_set()
+                or run.refused
+                or run.stopped
+                or self._path(run.token, "canceled").exists()
+            ):
                 return  # not called: the request stays unanswered
             try:
                 answer = self.api.invoke(params)
