@@ -12,7 +12,7 @@ import pytest
 
 from docproc.config import ledger_password
 from docproc.errors import LedgerError, LedgerUnwritable
-from docproc.ledger.base import GENESIS, event_hash
+from docproc.ledger.events import GENESIS, event_hash
 from docproc.ledger.copy import TABLES
 from docproc.ledger.migrations import Database, migrations
 from docproc.ledger.postgres import PostgresConnection, connect, translate

@@ -41,6 +41,9 @@ class SqliteDialect:
     def byte_length(self, expr: str) -> str:
         return f"LENGTH(CAST({expr} AS BLOB))"
 
+    def round_to(self, expr: str, digits: int) -> str:
+        return f"ROUND({expr}, {int(digits)})"
+
 
 class SqliteConnection:
     """One ``sqlite3`` connection behind :class:`docproc.ledger.engine.Connection`."""
