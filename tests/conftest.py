@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,6 +71,15 @@ def ledger_url(engine: str, request: pytest.FixtureRequest) -> str | None:
     if engine == "sqlite":
         return None
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def fresh_ledger_url(engine: str, request: pytest.FixtureRequest) -> Callable[[], str | None]:
+    """Another empty ledger on the engine, on each call (SQLite: None, the state dir's file)."""
+    if engine == "sqlite":
+        return lambda: None
+    server = request.getfixturevalue("pg_server")
+    return lambda: str(server.url(server.new_database()))
 
 
 @pytest.fixture

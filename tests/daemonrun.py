@@ -41,7 +41,7 @@ def write_config(
 
 
 def ledger_of(config: Path) -> LedgerLocation:
-    """Where the daemon run with ``config`` keeps its ledger: ``[ledger] url``, or the state dir's."""
+    """Where the daemon run with ``config`` keeps its ledger: ``[ledger] url``, or the file."""
     url = tomllib.loads(config.read_text()).get("ledger", {}).get("url")
     return str(url) if url else config.parent / "state" / "ledger.db"
 
@@ -140,7 +140,7 @@ def query(ledger: LedgerLocation, sql: str, args: tuple[Any, ...] = ()) -> list[
 
 
 def _query_url(url: str, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """The same on PostgreSQL, through the ledger's engine (a database not yet migrated: no rows)."""
+    """The same on PostgreSQL, through the ledger's engine (not yet migrated: no rows)."""
     try:
         conn = connect(url, readonly=True)
     except (LedgerError, LedgerUnwritable):

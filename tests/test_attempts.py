@@ -102,7 +102,9 @@ def undo_m007(path: Path) -> None:
 
 
 def test_opening_a_ledger_left_by_the_old_retry_repairs_it(tmp_path: Path) -> None:
-    """(SQLite only: the incident's ledger was a SQLite file.) The state of the incident: attempts set back to 0 next to request j1-a1."""
+    """The state of the incident: attempts set back to 0 next to request j1-a1.
+
+    (SQLite only: the incident's ledger was a SQLite file.)"""
     path = tmp_path / "ledger.db"
     with open_ledger(path) as ledger:
         work = DispatchLedger.on(ledger, retry_base=0.0)

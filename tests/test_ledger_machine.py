@@ -1,12 +1,13 @@
 """A stateful property test: the ledger and the dispatcher through random interleavings.
 
-Hypothesis drives a real ledger (SQLite, and PostgreSQL with fewer examples) and the real :class:`Dispatcher` against a
-deterministic in-process provider through new documents, plans, creates whose
-outcome is known or unknown (created or not), results of every type (and missing
-or duplicate lines), crashes (ledger reopened, dispatcher rebuilt), ``ledger
-retry``, cancels, lost batches and budget pauses. After every step the ledger's
-invariants hold (the checks ``docproc ledger verify`` runs); at the end of every
-run, with the provider healthy and the budget lifted, the daemon finishes every job.
+Hypothesis drives a real ledger (SQLite, and PostgreSQL with fewer examples) and
+the real :class:`Dispatcher` against a deterministic in-process provider through
+new documents, plans, creates whose outcome is known or unknown (created or not),
+results of every type (and missing or duplicate lines), crashes (ledger
+reopened, dispatcher rebuilt), ``ledger retry``, cancels, lost batches and budget
+pauses. After every step the ledger's invariants hold (the checks ``docproc
+ledger verify`` runs); at the end of every run, with the provider healthy and the
+budget lifted, the daemon finishes every job.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -337,7 +337,9 @@ def test_ledger_machine(engine: str, request: pytest.FixtureRequest) -> None:
         def new_database() -> str:
             return server.url(server.new_database())
 
-        machine = type("PostgresLedgerMachine", (LedgerMachine,), {"new_database": staticmethod(new_database)})
+        machine = type(
+            "PostgresLedgerMachine", (LedgerMachine,), {"new_database": staticmethod(new_database)}
+        )
     run_state_machine_as_test(
         machine,
         settings=settings(

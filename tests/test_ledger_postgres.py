@@ -12,8 +12,8 @@ import pytest
 
 from docproc.config import ledger_password
 from docproc.errors import LedgerError, LedgerUnwritable
-from docproc.ledger.events import GENESIS, event_hash
 from docproc.ledger.copy import TABLES
+from docproc.ledger.events import GENESIS, event_hash
 from docproc.ledger.migrations import Database, migrations
 from docproc.ledger.postgres import PostgresConnection, connect, translate
 from docproc.ledger.schema_pg import NAMES, migrate, pending
