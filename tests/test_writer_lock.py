@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 # SQLite only: the writer lock here is a file in the state directory.
-
 import json
 import os
 import signal
