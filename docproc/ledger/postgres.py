@@ -119,6 +119,9 @@ class PostgresDialect:
     def byte_length(self, expr: str) -> str:
         return f"octet_length({expr})"
 
+    def bytewise(self, expr: str) -> str:
+        return f'{expr} COLLATE "C"'  # the database's own collation may be a locale's
+
     def round_to(self, expr: str, digits: int) -> str:
         # ROUND(double precision, int) does not exist; numeric's comes back as a float
         return f"ROUND(CAST({expr} AS NUMERIC), {int(digits)})"

@@ -58,7 +58,8 @@ class Queries:
             clauses.append("root IN (" + ",".join("?" * len(roots)) + ")")
             args.extend(roots)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        sql = f"SELECT * FROM file_status{where} ORDER BY path"  # noqa: S608 (placeholders only)
+        path = self.conn.dialect.bytewise("path")
+        sql = f"SELECT * FROM file_status{where} ORDER BY {path}"  # noqa: S608 (placeholders only)
         return self.conn.query(sql, args)
 
     def find_file(self, ref: str) -> Row | None:
