@@ -169,6 +169,7 @@ def test_default_run_watches_inbox_with_local_provider(tmp_path: Path) -> None:
     assert (env_state / "ledger.db").exists()
 
 
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # about the text store; 18 s
 def test_lost_extracted_text_is_extracted_again_not_stuck(
     inbox: Path, tmp_path: Path, ledger_url: str | None
 ) -> None:
