@@ -45,8 +45,18 @@ def docproc(
     )
 
 
-def files_json(state: Path) -> dict[str, dict[str, Any]]:
-    """``docproc ledger files --json`` keyed by path."""
-    out = docproc("ledger", "files", "--json", state=state)
+def on_engine(tmp: Path, url: str | None) -> list[str]:
+    """``--config FILE`` whose ``[ledger] url`` is ``url`` (PostgreSQL); none for SQLite,
+    whose ledger is the state directory's file."""
+    if url is None:
+        return []
+    path = tmp / "ledger-only.toml"
+    path.write_text(f'[ledger]\nurl = "{url}"\n')
+    return ["--config", str(path)]
+
+
+def files_json(state: Path, *config: str) -> dict[str, dict[str, Any]]:
+    """``docproc ledger files --json`` keyed by path (``config``: ``--config FILE``, if any)."""
+    out = docproc("ledger", "files", "--json", *config, state=state)
     assert out.returncode == 0, out.stderr
     return {row["path"]: row for row in json.loads(out.stdout)}

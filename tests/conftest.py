@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import structlog
 
+from docproc.ledger.connection import LedgerLocation
 from tests.s3server import AWS_ENV, Moto
+
+ENGINES = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +57,35 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials for boto3's default chain; nothing read from the developer's ~/.aws."""
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """The ledger's engine a test runs on: each test that asks runs on both."""
+    return str(request.param)
+
+
+@pytest.fixture
+def ledger_url(engine: str, request: pytest.FixtureRequest) -> str | None:
+    """``[ledger] url`` for the engine: a fresh empty PostgreSQL database, or None (SQLite)."""
+    if engine == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def fresh_ledger_url(engine: str, request: pytest.FixtureRequest) -> Callable[[], str | None]:
+    """Another empty ledger on the engine, on each call (SQLite: None, the state dir's file)."""
+    if engine == "sqlite":
+        return lambda: None
+    server = request.getfixturevalue("pg_server")
+    return lambda: str(server.url(server.new_database()))
+
+
+@pytest.fixture
+def ledger_location(ledger_url: str | None, tmp_path: Path) -> LedgerLocation:
+    """Where a test's ledger is: the SQLite file in ``tmp_path/state``, or a fresh PG database."""
+    return ledger_url or tmp_path / "state" / "ledger.db"
 
 
 pytest_plugins = ["tests.pgserver"]

@@ -9,9 +9,13 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from docproc.errors import LedgerError, LedgerUnwritable
+from docproc.ledger.connection import LedgerLocation, connect, is_url
 
 FAST = """
 [intake]
@@ -23,14 +27,23 @@ poll_interval = 0.2
 """
 
 
-def write_config(tmp: Path, folders: list[Path], extra: str = "", batch: str = "") -> Path:
+def write_config(
+    tmp: Path, folders: list[Path], extra: str = "", batch: str = "", ledger: str | None = None
+) -> Path:
     """A config watching ``folders`` with thresholds small enough for tests; ``batch``
-    adds keys to ``[batch]``."""
+    adds keys to ``[batch]``; ``ledger`` is a ``[ledger] url`` (None: SQLite in the state dir)."""
     watches = "".join(f'[[watch]]\npath = "{folder}"\nmode = "events"\n' for folder in folders)
     path = tmp / "docproc.toml"
     fast = FAST.replace("[batch]\n", f"[batch]\n{batch}\n" if batch else "[batch]\n")
-    path.write_text(f'state_dir = "{tmp / "state"}"\n{fast}{extra}\n{watches}')
+    engine = f'[ledger]\nurl = "{ledger}"\n' if ledger else ""
+    path.write_text(f'state_dir = "{tmp / "state"}"\n{fast}{extra}\n{engine}{watches}')
     return path
+
+
+def ledger_of(config: Path) -> LedgerLocation:
+    """Where the daemon run with ``config`` keeps its ledger: ``[ledger] url``, or the file."""
+    url = tomllib.loads(config.read_text()).get("ledger", {}).get("url")
+    return str(url) if url else config.parent / "state" / "ledger.db"
 
 
 class DaemonProcess:
@@ -46,6 +59,7 @@ class DaemonProcess:
     ) -> None:
         self.config = config
         self.state = config.parent / "state"
+        self.ledger = ledger_of(config)
         self.log = config.parent / "daemon.log"
         self._log_from = self.log.stat().st_size if self.log.exists() else 0
         command = [sys.executable, "-m", "docproc", "run", "--config", str(config), *args]
@@ -80,7 +94,7 @@ class DaemonProcess:
         return self.proc.returncode
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return query(self.state / "ledger.db", sql, args)
+        return query(self.ledger, sql, args)
 
     def states(self) -> dict[str, str]:
         return {Path(p).name: s for p, s in self.query("SELECT path, state FROM file_status")}
@@ -93,7 +107,7 @@ class DaemonProcess:
             try:
                 if condition():
                     return
-            except sqlite3.Error:
+            except (sqlite3.Error, LedgerError):
                 pass
             time.sleep(0.1)
         raise AssertionError(f"condition not reached in {seconds} s:\n{self.tail()}")
@@ -112,15 +126,29 @@ class DaemonProcess:
         return "\n".join(self.output().splitlines()[-lines:])
 
 
-def query(ledger: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """A read-only query, as any auditor would run it."""
-    if not ledger.exists():
+def query(ledger: LedgerLocation, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """A read-only query, as any auditor would run it (none yet: no rows)."""
+    if is_url(ledger):
+        return _query_url(str(ledger), sql, args)
+    if not Path(ledger).exists():
         return []
     db = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=10)
     try:
         return db.execute(sql, args).fetchall()
     finally:
         db.close()
+
+
+def _query_url(url: str, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The same on PostgreSQL, through the ledger's engine (not yet migrated: no rows)."""
+    try:
+        conn = connect(url, readonly=True)
+    except (LedgerError, LedgerUnwritable):
+        return []
+    try:
+        return [tuple(row) for row in conn.execute(sql, args).fetchall()]
+    finally:
+        conn.close()
 
 
 def held_after(

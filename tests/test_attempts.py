@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from docproc.ledger.connection import open_ledger
+from docproc.ledger.connection import LedgerLocation, open_ledger
 from docproc.ledger.dispatch import DispatchLedger
 from docproc.ledger.dispatch.jobs import next_attempt
 from docproc.ledger.invariants import check
 from docproc.ledger.migrations import Database, migrations
 from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec
-from tests.parts import extractions, files, queries, raw
+from tests.parts import change, extractions, files, queries, sql
 
 
 @pytest.fixture
-def work(tmp_path: Path) -> Iterator[DispatchLedger]:
-    ledger = open_ledger(tmp_path / "ledger.db")
+def work(ledger_location: LedgerLocation) -> Iterator[DispatchLedger]:
+    ledger = open_ledger(ledger_location)
     yield DispatchLedger.on(ledger, retry_base=0.0)
     ledger.close()
 
@@ -48,7 +48,7 @@ def send_and_fail(work: DispatchLedger, task: str, max_attempts: int) -> str:
 
 
 def job(work: DispatchLedger) -> tuple[str, int, int]:
-    row = raw(work.ledger).execute("SELECT state, attempts, attempts_at_retry FROM jobs").fetchone()
+    row = sql(work.ledger).execute("SELECT state, attempts, attempts_at_retry FROM jobs").fetchone()
     return str(row[0]), int(row[1]), int(row[2])
 
 
@@ -62,7 +62,7 @@ def test_retry_starts_a_new_round_without_reusing_a_custom_id(work: DispatchLedg
     assert sent == ["j1-a1", "j1-a2", "j1-a3", "j1-a4"]
     assert job(work) == ("failed", 4, 3)
     history = (
-        raw(work.ledger).execute("SELECT custom_id, state FROM requests ORDER BY id").fetchall()
+        sql(work.ledger).execute("SELECT custom_id, state FROM requests ORDER BY id").fetchall()
     )
     assert history == [(cid, "errored") for cid in sent]  # the audit keeps every attempt
     retries = [e for e in queries(work.ledger).events() if e["kind"] == "job.retry"]
@@ -80,7 +80,7 @@ def test_a_retried_job_gets_max_attempts_again_with_backoff_from_the_round(
     send_and_fail(work, task, max_attempts=2)
     assert job(work)[0] == "queued"  # the first attempt of the new round: one left
     send_and_fail(work, task, max_attempts=2)
-    state, error = raw(work.ledger).execute("SELECT state, error FROM jobs").fetchone()
+    state, error = sql(work.ledger).execute("SELECT state, error FROM jobs").fetchone()
     assert state == "failed"
     assert error == "gave up after 2 attempts: request errored (api_error: overloaded)"
 
@@ -102,7 +102,9 @@ def undo_m007(path: Path) -> None:
 
 
 def test_opening_a_ledger_left_by_the_old_retry_repairs_it(tmp_path: Path) -> None:
-    """The state of the incident: attempts set back to 0 next to request j1-a1."""
+    """The state of the incident: attempts set back to 0 next to request j1-a1.
+
+    (SQLite only: the incident's ledger was a SQLite file.)"""
     path = tmp_path / "ledger.db"
     with open_ledger(path) as ledger:
         work = DispatchLedger.on(ledger, retry_base=0.0)
@@ -147,9 +149,9 @@ def test_reprocess_starts_a_new_round_and_the_invariants_allow_the_answer_asked_
     work.results.apply_results([(ProviderResult("j1-a4", ResultKind.SUCCEEDED, summary="T."), 0)],
                        max_attempts=2)  # fmt: skip
     assert job(work) == ("done", 4, 2)
-    assert check(raw(work.ledger)) == []  # answered twice: once, and once more as asked
-    raw(work.ledger).execute("INSERT INTO requests (batch_id, job_id, custom_id, attempt, state)"
-                      " VALUES (3, 1, 'j1-a5', 5, 'succeeded')")  # fmt: skip
-    raw(work.ledger).execute("UPDATE jobs SET attempts = 5")
-    (broken,) = check(raw(work.ledger))  # a third answer nobody asked for is a fault
+    assert check(sql(work.ledger)) == []  # answered twice: once, and once more as asked
+    change(work.ledger, "INSERT INTO requests (batch_id, job_id, custom_id, attempt, state)"
+                        " VALUES (3, 1, 'j1-a5', 5, 'succeeded')",
+           "UPDATE jobs SET attempts = 5")  # fmt: skip
+    (broken,) = check(sql(work.ledger))  # a third answer nobody asked for is a fault
     assert (broken.name, broken.examples) == ("written_once", ("job 1 answered 3 times",))

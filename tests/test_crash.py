@@ -1,16 +1,17 @@
-"""kill -9 of a running scan, then a restart: nothing lost, nothing twice."""
+"""kill -9 of a running scan, then a restart: nothing lost, nothing twice (on both engines)."""
 
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.clitools import docproc
+from docproc.ledger.connection import LedgerLocation
+from tests.clitools import docproc, on_engine
+from tests.daemonrun import query
 
 FILES = 300
 
@@ -25,22 +26,21 @@ def make_corpus(folder: Path) -> None:
             (folder / f"doc{i:03d}.txt").write_text(body)
 
 
-def events_so_far(ledger: Path) -> int:
+def events_so_far(ledger: LedgerLocation) -> int:
     try:
-        db = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
+        rows = query(ledger, "SELECT count(*) FROM events")
+    except Exception:
         return 0
+    return int(rows[0][0]) if rows else 0
 
 
-def kill_mid_scan(folder: Path, state: Path, after_events: int) -> bool:
+def kill_mid_scan(
+    folder: Path, state: Path, ledger: LedgerLocation, config: list[str], after_events: int
+) -> bool:
     """kill -9 the scan once the ledger holds ``after_events``; True if it was still running."""
     env = {**os.environ, "DOCPROC_STATE_DIR": str(state)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "docproc", "scan", str(folder)],
+        [sys.executable, "-m", "docproc", "scan", *config, str(folder)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -48,7 +48,7 @@ def kill_mid_scan(folder: Path, state: Path, after_events: int) -> bool:
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        if events_so_far(state / "ledger.db") >= after_events:
+        if events_so_far(ledger) >= after_events:
             break
         time.sleep(0.01)
     running = proc.poll() is None
@@ -57,21 +57,25 @@ def kill_mid_scan(folder: Path, state: Path, after_events: int) -> bool:
     return running
 
 
-def test_kill_9_then_restart_records_every_file_exactly_once(tmp_path: Path) -> None:
+def test_kill_9_then_restart_records_every_file_exactly_once(
+    tmp_path: Path, ledger_location: LedgerLocation, ledger_url: str | None
+) -> None:
     folder, state = tmp_path / "inbox", tmp_path / "state"
+    config = on_engine(tmp_path, ledger_url)
     make_corpus(folder)
-    killed_running = [kill_mid_scan(folder, state, n) for n in (5, 150, 400)]
+    killed_running = [
+        kill_mid_scan(folder, state, ledger_location, config, n) for n in (5, 150, 400)
+    ]
     assert all(killed_running), "each kill must interrupt a running scan"
-    final = docproc("scan", folder, state=state)
+    final = docproc("scan", *config, folder, state=state)
     assert final.returncode == 0, final.stderr
-    db = sqlite3.connect(state / "ledger.db")
-    paths = [p for (p,) in db.execute("SELECT path FROM files")]
-    states = dict(db.execute("SELECT state, count(*) FROM file_status GROUP BY state"))
-    discovered = db.execute("SELECT count(*) FROM events WHERE kind = 'file.discovered'")
-    found = discovered.fetchone()[0]
-    db.close()
+    paths = [p for (p,) in query(ledger_location, "SELECT path FROM files")]
+    states = dict(query(ledger_location, "SELECT state, count(*) FROM file_status GROUP BY state"))
+    discovered = query(
+        ledger_location, "SELECT count(*) FROM events WHERE kind = 'file.discovered'"
+    )
     assert len(paths) == len(set(paths)) == FILES
     assert states == {"extracted": FILES}
-    assert found == FILES
-    verify = docproc("ledger", "verify", state=state)
+    assert discovered == [(FILES,)]
+    verify = docproc("ledger", "verify", *config, state=state)
     assert verify.returncode == 0, verify.stderr

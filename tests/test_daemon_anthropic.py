@@ -34,7 +34,9 @@ def document(i: int) -> str:
     )
 
 
-def anthropic_config(tmp_path: Path, inbox: Path, server: FakeBatches, extra: str = "") -> Path:
+def anthropic_config(
+    tmp_path: Path, inbox: Path, server: FakeBatches, extra: str = "", ledger: str | None = None
+) -> Path:
     return write_config(
         tmp_path,
         [inbox],
@@ -47,6 +49,7 @@ retry_backoff = 0.3
 base_url = "{server.url}"
 timeout = 20
 {extra}""",
+        ledger=ledger,
     )
 
 
@@ -75,11 +78,11 @@ def server() -> Iterator[FakeBatches]:
 
 
 def test_a_thousand_documents_through_errors_expiry_and_http_faults(
-    inbox: Path, tmp_path: Path, server: FakeBatches, api_key: str
+    inbox: Path, tmp_path: Path, server: FakeBatches, api_key: str, ledger_url: str | None
 ) -> None:
     for i in range(1000):
         (inbox / f"doc{i:04d}.txt").write_text(document(i))
-    daemon = DaemonProcess(anthropic_config(tmp_path, inbox, server))
+    daemon = DaemonProcess(anthropic_config(tmp_path, inbox, server, ledger=ledger_url))
     try:
         daemon.until(lambda: finished(daemon) == 1000, seconds=240)
     finally:
@@ -144,7 +147,7 @@ def reconciled_custom_ids(daemon: DaemonProcess) -> set[str]:
 
 
 def test_kill_9_between_create_and_recording_its_id_pays_nothing_twice(
-    inbox: Path, tmp_path: Path, api_key: str
+    inbox: Path, tmp_path: Path, api_key: str, ledger_url: str | None
 ) -> None:
     created, release = threading.Event(), threading.Event()
     with FakeBatches(api_key=KEY, end_after=0.3) as server:
@@ -153,7 +156,7 @@ def test_kill_9_between_create_and_recording_its_id_pays_nothing_twice(
         server.store.create = held_after(create, created, release)  # type: ignore[method-assign]
         for i in range(20):
             (inbox / f"doc{i}.txt").write_text(document(i))
-        config = anthropic_config(tmp_path, inbox, server)
+        config = anthropic_config(tmp_path, inbox, server, ledger=ledger_url)
         daemon = crashed_when(config, created, release)
         server.store.create = create  # type: ignore[method-assign]
         planned = daemon.query("SELECT state, provider_batch_id FROM batches")

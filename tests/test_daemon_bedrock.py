@@ -55,8 +55,9 @@ def bedrock_server(
 
 
 def bedrock_config(
-    tmp_path: Path, inbox: Path, bucket: str, extra: str = "", batch: str = ""
-) -> Path:
+    tmp_path: Path, inbox: Path, bucket: str, extra: str = "", batch: str = "",
+    ledger: str | None = None,
+) -> Path:  # fmt: skip
     return write_config(
         tmp_path,
         [inbox],
@@ -73,6 +74,7 @@ staging = "s3://{bucket}/docproc/"
 min_records = 20
 {extra}""",
         batch=batch,
+        ledger=ledger,
     )
 
 
@@ -118,8 +120,10 @@ def test_five_hundred_documents_through_job_and_record_faults(
 
 
 def test_kill_9_between_token_and_arn_makes_one_job_paid_once(
-    inbox: Path, tmp_path: Path, bucket: str, moto: Moto, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    inbox: Path, tmp_path: Path, bucket: str, moto: Moto, monkeypatch: pytest.MonkeyPatch,
+    ledger_url: str | None,
+) -> None:  # fmt: skip
+    """(Bedrock's representative on both engines.)"""
     created, release = threading.Event(), threading.Event()
     with bedrock_server(moto, monkeypatch, limits=Limits(min_records=20)) as fake:
         create = fake.state.jobs.create
@@ -127,7 +131,7 @@ def test_kill_9_between_token_and_arn_makes_one_job_paid_once(
         fake.state.jobs.create = held_after(create, created, release)  # type: ignore[method-assign]
         for i in range(30):
             (inbox / f"doc{i}.txt").write_text(document(i))
-        config = bedrock_config(tmp_path, inbox, bucket)
+        config = bedrock_config(tmp_path, inbox, bucket, ledger=ledger_url)
         daemon = crashed_when(config, created, release)
         fake.state.jobs.create = create  # type: ignore[method-assign]
         planned = daemon.query("SELECT state, submit_token, provider_batch_id FROM batches")

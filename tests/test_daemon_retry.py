@@ -34,7 +34,7 @@ class Recovering:
 
 
 def test_retry_after_the_provider_recovers_writes_everything_without_a_failed_tick(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger_url: str | None
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     inbox = tmp_path / "inbox"
@@ -50,7 +50,7 @@ max_attempts = 1
 retry_backoff = 0.2
 [anthropic]
 base_url = "{server.url}"
-""")  # fmt: skip
+""", ledger=ledger_url)  # fmt: skip
         state = tmp_path / "state"
         daemon = DaemonProcess(config)
         try:
@@ -80,15 +80,17 @@ base_url = "{server.url}"
             ("done", f"requeued {first['failed']} job(s)")
         ]
     # The history of the failed attempts is kept: one errored and one succeeded request each.
-    retried = daemon.query(
-        "SELECT job_id, GROUP_CONCAT(custom_id || ':' || state, ' ') FROM requests"
-        " GROUP BY job_id HAVING COUNT(*) > 1"
-    )
+    histories: dict[int, list[str]] = {}
+    for job_id, custom_id, request_state in daemon.query(
+        "SELECT job_id, custom_id, state FROM requests ORDER BY job_id, id"
+    ):
+        histories.setdefault(job_id, []).append(f"{custom_id}:{request_state}")
+    retried = {job: history for job, history in histories.items() if len(history) > 1}
     assert len(retried) == first["failed"]
     ((ledger_id,),) = daemon.query("SELECT value FROM ledger_info WHERE key = 'id'")
-    for job_id, history in retried:
+    for job_id, history in retried.items():
         cid = f"{ledger_id}-j{job_id}"
-        assert history == f"{cid}-a1:errored {cid}-a2:succeeded"
+        assert history == [f"{cid}-a1:errored", f"{cid}-a2:succeeded"]
     verify = docproc("ledger", "verify", "--config", config, state=state)
     assert verify.returncode == 0, verify.stderr
     assert "every invariant holds" in verify.stdout

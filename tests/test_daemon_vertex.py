@@ -46,7 +46,7 @@ def gcs() -> Iterator[FakeGcs]:
 
 def vertex_config(
     tmp_path: Path, inbox: Path, fake: FakeVertex, gcs: FakeGcs | None, extra: str = "",
-    batch: str = "",
+    batch: str = "", ledger: str | None = None,
 ) -> Path:  # fmt: skip
     """A config for the test servers: a token file, unless ``gcs`` is None (then ADC and
     STORAGE_EMULATOR_HOST, set by the test)."""
@@ -70,6 +70,7 @@ api_endpoint = "{fake.url}"
 {access}
 {extra}""",
         batch=batch,
+        ledger=ledger,
     )
 
 
@@ -126,8 +127,9 @@ def test_five_hundred_documents_through_jobs_and_faults(
 
 
 def test_kill_9_between_label_and_job_name_makes_one_job_paid_once(
-    inbox: Path, tmp_path: Path, gcs: FakeGcs
+    inbox: Path, tmp_path: Path, gcs: FakeGcs, ledger_url: str | None
 ) -> None:
+    """(Vertex's representative on both engines.)"""
     created, release = threading.Event(), threading.Event()
     with FakeVertex(gcs.store) as fake:
         create = fake.state.jobs.create
@@ -135,7 +137,7 @@ def test_kill_9_between_label_and_job_name_makes_one_job_paid_once(
         fake.state.jobs.create = held_after(create, created, release)  # type: ignore[method-assign]
         for i in range(30):
             (inbox / f"doc{i}.txt").write_text(document(i))
-        config = vertex_config(tmp_path, inbox, fake, gcs)
+        config = vertex_config(tmp_path, inbox, fake, gcs, ledger=ledger_url)
         daemon = crashed_when(config, created, release)
         fake.state.jobs.create = create  # type: ignore[method-assign]
         planned = daemon.query("SELECT state, submit_token, provider_batch_id, create_attempts"

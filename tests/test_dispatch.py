@@ -10,19 +10,21 @@ from pathlib import Path
 import pytest
 
 from docproc.dispatch import Dispatcher
-from docproc.ledger.connection import open_ledger
+from docproc.ledger.connection import LedgerLocation, open_ledger
 from docproc.ledger.dispatch import DispatchLedger
 from docproc.models import BatchLimits, Extraction, TaskSpec
 from docproc.providers.local import LocalProvider
 from docproc.textstore import TextStore
-from tests.parts import extractions, files, raw
+from tests.parts import extractions, files, sql
 
 TEXT = "The ledger records every step. Nothing is lost. Batches are reconciled after a crash."
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[tuple[Dispatcher, DispatchLedger, LocalProvider]]:
-    ledger = open_ledger(tmp_path / "ledger.db")
+def setup(
+    tmp_path: Path, ledger_location: LedgerLocation
+) -> Iterator[tuple[Dispatcher, DispatchLedger, LocalProvider]]:
+    ledger = open_ledger(ledger_location)
     store = TextStore(tmp_path / "text")
     root = files(ledger).ensure_root("file:///docs", kind="local", mode="poll")
     for i in range(3):
@@ -53,7 +55,7 @@ def tick_until(dispatcher: Dispatcher, condition: Callable[[], bool], seconds: f
 
 
 def states(work: DispatchLedger) -> list[str]:
-    return [row[0] for row in raw(work.ledger).execute("SELECT state FROM batches ORDER BY id")]
+    return [row[0] for row in sql(work.ledger).execute("SELECT state FROM batches ORDER BY id")]
 
 
 def test_a_batch_the_provider_forgets_is_retried_while_young_then_lost_and_requeued(
@@ -68,10 +70,10 @@ def test_a_batch_the_provider_forgets_is_retried_while_young_then_lost_and_reque
     for batch in dispatcher._open.values():  # as if created ten minutes ago
         batch.created_at = datetime.now(UTC) - timedelta(minutes=10)
     tick_until(dispatcher, lambda: states(work)[0] == "lost")
-    lost = raw(work.ledger).execute("SELECT error FROM batches WHERE id = 1").fetchone()[0]
+    lost = sql(work.ledger).execute("SELECT error FROM batches WHERE id = 1").fetchone()[0]
     assert "unknown batch" in lost
     requeued = (
-        raw(work.ledger)
+        sql(work.ledger)
         .execute(
             "SELECT COUNT(*) FROM events WHERE kind = 'job.requeued' AND detail LIKE '%batch lost%'"
         )
@@ -98,9 +100,9 @@ def test_every_create_call_is_numbered_in_the_ledger_before_it_is_made(
     provider.submit = failing_once  # type: ignore[method-assign]
     tick_until(dispatcher, lambda: states(work) == ["submitted"])
     assert tickets == [1, 2]  # the number recorded before each call
-    assert raw(work.ledger).execute("SELECT create_attempts FROM batches").fetchone()[0] == 2
+    assert sql(work.ledger).execute("SELECT create_attempts FROM batches").fetchone()[0] == 2
     events = (
-        raw(work.ledger)
+        sql(work.ledger)
         .execute("SELECT COUNT(*) FROM events WHERE kind = 'batch.create_attempt'")
         .fetchone()[0]
     )

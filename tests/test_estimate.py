@@ -20,7 +20,7 @@ from docproc.writerlock import WriterLock
 from tests.batchserver import FakeBatches
 from tests.batchserver.tokens import count_tokens
 from tests.clitools import docproc
-from tests.daemonrun import DaemonProcess, write_config
+from tests.daemonrun import DaemonProcess, ledger_of, write_config
 from tests.test_daemon_anthropic import KEY, document
 
 SONNET = TaskSpec(provider="anthropic", model="claude-sonnet-4-5", max_tokens=1000)
@@ -106,7 +106,7 @@ def test_count_tokens_rule_of_the_test_server() -> None:
     assert count_tokens(body) == 10 + 2 + 4 + 3
 
 
-def test_a_changed_task_resends_nothing_by_itself(tmp_path: Path) -> None:
+def test_a_changed_task_resends_nothing_by_itself(tmp_path: Path, ledger_url: str | None) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for i in range(3):
@@ -114,13 +114,15 @@ def test_a_changed_task_resends_nothing_by_itself(tmp_path: Path) -> None:
     with FakeBatches(api_key=KEY, end_after=0.2) as server:
         base = f'[anthropic]\nbase_url = "{server.url}"\n[task]\nprovider = "anthropic"\n'
         env = {**os.environ, "ANTHROPIC_API_KEY": KEY}
-        daemon = DaemonProcess(write_config(tmp_path, [inbox], base), env=env)
+        daemon = DaemonProcess(write_config(tmp_path, [inbox], base, ledger=ledger_url), env=env)
         try:
             daemon.until(lambda: set(daemon.states().values()) == {"written"} and
                          len(daemon.states()) == 3)  # fmt: skip
         finally:
             assert daemon.stop() == 0
-        changed = write_config(tmp_path, [inbox], base + 'prompt = "Summarise tersely."\n')
+        changed = write_config(
+            tmp_path, [inbox], base + 'prompt = "Summarise tersely."\n', ledger=ledger_url
+        )
         (inbox / "late.txt").write_text(document(7))
         daemon = DaemonProcess(changed, env=env)
         try:
@@ -131,11 +133,13 @@ def test_a_changed_task_resends_nothing_by_itself(tmp_path: Path) -> None:
         out = docproc("estimate", "--json", "--config", changed, state=tmp_path / "state")
         result = json.loads(out.stdout)
         assert (result["documents"], result["already_summarised"]) == (3, 1)
-        open_ledger(tmp_path / "state" / "ledger.db", readonly=True).close()
+        open_ledger(ledger_of(changed), readonly=True).close()
 
 
 def test_estimate_of_a_folder_while_another_process_writes_the_ledger(tmp_path: Path) -> None:
-    """The daemon holds the writer lock: the folder is not read, the ledger is priced."""
+    """The daemon holds the writer lock: the folder is not read, the ledger is priced.
+
+    (SQLite only: the writer lock is a file in the state directory.)"""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for i in range(2):

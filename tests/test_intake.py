@@ -1,4 +1,5 @@
-"""The intake pipeline with real parts: watchdog observers, worker processes, SQLite."""
+"""The intake pipeline with real parts: watchdog observers, worker processes, the ledger
+on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from docproc.extract import ExtractorPool
 from docproc.intake import Intake
-from docproc.ledger.connection import Ledger, open_ledger
+from docproc.ledger.connection import Ledger, LedgerLocation, open_ledger
 from docproc.ledger.intake import IntakeLedger
 from docproc.models import ExtractLimits, Mode, WatchSpec
 from docproc.sources.local import LocalSource
@@ -22,10 +23,12 @@ SETTLE = 2.0
 
 
 @pytest.fixture(params=[Mode.EVENTS, Mode.POLL])
-def running(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Intake, Path]]:
+def running(
+    request: pytest.FixtureRequest, tmp_path: Path, ledger_location: LedgerLocation
+) -> Iterator[tuple[Intake, Path]]:
     folder = tmp_path / "watched"
     folder.mkdir()
-    ledger = open_ledger(tmp_path / "state" / "ledger.db")
+    ledger = open_ledger(ledger_location)
     pool = ExtractorPool(workers=1, limits=ExtractLimits(), text_dir=tmp_path / "state" / "text")
     intake = Intake(IntakeLedger.on(ledger), pool)
     spec = WatchSpec(path=folder, mode=request.param, poll_interval=0.3, settle_seconds=SETTLE)
@@ -67,6 +70,7 @@ def test_files_dropped_while_running_are_extracted(running: tuple[Intake, Path])
     assert queries(ledger_of(intake)).verify().ok
 
 
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # about settling: one engine
 def test_slow_write_over_ten_seconds_yields_one_complete_version(
     running: tuple[Intake, Path], tmp_path: Path
 ) -> None:

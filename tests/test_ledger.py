@@ -1,4 +1,9 @@
-"""The ledger: a real SQLite file, its migrations, transitions and hash chain."""
+"""The ledger: its migrations, transitions and hash chain, on SQLite and on PostgreSQL.
+
+Tests about the SQLite file itself (WAL, its migrations, triggers edited with
+sqlite3, a reader beside an open write) take ``sqlite_ledger``; PostgreSQL's
+counterparts are in test_ledger_postgres.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import pytest
 from sqlite_utils import Database
 
 from docproc.errors import FailureKind, LedgerError
-from docproc.ledger.connection import Ledger, open_ledger
+from docproc.ledger.connection import Ledger, LedgerLocation, open_ledger
 from docproc.ledger.migrations import migrations
 from docproc.ledger.uris import file_uri, uri_path
 from docproc.models import ExtractFailure, Extraction
@@ -20,7 +25,15 @@ SHA_A, SHA_B = "a" * 64, "b" * 64
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
+def ledger(ledger_location: LedgerLocation) -> Ledger:
+    led = open_ledger(ledger_location)
+    yield led
+    led.close()
+
+
+@pytest.fixture
+def sqlite_ledger(tmp_path: Path) -> Ledger:
+    """For tests about the SQLite file itself."""
     led = open_ledger(tmp_path / "ledger.db")
     yield led
     led.close()
@@ -30,7 +43,8 @@ def root(ledger: Ledger) -> int:
     return files(ledger).ensure_root("file:///docs", kind="local", mode="events")
 
 
-def test_new_ledger_is_wal_with_foreign_keys_and_all_migrations(ledger: Ledger) -> None:
+def test_new_ledger_is_wal_with_foreign_keys_and_all_migrations(sqlite_ledger: Ledger) -> None:
+    ledger = sqlite_ledger
     conn = raw(ledger)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -174,7 +188,10 @@ def test_non_utf8_names_round_trip(ledger: Ledger) -> None:
     assert queries(ledger).files()[0]["path"] == "/docs/caf\\xe9-\\xff.txt"
 
 
-def test_verify_detects_edits_and_triggers_block_them(ledger: Ledger, tmp_path: Path) -> None:
+def test_verify_detects_edits_and_triggers_block_them(
+    sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    ledger = sqlite_ledger
     r = root(ledger)
     files(ledger).record_version(r, Path("/docs/a.txt"), size=3, mtime_ns=1, sha256=SHA_A)
     extractions(ledger).record_extraction(Extraction(SHA_A, "native:text", "t" * 64, 3))
@@ -194,7 +211,10 @@ def test_verify_detects_edits_and_triggers_block_them(ledger: Ledger, tmp_path: 
     assert queries(ledger).verify().reason == "previous hash does not match"
 
 
-def test_reader_is_not_blocked_by_an_open_write_transaction(ledger: Ledger, tmp_path: Path) -> None:
+def test_reader_is_not_blocked_by_an_open_write_transaction(
+    sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    ledger = sqlite_ledger
     r = root(ledger)
     files(ledger).record_version(r, Path("/docs/a.txt"), size=3, mtime_ns=1, sha256=SHA_A)
     raw(ledger).execute("BEGIN IMMEDIATE")

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from docproc.ledger.connection import open_ledger
+from docproc.ledger.connection import LedgerLocation, open_ledger
 from docproc.ledger.dispatch import DispatchLedger
 from docproc.ledger.invariants import INVARIANTS, check
 from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec
-from tests.clitools import docproc
-from tests.parts import extractions, files, raw, sidecars
+from tests.clitools import docproc, on_engine
+from tests.parts import change, extractions, files, sidecars, sql
 
 
 @pytest.fixture
-def work(tmp_path: Path) -> Iterator[DispatchLedger]:
-    ledger = open_ledger(tmp_path / "state" / "ledger.db")
+def work(ledger_location: LedgerLocation) -> Iterator[DispatchLedger]:
+    ledger = open_ledger(ledger_location)
     work = DispatchLedger.on(ledger, retry_base=0.0)
     root = files(ledger).ensure_root("file:///docs", kind="local", mode="events")
     for i in range(2):
@@ -37,13 +37,11 @@ def work(tmp_path: Path) -> Iterator[DispatchLedger]:
 
 
 def names(work: DispatchLedger) -> list[str]:
-    return [violation.name for violation in check(raw(work.ledger))]
+    return [violation.name for violation in check(sql(work.ledger))]
 
 
 def edit(work: DispatchLedger, *statements: str) -> None:
-    for sql in statements:
-        raw(work.ledger).execute(sql)
-    raw(work.ledger).commit()
+    change(work.ledger, *statements)
 
 
 def test_a_ledger_docproc_wrote_keeps_every_invariant(work: DispatchLedger) -> None:
@@ -97,22 +95,22 @@ def test_each_broken_invariant_is_named_with_an_example(
     work: DispatchLedger, name: str, statements: list[str], example: str
 ) -> None:
     edit(work, *statements)
-    broken = {violation.name: violation for violation in check(raw(work.ledger))}
+    broken = {violation.name: violation for violation in check(sql(work.ledger))}
     assert name in broken, broken
     assert example in broken[name].examples
 
 
 def test_verify_exits_1_naming_each_violated_invariant(
-    work: DispatchLedger, tmp_path: Path
+    work: DispatchLedger, tmp_path: Path, ledger_url: str | None
 ) -> None:
-    state = tmp_path / "state"
-    ok = docproc("ledger", "verify", state=state)
+    state, config = tmp_path / "state", on_engine(tmp_path, ledger_url)
+    ok = docproc("ledger", "verify", *config, state=state)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.splitlines()[1] == "ok: every invariant holds (docproc.ledger.invariants)"
     # The state an older `ledger retry` left behind (issue 16), and a stray job state.
     edit(work, "UPDATE jobs SET state = 'queued', attempts = 0 WHERE id = 2",
          "UPDATE jobs SET state = 'retrying' WHERE id = 1")  # fmt: skip
-    out = docproc("ledger", "verify", state=state)
+    out = docproc("ledger", "verify", *config, state=state)
     assert out.returncode == 1
     assert out.stdout.startswith("ok:")  # the hash chain itself is intact
     assert "VIOLATED attempts_increase" in out.stderr

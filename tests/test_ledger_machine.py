@@ -1,12 +1,13 @@
 """A stateful property test: the ledger and the dispatcher through random interleavings.
 
-Hypothesis drives a real SQLite ledger and the real :class:`Dispatcher` against a
-deterministic in-process provider through new documents, plans, creates whose
-outcome is known or unknown (created or not), results of every type (and missing
-or duplicate lines), crashes (ledger reopened, dispatcher rebuilt), ``ledger
-retry``, cancels, lost batches and budget pauses. After every step the ledger's
-invariants hold (the checks ``docproc ledger verify`` runs); at the end of every
-run, with the provider healthy and the budget lifted, the daemon finishes every job.
+Hypothesis drives a real ledger (SQLite, and PostgreSQL with fewer examples) and
+the real :class:`Dispatcher` against a deterministic in-process provider through
+new documents, plans, creates whose outcome is known or unknown (created or not),
+results of every type (and missing or duplicate lines), crashes (ledger
+reopened, dispatcher rebuilt), ``ledger retry``, cancels, lost batches and budget
+pauses. After every step the ledger's invariants hold (the checks ``docproc
+ledger verify`` runs); at the end of every run, with the provider healthy and the
+budget lifted, the daemon finishes every job.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ import time
 from collections.abc import Iterable, Iterator, Sequence, Set
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from docproc.costs import Budget, ModelPrice, PriceTable
 from docproc.dispatch import Dispatcher
 from docproc.errors import ProviderRejected, ProviderRetryable
-from docproc.ledger.connection import open_ledger
+from docproc.ledger.connection import LedgerLocation, open_ledger
 from docproc.ledger.dispatch import DispatchLedger
 from docproc.ledger.invariants import check
 from docproc.models import (
@@ -45,7 +47,8 @@ from docproc.models import (
 )
 from docproc.providers.base import ProviderLimits, Ticket
 from docproc.textstore import TextStore
-from tests.parts import extractions, files, raw
+from tests.parts import extractions, files, sql
+from tests.pgserver import PgServer
 
 MODEL = "fake-model-1"
 TASK = TaskSpec(provider="fake", model=MODEL, max_tokens=100)
@@ -156,9 +159,15 @@ class Clock:
 
 
 class LedgerMachine(RuleBasedStateMachine):
+    # A fresh PostgreSQL database per run (None: a SQLite file in the run's directory).
+    new_database: ClassVar[Any] = None
+
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="docproc-machine-"))
+        self.location: LedgerLocation = (
+            self.new_database() if self.new_database else self.tmp / "ledger.db"
+        )
         self.clock = Clock()
         self.provider = FakeProvider()
         self.store = TextStore(self.tmp / "text")
@@ -167,7 +176,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self._open()
 
     def _open(self) -> None:
-        self.ledger = open_ledger(self.tmp / "ledger.db")
+        self.ledger = open_ledger(self.location)
         self.work = DispatchLedger.on(self.ledger, clock=self.clock, prices=PRICES, retry_base=1.0)
         self.root = files(self.ledger).ensure_root("file:///docs", kind="local", mode="poll")
         self.dispatcher = Dispatcher(
@@ -218,8 +227,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 batch["ended"] = True
             self.pass_time(3600)
             self.settle()
-            assert check(raw(self.work.ledger)) == []
-            states = set(dict(raw(self.work.ledger).execute("SELECT id, state FROM jobs")).values())
+            assert check(sql(self.work.ledger)) == []
+            states = set(dict(sql(self.work.ledger).execute("SELECT id, state FROM jobs")).values())
             if states <= {"done"}:
                 return
         raise AssertionError(f"jobs never finished: {states}")
@@ -301,7 +310,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def invariants_hold(self) -> None:
-        assert check(raw(self.work.ledger)) == []
+        assert check(sql(self.work.ledger)) == []
 
     @invariant()
     def nothing_paid_twice(self) -> None:
@@ -317,10 +326,26 @@ def _join_streams() -> None:
             thread.join(timeout=5)
 
 
-LedgerMachine.TestCase.settings = settings(
-    max_examples=30,
-    stateful_step_count=60,  # up to 1,800 steps a run; about 10 s here
-    deadline=None,  # a step ticks threads; the run as a whole is bounded by the counts
-    suppress_health_check=[HealthCheck.too_slow],
-)
-TestLedgerMachine = LedgerMachine.TestCase
+EXAMPLES = {"sqlite": 30, "postgresql": 15}  # up to 1,800 and 900 steps: ~10 s and ~30 s here
+
+
+def test_ledger_machine(engine: str, request: pytest.FixtureRequest) -> None:
+    machine: type[LedgerMachine] = LedgerMachine
+    if engine == "postgresql":
+        server: PgServer = request.getfixturevalue("pg_server")
+
+        def new_database() -> str:
+            return server.url(server.new_database())
+
+        machine = type(
+            "PostgresLedgerMachine", (LedgerMachine,), {"new_database": staticmethod(new_database)}
+        )
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=EXAMPLES[engine],
+            stateful_step_count=60,
+            deadline=None,  # a step ticks threads; the run as a whole is bounded by the counts
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )

@@ -8,6 +8,8 @@ reuse the slack of an earlier, longer log).
 
 from __future__ import annotations
 
+# SQLite only: these fill or break the disk under the ledger's file (tmpfs); a
+# PostgreSQL server's own faults are in test_ledger_postgres*.py.
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace

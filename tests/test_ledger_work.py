@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from docproc.costs import ModelPrice, PriceTable, period_starts
-from docproc.ledger.connection import open_ledger
+from docproc.ledger.connection import LedgerLocation, open_ledger
 from docproc.ledger.dispatch import BatchItem, DispatchLedger
 from docproc.ledger.requests import RequestLedger
 from docproc.models import Extraction, OutputProblem, ProviderResult, ResultKind, TaskSpec, Usage
-from tests.parts import extractions, files, queries, raw
+from tests.parts import extractions, files, queries, sql
 
 TASK = TaskSpec()
 
@@ -32,8 +32,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def work(tmp_path: Path, clock: Clock) -> Iterator[DispatchLedger]:
-    ledger = open_ledger(tmp_path / "ledger.db")
+def work(ledger_location: LedgerLocation, clock: Clock) -> Iterator[DispatchLedger]:
+    ledger = open_ledger(ledger_location)
     yield DispatchLedger.on(ledger, clock=clock)
     ledger.close()
 
@@ -63,7 +63,7 @@ def result(custom_id: str, kind: ResultKind, error_type: str = "") -> tuple[Prov
 
 
 def job_states(work: DispatchLedger) -> dict[int, str]:
-    return dict(raw(work.ledger).execute("SELECT id, state FROM jobs"))
+    return dict(sql(work.ledger).execute("SELECT id, state FROM jobs"))
 
 
 def test_jobs_are_queued_once_per_version_and_task(work: DispatchLedger) -> None:
@@ -105,7 +105,7 @@ def test_retry_after_backoff_then_quarantine_after_max_attempts(
         assert ids == [f"j1-a{attempt}"]
         work.results.apply_results([result(ids[0], ResultKind.EXPIRED)], max_attempts=2)
         clock.now += 3600
-    (state, error) = raw(work.ledger).execute("SELECT state, error FROM jobs").fetchone()
+    (state, error) = sql(work.ledger).execute("SELECT state, error FROM jobs").fetchone()
     assert state == "failed"
     assert error == "gave up after 2 attempts: request expired"
     assert work.rounds.requeue_failed() == 1
@@ -137,7 +137,7 @@ def test_requests_without_a_result_are_requeued_when_the_batch_is_applied(
     work.results.apply_results([result(ids[0], ResultKind.SUCCEEDED)], max_attempts=3)
     work.results.batch_applied(batch_id)
     assert job_states(work) == {1: "done", 2: "queued"}
-    states = dict(raw(work.ledger).execute("SELECT custom_id, state FROM requests"))
+    states = dict(sql(work.ledger).execute("SELECT custom_id, state FROM requests"))
     assert states == {ids[0]: "succeeded", ids[1]: "missing"}
 
 
@@ -175,11 +175,13 @@ def test_batch_item_carries_attempt_and_title(work: DispatchLedger) -> None:
     assert work.jobs.batch_items([1]) == [BatchItem(1, 1, "t" * 64, "f0.txt", chars=100)]
 
 
-def test_cli_retry_requeues_quarantined_jobs(tmp_path: Path) -> None:
-    from tests.clitools import docproc
+def test_cli_retry_requeues_quarantined_jobs(
+    tmp_path: Path, ledger_location: LedgerLocation, ledger_url: str | None
+) -> None:
+    from tests.clitools import docproc, on_engine
 
-    state = tmp_path / "state"
-    with open_ledger(state / "ledger.db") as ledger:
+    state, config = tmp_path / "state", on_engine(tmp_path, ledger_url)
+    with open_ledger(ledger_location) as ledger:
         work = DispatchLedger.on(ledger)
         root = extracted_files(work, 2)
         task = work.jobs.register_task(TASK)
@@ -188,16 +190,16 @@ def test_cli_retry_requeues_quarantined_jobs(tmp_path: Path) -> None:
         work.results.apply_results(
             [result(i, ResultKind.ERRORED, "invalid_request_error") for i in ids], max_attempts=3
         )
-    status = docproc("status", "--json", state=state)
+    status = docproc("status", "--json", *config, state=state)
     assert '"jobs_failed": 2' in status.stdout
-    one = docproc("ledger", "retry", "/docs/f0.txt", "--wait", "0", state=state)
+    one = docproc("ledger", "retry", "/docs/f0.txt", "--wait", "0", *config, state=state)
     assert one.returncode == 0, one.stderr
     assert one.stdout.startswith("retry recorded as request 1; the daemon carries it out")
-    with open_ledger(state / "ledger.db") as ledger:  # what the daemon does with it
+    with open_ledger(ledger_location) as ledger:  # what the daemon does with it
         (request,) = RequestLedger(ledger).pending()
         assert request.detail == {"job_ids": [1]} and request.kind == "retry"
         assert DispatchLedger.on(ledger).rounds.requeue_failed(request.detail["job_ids"]) == 1
-    assert docproc("ledger", "verify", state=state).returncode == 0
+    assert docproc("ledger", "verify", *config, state=state).returncode == 0
 
 
 def test_batch_requests_give_back_items_and_custom_ids_in_order(work: DispatchLedger) -> None:
@@ -224,8 +226,8 @@ def billed(
 
 
 @pytest.fixture
-def priced(tmp_path: Path, clock: Clock) -> Iterator[DispatchLedger]:
-    ledger = open_ledger(tmp_path / "priced.db")
+def priced(ledger_location: LedgerLocation, clock: Clock) -> Iterator[DispatchLedger]:
+    ledger = open_ledger(ledger_location)
     yield DispatchLedger.on(
         ledger, clock=clock, prices=PriceTable(prices={"m": ModelPrice(2.0, 10.0)})
     )
@@ -259,7 +261,7 @@ def test_refusals_and_oversized_documents_are_quarantined_at_once(
     priced.jobs.create_jobs(task, [extracted_files(priced, 1)])
     _, ids = submit(priced, task)
     assert priced.results.apply_results([billed(ids[0], problem.value)], max_attempts=3).failed == 1
-    error = raw(priced.ledger).execute("SELECT error FROM jobs").fetchone()[0]
+    error = sql(priced.ledger).execute("SELECT error FROM jobs").fetchone()[0]
     assert error.startswith(problem.value)
 
 
@@ -340,10 +342,10 @@ def test_a_cut_is_recorded_with_the_request(work: DispatchLedger) -> None:
     items = work.jobs.batch_items([1, 2])
     pairs = [(item, f"j{item.job_id}-a1") for item in items]
     work.batches.create_batch("anthropic", pairs, 1000, max_chars=50)
-    cuts = raw(work.ledger).execute("SELECT custom_id, text_cut_from FROM requests ORDER BY id")
+    cuts = sql(work.ledger).execute("SELECT custom_id, text_cut_from FROM requests ORDER BY id")
     assert list(cuts) == [("j1-a1", 100), ("j2-a1", 100)]
     work.batches.create_batch("anthropic", [(items[0], "j1-a9")], 1000, max_chars=1000)
-    assert raw(work.ledger).execute(
+    assert sql(work.ledger).execute(
         "SELECT text_cut_from FROM requests WHERE custom_id = 'j1-a9'"
     ).fetchone() == (None,)
 
@@ -392,7 +394,7 @@ def test_progress_and_waiting_are_recorded(work: DispatchLedger) -> None:
     assert "successRecordCount" in row["provider_detail"]
     kinds = [
         k
-        for (k,) in raw(work.ledger).execute(
+        for (k,) in sql(work.ledger).execute(
             "SELECT kind FROM events WHERE kind = 'batch.progress'"
         )
     ]
@@ -418,6 +420,6 @@ def test_a_result_that_cannot_be_recorded_stays_alone_the_chunk_goes_in(
     )
     assert (applied.done, applied.requeued) == (2, 1)
     assert job_states(work) == {1: "done", 2: "queued", 3: "done"}
-    error = raw(work.ledger).execute("SELECT error FROM requests WHERE custom_id = ?", (ids[1],))
+    error = sql(work.ledger).execute("SELECT error FROM requests WHERE custom_id = ?", (ids[1],))
     assert "could not be recorded" in error.fetchone()[0]
     assert queries(work.ledger).verify().ok

@@ -22,14 +22,16 @@ def without_key() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
 
 
-def start(tmp_path: Path, server: FakeBatches, count: int) -> tuple[DaemonProcess, Path]:
+def start(
+    tmp_path: Path, server: FakeBatches, count: int, ledger: str | None
+) -> tuple[DaemonProcess, Path]:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for i in range(count):
         (inbox / f"doc{i}.txt").write_text(document(i))
     extra = (f'[task]\nprovider = "anthropic"\nretry_backoff = 0.2\n'
              f'[anthropic]\nbase_url = "{server.url}"\n')  # fmt: skip
-    config = write_config(tmp_path, [inbox], extra)
+    config = write_config(tmp_path, [inbox], extra, ledger=ledger)
     env = {**os.environ, "ANTHROPIC_API_KEY": KEY}  # only the daemon has it
     return DaemonProcess(config, env=env), config
 
@@ -44,9 +46,11 @@ def submitted(daemon: DaemonProcess) -> bool:
 
 
 @pytest.mark.parametrize("retry", [True, False])
-def test_cancel_from_a_second_process_without_the_key(tmp_path: Path, retry: bool) -> None:
+def test_cancel_from_a_second_process_without_the_key(
+    tmp_path: Path, retry: bool, ledger_url: str | None
+) -> None:
     with FakeBatches(api_key=KEY, end_after=None) as server:
-        daemon, config = start(tmp_path, server, 4)
+        daemon, config = start(tmp_path, server, 4, ledger_url)
         try:
             daemon.until(lambda: submitted(daemon))
             args = ["cancel", "1", "--wait", "20"] + ([] if retry else ["--no-retry"])
@@ -75,14 +79,16 @@ def test_cancel_from_a_second_process_without_the_key(tmp_path: Path, retry: boo
         assert code == 0 and "every invariant holds" in out, err
 
 
-def test_retry_from_a_second_process_is_carried_out_by_the_daemon(tmp_path: Path) -> None:
+def test_retry_from_a_second_process_is_carried_out_by_the_daemon(
+    tmp_path: Path, ledger_url: str | None
+) -> None:
     refused = {"mark": True}
 
     def outcome(custom_id: str, params: dict[str, object]) -> Outcome:
         return Outcome.INVALID if refused["mark"] else Outcome.SUCCEEDED
 
     with FakeBatches(api_key=KEY, end_after=0.2, outcome=outcome) as server:
-        daemon, config = start(tmp_path, server, 3)
+        daemon, config = start(tmp_path, server, 3, ledger_url)
         try:
             daemon.until(lambda: set(daemon.states().values()) == {"failed"})
             refused["mark"] = False
@@ -104,13 +110,13 @@ def test_retry_from_a_second_process_is_carried_out_by_the_daemon(tmp_path: Path
 
 
 def test_a_request_recorded_while_no_daemon_runs_waits_for_the_next_start(
-    tmp_path: Path,
+    tmp_path: Path, ledger_url: str | None
 ) -> None:
     def outcome(custom_id: str, params: dict[str, object]) -> Outcome:
         return Outcome.INVALID
 
     with FakeBatches(api_key=KEY, end_after=0.2, outcome=outcome) as server:
-        daemon, config = start(tmp_path, server, 1)
+        daemon, config = start(tmp_path, server, 1, ledger_url)
         try:
             daemon.until(lambda: set(daemon.states().values()) == {"failed"})
         finally:

@@ -7,6 +7,7 @@ the kernel says ENOSPC and EROFS, moto (through the fault proxy) says 403.
 
 from __future__ import annotations
 
+# SQLite only: disk faults under the state directory and the ledger's file.
 import hashlib
 import os
 from collections.abc import Iterator

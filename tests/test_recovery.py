@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from docproc.ledger.connection import LedgerLocation
 from docproc.sidecars import write_atomic
 from docproc.sidecars.digest import is_own, markdown_intact, open_json
 from docproc.writerlock import WriterLock
 from tests.batchserver import FakeBatches
 from tests.clitools import docproc
-from tests.daemonrun import DaemonProcess, query, write_config
+from tests.daemonrun import DaemonProcess, ledger_of, query, write_config
 from tests.s3server import Fault, FaultProxy, Moto
 from tests.test_daemon_anthropic import KEY, document
 
@@ -38,13 +39,14 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def config_for(
-    tmp_path: Path, inbox: Path, server: FakeBatches, s3_watch: tuple[str, str] | None = None
-) -> Path:
+    tmp_path: Path, inbox: Path, server: FakeBatches, s3_watch: tuple[str, str] | None = None,
+    ledger: str | None = None,
+) -> Path:  # fmt: skip
     """The daemon on ``inbox`` (or, with ``s3_watch`` = (bucket, endpoint), on the
     bucket's ``docs/`` prefix) with the Message Batches test server."""
     extra = f'[task]\nprovider = "anthropic"\n[anthropic]\nbase_url = "{server.url}"\n'
     if s3_watch is None:
-        return write_config(tmp_path, [inbox], extra)
+        return write_config(tmp_path, [inbox], extra, ledger=ledger)
     bucket, endpoint = s3_watch
     extra += (f'[[watch]]\ns3 = "s3://{bucket}/docs/"\nendpoint_url = "{endpoint}"\n'
               'region = "us-east-1"\ninterval = 1\n')  # fmt: skip
@@ -63,23 +65,23 @@ def summarise(config: Path, names: list[str]) -> None:
         assert daemon.stop() == 0
 
 
-def costs(state: Path) -> list[dict[str, object]]:
-    out = docproc("ledger", "costs", "--by", "model", "--json", state=state)
+def costs(state: Path, *config: str | Path) -> list[dict[str, object]]:
+    out = docproc("ledger", "costs", "--by", "model", "--json", *config, state=state)
     assert out.returncode == 0, out.stderr
     return list(json.loads(out.stdout))
 
 
 def test_a_new_state_directory_adopts_untouched_sidecars_and_resends_nothing(
-    tmp_path: Path, server: FakeBatches, api_key: str
+    tmp_path: Path, server: FakeBatches, api_key: str, fresh_ledger_url: Callable[[], str | None]
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     names = [f"doc{i}.txt" for i in range(5)]
     for i, name in enumerate(names):
         (inbox / name).write_text(document(i))
-    config = config_for(tmp_path, inbox, server)
+    config = config_for(tmp_path, inbox, server, ledger=fresh_ledger_url())
     summarise(config, names)
-    first_costs = costs(tmp_path / "state")
+    first_costs = costs(tmp_path / "state", "--config", config)
     sent_before = server.submitted_ids()
     assert sum(sent_before.values()) == 5
     before = {n: tuple(p.read_bytes() for p in sidecars(inbox / n)) for n in names}
@@ -88,10 +90,11 @@ def test_a_new_state_directory_adopts_untouched_sidecars_and_resends_nothing(
     edited_md.write_text(edited_md.read_text() + "\nMy own note.\n")
     (inbox / "doc1.txt").write_text(document(1) + "A sentence added after the summary.\n")
     (inbox / "new.txt").write_text(document(9))
-    shutil.rmtree(tmp_path / "state")  # the ledger is lost
+    shutil.rmtree(tmp_path / "state")  # the ledger is lost (on PostgreSQL: a new database)
+    config = config_for(tmp_path, inbox, server, ledger=fresh_ledger_url())
 
     summarise(config, [*names, "new.txt"])
-    ledger = tmp_path / "state" / "ledger.db"
+    ledger = ledger_of(config)
     assert {s for (s,) in query(ledger, "SELECT state FROM file_status")} == {"written"}
     sent = server.submitted_ids()
     assert max(sent.values()) == 1  # no custom_id was ever sent twice
@@ -105,7 +108,7 @@ def test_a_new_state_directory_adopts_untouched_sidecars_and_resends_nothing(
     assert changed["source"]["sha256"] != json.loads(before["doc1.txt"][1])["source"]["sha256"]
     adopted = query(ledger, "SELECT COUNT(DISTINCT file_id) FROM sidecars WHERE detail = 'adopted'")
     assert adopted == [(4,)]  # doc0 (its JSON), doc2, doc3, doc4
-    after = {row["model"]: row for row in costs(tmp_path / "state")}
+    after = {row["model"]: row for row in costs(tmp_path / "state", "--config", config)}
     (first,) = first_costs
     assert after[first["model"]]["requests"] == 4 + 2  # four adopted, two new answers
 
@@ -113,6 +116,8 @@ def test_a_new_state_directory_adopts_untouched_sidecars_and_resends_nothing(
 def test_import_sidecars_rebuilds_the_costs_ledger_costs_shows(
     tmp_path: Path, server: FakeBatches, api_key: str
 ) -> None:
+    """(SQLite only: a lost ledger is a removed state directory; its busy check is the
+    writer lock file.)"""
     inbox = tmp_path / "inbox"
     (inbox / "sub").mkdir(parents=True)
     names = ["a.txt", "b.txt", "sub/c.txt", "copy-of-a.txt"]
@@ -242,7 +247,9 @@ def test_a_new_state_directory_adopts_untouched_sidecar_objects_on_s3(
     assert docproc("ledger", "verify", state=tmp_path / "state").returncode == 0
 
 
-def test_unclaimed_versions_come_in_pages_each_with_all_its_files(tmp_path: Path) -> None:
+def test_unclaimed_versions_come_in_pages_each_with_all_its_files(
+    ledger_location: LedgerLocation,
+) -> None:
     """The adopter looks at every unclaimed version, page by page (not only the first
     page: the rest would otherwise get jobs, and be sent again, unlooked)."""
     from docproc.ledger.connection import open_ledger
@@ -250,7 +257,7 @@ def test_unclaimed_versions_come_in_pages_each_with_all_its_files(tmp_path: Path
     from docproc.models import Extraction
     from tests.parts import extractions, files
 
-    with open_ledger(tmp_path / "ledger.db") as ledger:
+    with open_ledger(ledger_location) as ledger:
         root = files(ledger).ensure_root("file:///docs", kind="local", mode="events")
         for i in range(3):
             for copy in range(2):  # each version held by two files

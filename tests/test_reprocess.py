@@ -22,13 +22,15 @@ def keyless() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
 
 
-def setup(tmp_path: Path, server: FakeBatches, budget: str = "") -> tuple[Path, Path]:
+def setup(
+    tmp_path: Path, server: FakeBatches, ledger: str | None, budget: str = ""
+) -> tuple[Path, Path]:
     inbox = tmp_path / "inbox"
     inbox.mkdir(exist_ok=True)
     for i in range(4):
         (inbox / f"doc{i}.txt").write_text(document(i))
     extra = f'[task]\nprovider = "anthropic"\n[anthropic]\nbase_url = "{server.url}"\n{budget}'
-    return write_config(tmp_path, [inbox], extra), inbox
+    return write_config(tmp_path, [inbox], extra, ledger=ledger), inbox
 
 
 def run(config: Path) -> DaemonProcess:
@@ -44,9 +46,9 @@ def cli(config: Path, *args: str | Path) -> tuple[int, str, str]:
     return out.returncode, out.stdout, out.stderr
 
 
-def test_reprocess_sends_exactly_the_selection_once(tmp_path: Path) -> None:
+def test_reprocess_sends_exactly_the_selection_once(tmp_path: Path, ledger_url: str | None) -> None:
     with FakeBatches(api_key=KEY, end_after=0.2) as server:
-        config, inbox = setup(tmp_path, server)
+        config, inbox = setup(tmp_path, server, ledger_url)
         daemon = run(config)
         try:
             all_written(daemon)
@@ -81,16 +83,16 @@ def test_reprocess_sends_exactly_the_selection_once(tmp_path: Path) -> None:
         assert cli(config, "ledger", "verify")[0] == 0
 
 
-def test_reprocess_respects_the_budget(tmp_path: Path) -> None:
+def test_reprocess_respects_the_budget(tmp_path: Path, ledger_url: str | None) -> None:
     with FakeBatches(api_key=KEY, end_after=0.2) as server:
-        config, inbox = setup(tmp_path, server)
+        config, inbox = setup(tmp_path, server, ledger_url)
         daemon = run(config)
         try:
             all_written(daemon)
         finally:
             assert daemon.stop() == 0
         spent = json.loads(cli(config, "status", "--json")[1])["spend"]["today_usd"]
-        capped, _ = setup(tmp_path, server, f"[budget]\ndaily_usd = {spent + 0.0001}\n")
+        capped, _ = setup(tmp_path, server, ledger_url, f"[budget]\ndaily_usd = {spent + 0.0001}\n")
         first = sum(server.submitted_ids().values())
         daemon = run(capped)
         try:

@@ -3,6 +3,7 @@ the low-space floor, and the ledger refusing a write on a real full or read-only
 
 from __future__ import annotations
 
+# SQLite only: about the state directory's disk, where the SQLite ledger lives.
 import errno
 import os
 from pathlib import Path

@@ -9,6 +9,7 @@ ledger verifies, no temp file is left and no document was summarised twice.
 
 from __future__ import annotations
 
+# SQLite only: full and read-only disks under the ledger's file (tmpfs).
 import itertools
 import json
 import os

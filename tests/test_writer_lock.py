@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# SQLite only: the writer lock here is a file in the state directory.
 import json
 import os
 import signal

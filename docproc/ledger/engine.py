@@ -54,6 +54,14 @@ class Dialect(Protocol):
         """An expression for the length in bytes (UTF-8) of the text ``expr``."""
         ...
 
+    def bytewise(self, expr: str) -> str:
+        """The text ``expr`` compared and sorted by its bytes (not by a locale's collation)."""
+        ...
+
+    def round_to(self, expr: str, digits: int) -> str:
+        """An expression for the number ``expr`` (a float) rounded to ``digits`` decimals."""
+        ...
+
 
 class Connection(Protocol):
     """One open connection to the ledger, as every ledger module uses it.

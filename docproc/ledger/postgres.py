@@ -120,6 +120,13 @@ class PostgresDialect:
     def byte_length(self, expr: str) -> str:
         return f"octet_length({expr})"
 
+    def bytewise(self, expr: str) -> str:
+        return f'{expr} COLLATE "C"'  # the database's own collation may be a locale's
+
+    def round_to(self, expr: str, digits: int) -> str:
+        # ROUND(double precision, int) does not exist; numeric's comes back as a float
+        return f"ROUND(CAST({expr} AS NUMERIC), {int(digits)})"
+
 
 class _IntBoolLoader(Loader):
     """A boolean as SQLite gives it: 1 or 0."""

@@ -58,7 +58,8 @@ class Queries:
             clauses.append("root IN (" + ",".join("?" * len(roots)) + ")")
             args.extend(roots)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        sql = f"SELECT * FROM file_status{where} ORDER BY path"  # noqa: S608 (placeholders only)
+        path = self.conn.dialect.bytewise("path")
+        sql = f"SELECT * FROM file_status{where} ORDER BY {path}"  # noqa: S608 (placeholders only)
         return self.conn.query(sql, args)
 
     def find_file(self, ref: str) -> Row | None:
@@ -140,13 +141,14 @@ class Queries:
         if by not in COST_GROUPS:
             raise ValueError(f"cannot group costs by {by!r} (known: {', '.join(COST_GROUPS)})")
         keys = by if by == "tier" else f"{by}, tier"
+        cost = self.conn.dialect.round_to("SUM(cost_usd)", 6)
         return list(
             self.conn.query(
                 f"SELECT {keys}, COUNT(*) AS requests, SUM(input_tokens) AS input_tokens,"  # noqa: S608
                 " SUM(output_tokens) AS output_tokens,"
                 " SUM(cache_creation_input_tokens) AS cache_write_tokens,"
                 " SUM(cache_read_input_tokens) AS cache_read_tokens,"
-                f" ROUND(SUM(cost_usd), 6) AS cost_usd FROM request_costs GROUP BY {keys}"
+                f" {cost} AS cost_usd FROM request_costs GROUP BY {keys}"
                 f" ORDER BY {keys}"
             )
         )

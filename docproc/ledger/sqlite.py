@@ -41,6 +41,12 @@ class SqliteDialect:
     def byte_length(self, expr: str) -> str:
         return f"LENGTH(CAST({expr} AS BLOB))"
 
+    def bytewise(self, expr: str) -> str:
+        return expr  # BINARY, SQLite's default collation
+
+    def round_to(self, expr: str, digits: int) -> str:
+        return f"ROUND({expr}, {int(digits)})"
+
 
 class SqliteConnection:
     """One ``sqlite3`` connection behind :class:`docproc.ledger.engine.Connection`."""

@@ -146,8 +146,9 @@ class ExtractionLedger:
 
         A local file is preferred (``file://`` sorts before ``s3://``).
         """
+        uri = self.conn.dialect.bytewise("f.uri")
         rows = self.conn.execute(
-            "SELECT v.sha256, MIN(f.uri) FROM versions v JOIN files f ON f.version_id = v.id"
+            f"SELECT v.sha256, MIN({uri}) FROM versions v JOIN files f ON f.version_id = v.id"  # noqa: S608
             " WHERE f.state = 'present' AND (v.state = 'pending' OR (v.state = 'failed'"
             " AND v.failure_kind IN ('transient', 'storage') AND v.retry_at <= ?))"
             " GROUP BY v.id ORDER BY v.id",
