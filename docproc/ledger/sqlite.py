@@ -41,6 +41,9 @@ class SqliteDialect:
     def byte_length(self, expr: str) -> str:
         return f"LENGTH(CAST({expr} AS BLOB))"
 
+    def json_rows(self, types: Sequence[str]) -> str | None:
+        return None  # in-process: executemany is cheaper than reading JSON
+
 
 class SqliteConnection:
     """One ``sqlite3`` connection behind :class:`docproc.ledger.engine.Connection`."""
