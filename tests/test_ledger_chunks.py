@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from docproc.errors import FailureKind
 from docproc.ledger.connection import Ledger, open_ledger
 from docproc.ledger.dispatch import DispatchLedger
 from docproc.ledger.intake import Seen
-from docproc.models import Extraction, ProviderResult, ResultKind, TaskSpec, Usage
+from docproc.models import ExtractFailure, Extraction, ProviderResult, ResultKind, TaskSpec, Usage
 from tests.parts import extractions, files, queries
 
 TASK = TaskSpec()
@@ -142,5 +143,39 @@ def test_a_batch_of_files_records_versions_and_events_as_one_by_one(ledger: Ledg
         (3, "/docs/new1.txt", "present", 8, "e" * 64),
         (4, "/docs/new2.txt", "present", 7, "c" * 64),
         (5, "/docs/copy.txt", "present", 5, "a" * 64),
+    ]
+    assert queries(ledger).verify().ok
+
+
+def test_a_batch_of_extractions_records_each_outcome_in_its_order(ledger: Ledger) -> None:
+    intake = files(ledger)
+    root = intake.ensure_root("file:///docs", kind="local", mode="events")
+    shas = [f"{i:064x}" for i in range(4)]
+    intake.record_versions(
+        [Seen(root, Path(f"/docs/{i}.txt"), 5, 1, sha) for i, sha in enumerate(shas)]
+    )
+    before = last_event(ledger)
+    failed = ExtractFailure(shas[1], FailureKind.TRANSIENT, "locked", "native:text")
+    extractions(ledger).record_extractions([
+        Extraction(shas[0], "native:text", "t" * 64, 10, seconds=0.5, json_bytes=12),
+        failed,
+        Extraction(shas[2], "ocr", "u" * 64, 20, truncated_from=30, ocr_pages=2),
+        Extraction(shas[3], "native:text", "v" * 64, 1),
+        Extraction(shas[3], "native:text", "w" * 64, 2),  # twice in the batch: the later wins
+    ], max_attempts=3)  # fmt: skip
+    assert events(ledger, before) == [
+        ("extraction.succeeded", "version:1"), ("extraction.failed", "version:2"),
+        ("extraction.succeeded", "version:3"), ("extraction.succeeded", "version:4"),
+        ("extraction.succeeded", "version:4"),
+    ]  # fmt: skip
+    rows = ledger.conn.execute(
+        "SELECT state, text_sha256, chars, truncated_from, attempts, extract_seconds, json_bytes,"
+        " ocr_pages, extractor FROM versions ORDER BY id"
+    ).fetchall()
+    assert [tuple(r) for r in rows] == [
+        ("extracted", "t" * 64, 10, None, 1, 0.5, 12, 0, "native:text"),
+        ("failed", None, None, None, 1, 0.0, None, None, "native:text"),
+        ("extracted", "u" * 64, 20, 30, 1, 0.0, None, 2, "ocr"),
+        ("extracted", "w" * 64, 2, None, 2, 0.0, None, 0, "native:text"),
     ]
     assert queries(ledger).verify().ok

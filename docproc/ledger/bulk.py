@@ -2,11 +2,15 @@
 
 On PostgreSQL every statement is a round trip to the server (110-170 us on a
 loopback), which cost more than the work itself when a chunk of results or a
-batch of scanned files ran several statements per item. These helpers write,
-in the SQL both engines speak, one lookup for a whole list of keys
-(``... WHERE key IN (?, ?, ...)``) and one ``INSERT`` of many rows
-(``VALUES (...), (...) RETURNING ...``), each split so no statement carries
-more than :data:`ROWS_PER_STATEMENT` rows.
+batch of scanned files ran several statements per item. These helpers look a
+whole list of keys up at once (:func:`select_in`), insert many rows in their
+order (:func:`insert_rows`, :func:`append_rows`) and update many rows by id
+(:func:`update_by_id`). Where the engine says how (:meth:`Dialect.json_rows
+<docproc.ledger.engine.Dialect.json_rows>`: PostgreSQL), the rows travel as
+one JSON parameter, so a statement's text stays the same and the server
+prepares it once; otherwise (SQLite, in-process, no round trips) a list is
+``IN (?, ?, ...)``, an insert one ``VALUES (...), (...)`` and an update an
+``executemany``.
 """
 
 from __future__ import annotations
