@@ -12,7 +12,7 @@ built on it. The writer (the daemon or a scan) changes state only through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,3 +187,8 @@ class Ledger:
     def event(self, conn: Connection, name: str, subject: str, **detail: Any) -> None:
         """Append one event to the hash chain, inside the caller's transaction."""
         self._chain.append(conn, self.now(), name, subject, detail)
+
+    def events(self, conn: Connection, events: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        """Append ``(name, subject, detail)`` events in their order, in a few statements."""
+        pending = [(self.now(), name, subject, detail) for name, subject, detail in events]
+        self._chain.append_many(conn, pending)

@@ -62,6 +62,14 @@ class Dialect(Protocol):
         """An expression for the number ``expr`` (a float) rounded to ``digits`` decimals."""
         ...
 
+    def json_rows(self, types: Sequence[str]) -> str | None:
+        """A table ``v`` of many rows read from one ``?`` parameter (a JSON array of
+        arrays, each holding values of ``types``: ``int``, ``real``, ``text``), with
+        columns ``c0``, ``c1``, ... and ``n``, the row's place in the array; ``None``
+        where one statement per row costs no round trip (SQLite: ``executemany``).
+        """
+        ...
+
 
 class Connection(Protocol):
     """One open connection to the ledger, as every ledger module uses it.

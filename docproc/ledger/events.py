@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from docproc.ledger.bulk import append_rows
 from docproc.ledger.engine import Connection
 
 GENESIS = "0" * 64
+_NAMES = ("at", "actor", "kind", "subject", "detail", "prev_hash", "hash")
+_COLUMNS = [(name, "text") for name in _NAMES]
+Pending = tuple[str, str, str, dict[str, Any]]  # an event to append: at, kind, subject, detail
 
 
 def event_hash(prev: str, at: str, actor: str, kind: str, subject: str, detail: str) -> str:
@@ -49,18 +54,36 @@ class Chain:
         self, conn: Connection, at: str, kind: str, subject: str, detail: dict[str, Any]
     ) -> None:
         """Append one event, inside the caller's write transaction."""
+        (row,) = self._chained(conn, [(at, kind, subject, detail)])
+        conn.execute(
+            "INSERT INTO events (at, actor, kind, subject, detail, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
+        self._head = row[-1]
+
+    def append_many(self, conn: Connection, events: Sequence[Pending]) -> None:
+        """Append ``events`` (``(at, kind, subject, detail)``) in their order, chained as
+        if appended one by one, in a few statements (:func:`~docproc.ledger.bulk.append_rows`)."""
+        if not events:
+            return
+        rows = self._chained(conn, events)
+        append_rows(conn, "events", _COLUMNS, rows)
+        self._head = rows[-1][-1]
+
+    def _chained(self, conn: Connection, events: Sequence[Pending]) -> list[tuple[str, ...]]:
+        """The rows of ``events`` as they follow the chain's head."""
         prev = self._head
         if prev is None:
             row = conn.execute("SELECT hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
             prev = row[0] if row else GENESIS
-        text = json.dumps(detail, sort_keys=True, separators=(",", ":"))
-        digest = event_hash(prev, at, self.actor, kind, subject, text)
-        conn.execute(
-            "INSERT INTO events (at, actor, kind, subject, detail, prev_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (at, self.actor, kind, subject, text, prev, digest),
-        )
-        self._head = digest
+        rows: list[tuple[str, ...]] = []
+        for at, kind, subject, detail in events:
+            text = json.dumps(detail, sort_keys=True, separators=(",", ":"))
+            digest = event_hash(prev, at, self.actor, kind, subject, text)
+            rows.append((at, self.actor, kind, subject, text, prev, digest))
+            prev = digest
+        return rows
 
 
 def verify(conn: Connection) -> Verification:

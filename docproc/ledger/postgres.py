@@ -127,6 +127,18 @@ class PostgresDialect:
         # ROUND(double precision, int) does not exist; numeric's comes back as a float
         return f"ROUND(CAST({expr} AS NUMERIC), {int(digits)})"
 
+    def json_rows(self, types: Sequence[str]) -> str | None:
+        columns = ", ".join(
+            f"(e.value ->> {i})::{_JSON_TYPES[kind]} AS c{i}" for i, kind in enumerate(types)
+        )
+        return (
+            f"(SELECT e.n, {columns} FROM"  # noqa: S608 - names and types are this module's
+            " jsonb_array_elements(CAST(? AS jsonb)) WITH ORDINALITY AS e (value, n)) AS v"
+        )
+
+
+_JSON_TYPES = {"int": "bigint", "real": "double precision", "text": "text"}
+
 
 class _IntBoolLoader(Loader):
     """A boolean as SQLite gives it: 1 or 0."""

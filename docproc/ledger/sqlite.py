@@ -47,6 +47,9 @@ class SqliteDialect:
     def round_to(self, expr: str, digits: int) -> str:
         return f"ROUND({expr}, {int(digits)})"
 
+    def json_rows(self, types: Sequence[str]) -> str | None:
+        return None  # in-process: executemany is cheaper than reading JSON
+
 
 class SqliteConnection:
     """One ``sqlite3`` connection behind :class:`docproc.ledger.engine.Connection`."""

@@ -8,7 +8,6 @@ cost) and moves its job: ``done``, requeued after a backoff, or quarantined.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,8 +16,17 @@ import structlog
 from docproc.costs import PriceTable
 from docproc.errors import brief
 from docproc.ledger.dispatch.jobs import ROUND, JobLedger
+from docproc.ledger.dispatch.result_rows import (
+    OUTPUT_PROBLEMS,
+    UPDATE_REQUEST,
+    Found,
+    common,
+    look_up,
+    request_values,
+    write_done,
+)
 from docproc.ledger.engine import Connection
-from docproc.models import Highlight, OutputProblem, ProviderResult, ResultKind
+from docproc.models import OutputProblem, ProviderResult, ResultKind
 
 log = structlog.get_logger()
 NO_RETRY = "canceled by an operator without retry (docproc cancel --no-retry)"
@@ -131,13 +139,36 @@ class ResultLedger:
         with self.ledger.transaction() as conn:
             try:  # all at once first: one savepoint instead of one per result
                 with self.ledger.savepoint():
-                    outcomes = [self._apply_one(conn, r, d, max_attempts) for r, d in results]
+                    outcomes = self._apply_chunk(conn, results, max_attempts)
             except Exception:  # noqa: BLE001 - some result is at fault: one by one, below
                 log.warning("results.chunk_refused", results=len(results))
                 outcomes = [self._apply_isolated(conn, r, d, max_attempts) for r, d in results]
         for outcome in outcomes:
             counts[outcome] += 1
         return Applied(**counts)
+
+    def _apply_chunk(
+        self, conn: Connection, results: Sequence[tuple[ProviderResult, int]], max_attempts: int
+    ) -> list[str]:
+        """The chunk in its order: runs of common-path results written in bulk
+        (:mod:`~docproc.ledger.dispatch.result_rows`), every other result alone."""
+        found = look_up(conn, [result for result, _ in results])
+        picked = common([result for result, _ in results], found)
+        outcomes: list[str] = []
+        run: list[tuple[ProviderResult, int, Found]] = []
+        for index, (result, dropped) in enumerate(results):
+            if index in picked:
+                run.append((result, dropped, found[result.custom_id]))
+                continue
+            if run:
+                write_done(self.ledger, conn, self.prices, run)
+                outcomes += ["done"] * len(run)
+                run = []
+            outcomes.append(self._apply_one(conn, result, dropped, max_attempts))
+        if run:
+            write_done(self.ledger, conn, self.prices, run)
+            outcomes += ["done"] * len(run)
+        return outcomes
 
     def _apply_isolated(
         self, conn: Connection, result: ProviderResult, dropped: int, max_attempts: int
@@ -181,7 +212,7 @@ class ResultLedger:
             return "ignored"
         request_id, _, job_id, _, attempts, tier = row
         self._store_result(conn, request_id, result, dropped, live=tier == "live")
-        if result.error_type in _OUTPUT_PROBLEMS:
+        if result.error_type in OUTPUT_PROBLEMS:
             return self._output_problem(conn, job_id, attempts, result, max_attempts)
         if result.kind is ResultKind.SUCCEEDED:
             conn.execute(
@@ -234,22 +265,8 @@ class ResultLedger:
         *,
         live: bool = False,
     ) -> None:
-        usage = result.usage
-        cost = self.prices.cost(result.model, usage, batch=not live) if result.model else None
-        conn.execute(
-            "UPDATE requests SET state = ?, summary = ?, highlights = ?, dropped_highlights = ?,"
-            " model = ?, stop_reason = ?, input_tokens = ?, output_tokens = ?,"
-            " cache_creation_input_tokens = ?, cache_read_input_tokens = ?, error_type = ?,"
-            " error = ?, completed_at = ?, cost_usd = ? WHERE id = ?",
-            (
-                result.kind.value, result.summary or None,
-                _highlights_json(result.highlights) if result.highlights else None,
-                dropped, result.model or None, result.stop_reason or None,
-                usage.input_tokens, usage.output_tokens, usage.cache_creation_input_tokens,
-                usage.cache_read_input_tokens, result.error_type or None,
-                result.error_message or None, self.ledger.now(), cost, request_id,
-            ),
-        )  # fmt: skip
+        values = request_values(self.ledger, self.prices, result, dropped, live=live)
+        conn.execute(UPDATE_REQUEST, (*values, request_id))
 
     def _canceled_for_good(self, conn: Connection, request_id: int) -> bool:
         """Whether the request's batch was canceled by an operator without retry."""
@@ -261,7 +278,6 @@ class ResultLedger:
         return row is not None and row[0] == 0
 
 
-_OUTPUT_PROBLEMS = frozenset(problem.value for problem in OutputProblem)
 _RETRY_ONCE = frozenset({OutputProblem.MAX_TOKENS.value, OutputProblem.INVALID.value})
 
 
@@ -269,14 +285,6 @@ def _grown(max_tokens: int | None, result: ProviderResult) -> int:
     """More room for an answer cut off at ``max_tokens``: its output tokens times the growth."""
     used = max(result.usage.output_tokens, max_tokens or 0, 1)
     return used * MAX_TOKENS_GROWTH
-
-
-def _highlights_json(highlights: Sequence[Highlight]) -> str:
-    """Highlights as stored in a request row (what ``asdict`` gives, at a quarter of its cost:
-    measured, it was 40% of applying a result)."""
-    return json.dumps(
-        [{"quote": h.quote, "why": h.why, "start": h.start, "end": h.end} for h in highlights]
-    )
 
 
 def _reason(result: ProviderResult) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from docproc.errors import FailureKind, LedgerError
 from docproc.ledger.connection import Ledger
 from docproc.ledger.engine import Connection
+from docproc.ledger.intake.extraction_rows import record_batch
 from docproc.ledger.uris import uri_path
 from docproc.models import ExtractFailure, Extraction, ExtractOutcome, ExtractTask
 
@@ -37,8 +39,8 @@ class ExtractionLedger:
     ) -> None:
         """Record what extraction produced, for several versions in one transaction."""
         with self.ledger.transaction() as conn:
-            for outcome in outcomes:
-                self._record_extraction(conn, outcome, max_attempts)
+            alone = partial(self._record_extraction, conn, max_attempts=max_attempts)
+            record_batch(self.ledger, conn, outcomes, alone)  # common ones in bulk
 
     def _record_extraction(
         self, conn: Connection, outcome: ExtractOutcome, max_attempts: int

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from docproc.ledger.connection import Ledger
-from docproc.ledger.engine import Connection, inserted_id
+from docproc.ledger.engine import inserted_id
+from docproc.ledger.intake.version_rows import record_batch
 from docproc.ledger.uris import display_location, file_uri, location_uri, uri_path
-from docproc.models import Location, ObjectState, object_key
+from docproc.models import Location, ObjectState
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,87 +122,10 @@ class FileLedger:
         extraction of the same bytes exists, which the file then reuses.
         """
         with self.ledger.transaction() as conn:
-            return [self._record_version(conn, item) for item in seen]
-
-    def _record_version(self, conn: Connection, item: Seen) -> bool:
-        where = item.uri or item.path
-        uri, shown = location_uri(where), display_location(where)
-        version_id, state = self._version(conn, item.sha256, item.size)
-        row = conn.execute(
-            "SELECT id, version_id, state FROM files WHERE uri = ?", (uri,)
-        ).fetchone()
-        detail = {"path": shown, "sha256": item.sha256, "size": item.size}
-        if state == "extracted":
-            detail["reused"] = True
-        if row is None:
-            file_id = self._insert_file(
-                conn, item.root_id, uri, shown, version_id, item.size, item.mtime_ns
-            )
-            self.ledger.event(conn, "file.discovered", f"file:{file_id}", **detail)
-        else:
-            file_id = int(row[0])
-            self._update_file(conn, row, version_id, item.size, item.mtime_ns, detail)
-        if item.uri:
-            conn.execute(
-                "INSERT INTO s3_objects (file_id, root_id, key, etag) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (file_id) DO UPDATE SET etag = excluded.etag",
-                (file_id, item.root_id, object_key(item.uri)[1], item.etag),
-            )
-        return state == "pending"
-
-    def _version(self, conn: Connection, sha256: str, size: int) -> tuple[int, str]:
-        row = conn.execute("SELECT id, state FROM versions WHERE sha256 = ?", (sha256,)).fetchone()
-        if row is not None:
-            return int(row[0]), str(row[1])
-        version_id = inserted_id(
-            conn.execute(
-                "INSERT INTO versions (sha256, size, created_at) VALUES (?, ?, ?) RETURNING id",
-                (sha256, size, self.ledger.now()),
-            )
-        )
-        self.ledger.event(
-            conn, "version.recorded", f"version:{version_id}", sha256=sha256, size=size
-        )
-        return version_id, "pending"
-
-    def _insert_file(
-        self,
-        conn: Connection,
-        root_id: int,
-        uri: str,
-        shown: str,
-        version_id: int,
-        size: int,
-        mtime_ns: int,
-    ) -> int:
-        now = self.ledger.now()
-        return inserted_id(
-            conn.execute(
-                "INSERT INTO files (root_id, uri, path, version_id, size, mtime_ns,"
-                " first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (root_id, uri, shown, version_id, size, mtime_ns, now, now),
-            )
-        )
-
-    def _update_file(
-        self,
-        conn: Connection,
-        row: tuple[int, int | None, str],
-        version_id: int,
-        size: int,
-        mtime_ns: int,
-        detail: dict[str, Any],
-    ) -> None:
-        file_id, old_version, old_state = row
-        conn.execute(
-            "UPDATE files SET version_id = ?, size = ?, mtime_ns = ?, state = 'present',"
-            " problem = NULL, updated_at = ? WHERE id = ?",
-            (version_id, size, mtime_ns, self.ledger.now(), file_id),
-        )
-        if old_state != "present":
-            self.ledger.event(conn, "file.reappeared", f"file:{file_id}", **detail)
-        elif old_version != version_id:
-            self.ledger.event(conn, "file.changed", f"file:{file_id}", **detail)
+            needs: list[bool] = []
+            for run in _distinct_runs(seen):  # a location seen twice: its second after the first
+                needs += record_batch(self.ledger, conn, run)
+            return needs
 
     def record_gone(self, path: Location) -> None:
         """The file at ``path`` was deleted (or moved away); its history stays."""
@@ -250,3 +173,17 @@ _OBJECTS_SQL = (
     " FROM s3_objects o JOIN files f ON f.id = o.file_id JOIN versions v ON v.id = f.version_id"
     " AND f.state = 'present'"
 )
+
+
+def _distinct_runs(seen: Sequence[Seen]) -> list[list[Seen]]:
+    """``seen`` in consecutive runs, each holding a location at most once."""
+    runs: list[list[Seen]] = [[]]
+    locations: set[str] = set()
+    for item in seen:
+        uri = location_uri(item.uri or item.path)
+        if uri in locations:
+            runs.append([])
+            locations.clear()
+        runs[-1].append(item)
+        locations.add(uri)
+    return [run for run in runs if run]
