@@ -29,10 +29,9 @@ and ``repr`` show the URL without it, and any message is scrubbed of it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -47,6 +46,7 @@ from docproc.ledger import commit_marks as marks
 from docproc.ledger.commit_marks import SETTLE_S, CommitMarks, Mark
 from docproc.ledger.engine import Params, Row
 from docproc.ledger.pglock import WriterClaim
+from docproc.ledger.postgres_sql import PostgresDialect, translate
 
 __all__ = [
     "LEDGER_LOCK_KEY",
@@ -61,34 +61,9 @@ __all__ = [
 # (the bytes of "docproc"); one per database, as the ledger is one per database.
 LEDGER_LOCK_KEY = int.from_bytes(b"docproc", "big")
 CONNECT_TIMEOUT_S = 10
-# Quoted text, quoted names and comments (kept as they are), or one character
-# that means something to psycopg or to us: ?, %, :name.
-_TOKENS = re.compile(
-    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|::|:[A-Za-z_]\w*|[?%]|[^'"?%:/-]+|.""",
-    re.DOTALL,
-)
 # SQLSTATE classes and codes that say the server, not the statement, failed.
 _LOST_CLASSES = ("08", "57P")  # connection exceptions; admin/crash shutdown, cannot connect now
 _DISK_FULL = "53100"
-
-
-@lru_cache(maxsize=1024)
-def translate(sql: str, named: bool = False) -> str:
-    """``sql`` with ``?`` (``:name`` when ``named``) as psycopg placeholders, each ``%`` doubled.
-
-    A ``?`` or ``:name`` inside quoted text, a quoted name or a comment stays as it is.
-    """
-    out: list[str] = []
-    for part in _TOKENS.findall(sql):
-        if part == "?":
-            out.append("%s")
-        elif part == "%":
-            out.append("%%")
-        elif named and part.startswith(":") and part != "::" and len(part) > 1:
-            out.append(f"%({part[1:]})s")
-        else:  # psycopg reads % everywhere, inside quotes and comments too
-            out.append(part.replace("%", "%%"))
-    return "".join(out)
 
 
 def where(url: str) -> str:
@@ -106,38 +81,6 @@ def where(url: str) -> str:
         if user
         else f"{place}/{params.get('dbname', '')}"
     )
-
-
-class PostgresDialect:
-    """PostgreSQL's text for what differs between the engines."""
-
-    name = "postgresql"
-
-    def json_text(self, expr: str, key: str) -> str:
-        quoted = key.replace("'", "''")
-        return f"(({expr})::jsonb ->> '{quoted}')"
-
-    def byte_length(self, expr: str) -> str:
-        return f"octet_length({expr})"
-
-    def bytewise(self, expr: str) -> str:
-        return f'{expr} COLLATE "C"'  # the database's own collation may be a locale's
-
-    def round_to(self, expr: str, digits: int) -> str:
-        # ROUND(double precision, int) does not exist; numeric's comes back as a float
-        return f"ROUND(CAST({expr} AS NUMERIC), {int(digits)})"
-
-    def json_rows(self, types: Sequence[str]) -> str | None:
-        columns = ", ".join(
-            f"(e.value ->> {i})::{_JSON_TYPES[kind]} AS c{i}" for i, kind in enumerate(types)
-        )
-        return (
-            f"(SELECT e.n, {columns} FROM"  # noqa: S608 - names and types are this module's
-            " jsonb_array_elements(CAST(? AS jsonb)) WITH ORDINALITY AS e (value, n)) AS v"
-        )
-
-
-_JSON_TYPES = {"int": "bigint", "real": "double precision", "text": "text"}
 
 
 class _IntBoolLoader(Loader):
