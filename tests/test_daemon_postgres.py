@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import pytest
 
 from docproc.ledger.connection import open_ledger
 from tests.clitools import docproc
-from tests.daemonrun import DaemonProcess, write_config
+from tests.daemonrun import DaemonProcess, free_port, scrape, write_config
 from tests.notifysock import NotifySocket
 from tests.pgserver import PgServer
 from tests.tcpcut import CutRelay
@@ -32,17 +30,6 @@ SUFFIXES = (".summary.md", ".docproc.json")
 TEXT = "It has a first sentence about ledgers. And a second one about servers going away."
 DOCS = 50
 OUTAGE_S = 4.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        return str(reply.read().decode())
 
 
 def _drop(folder: Path, first: int, count: int) -> list[Path]:
@@ -91,7 +78,7 @@ def test_a_server_restart_during_a_run_loses_nothing_and_does_nothing_twice(
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    port = _free_port()
+    port = free_port()
     extra = f'[metrics]\nlisten = "127.0.0.1:{port}"\n[ledger]\nurl = "{pg_url}"\n'
     config = write_config(tmp_path, [inbox], extra)
     ledger = Ledger(pg_url)
@@ -113,7 +100,7 @@ def test_a_server_restart_during_a_run_loses_nothing_and_does_nothing_twice(
         assert line.startswith(f"docproc: ledger unreachable: {where}: "), line
         assert "\n" not in line and "Traceback" not in line
         _until(daemon, lambda: 'docproc_ledger_unwritable{reason="ledger unreachable: ' in
-               _scrape(port), 30)  # fmt: skip
+               scrape(port), 30)  # fmt: skip
 
         def unreachable() -> list[str]:
             lines = [fields["STATUS"] for at, fields in notify.received("STATUS") if at > away]
@@ -126,7 +113,7 @@ def test_a_server_restart_during_a_run_loses_nothing_and_does_nothing_twice(
         pg_server.start()
         stopped = False
         _until(daemon, lambda: ledger.written(first + later), 180)
-        _until(daemon, lambda: "docproc_ledger_unwritable 0" in _scrape(port), 30)
+        _until(daemon, lambda: "docproc_ledger_unwritable 0" in scrape(port), 30)
     finally:
         if stopped:
             pg_server.start()

@@ -13,16 +13,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.clitools import docproc
-from tests.daemonrun import DaemonProcess, write_config
+from tests.daemonrun import DaemonProcess, free_port, scrape, write_config
 from tests.notifysock import NotifySocket
 from tests.s3server import Moto
 from tests.tmpfs import cannot_mount, mounted
@@ -68,17 +66,6 @@ def assert_whole(daemon: DaemonProcess, docs: list[Path]) -> None:
                            " GROUP BY subject")  # fmt: skip
     assert len(written) == len(docs)
     assert all(count == 1 for _, count in written)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        return str(reply.read().decode())
 
 
 def test_a_watched_folder_fills_up_then_frees_and_every_document_gets_its_sidecars(

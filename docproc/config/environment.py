@@ -84,9 +84,11 @@ def secret(name: str) -> str | None:
 
     The value is never logged, stored in the ledger or put in an error message.
     """
-    value = os.environ.get(name)
-    if value:
-        return value
+    return os.environ.get(name) or credential(name)
+
+
+def credential(name: str) -> str | None:
+    """A systemd credential: ``$CREDENTIALS_DIRECTORY/<name>``, or None without one."""
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
     if creds:
         candidate = Path(creds) / name
@@ -137,12 +139,7 @@ def ledger_password() -> str | None:
     None when there is no such credential: libpq then looks in ``PGPASSWORD``
     and ``~/.pgpass`` by itself.
     """
-    creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if creds:
-        candidate = Path(creds) / LEDGER_CREDENTIAL
-        if candidate.is_file():
-            return candidate.read_text(encoding="utf-8").strip() or None
-    return None
+    return credential(LEDGER_CREDENTIAL)
 
 
 def env(name: str) -> str | None:

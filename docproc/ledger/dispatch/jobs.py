@@ -120,14 +120,7 @@ class JobLedger:
             now, ready_at = self.ledger.now(), self._clock()
             for version_id, chars, json_bytes, path_bytes in rows:
                 size = overhead + (path_bytes or 0) + text_bytes(chars or 0, json_bytes, max_chars)
-                job_id = inserted_id(
-                    conn.execute(
-                        "INSERT INTO jobs (version_id, task, state, created_at, updated_at,"
-                        " ready_at, request_bytes) VALUES (?, ?, 'queued', ?, ?, ?, ?)"
-                        " RETURNING id",
-                        (version_id, task, now, now, ready_at, size),
-                    )
-                )
+                job_id = insert_job(conn, version_id, task, now, ready_at, size)
                 self.ledger.event(conn, "job.queued", f"job:{job_id}",
                                   version_id=version_id, task=task)  # fmt: skip
         return len(rows)
@@ -251,3 +244,16 @@ def text_bytes(chars: int, json_bytes: int | None, max_chars: int | None) -> int
 
 def chunks(items: list[int], size: int) -> list[list[int]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def insert_job(
+    conn: Connection, version_id: int, task: str, now: str, ready_at: float, size: int
+) -> int:
+    """A queued job for ``version_id`` under ``task``, ``size`` bytes to send; its id."""
+    return inserted_id(
+        conn.execute(
+            "INSERT INTO jobs (version_id, task, state, created_at, updated_at,"
+            " ready_at, request_bytes) VALUES (?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
+            (version_id, task, now, now, ready_at, size),
+        )
+    )

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from docproc.ledger.dispatch.jobs import REQUEST_OVERHEAD_BYTES, JobLedger, text_bytes
-from docproc.ledger.engine import inserted_id
+from docproc.ledger.dispatch.jobs import (
+    REQUEST_OVERHEAD_BYTES,
+    JobLedger,
+    insert_job,
+    text_bytes,
+)
 
 
 class Rounds:
@@ -80,14 +84,7 @@ class Rounds:
                 job_id, _, chars, json_bytes = row
                 if job_id is None:
                     size = overhead + text_bytes(chars or 0, json_bytes, max_chars)
-                    job_id = inserted_id(
-                        conn.execute(
-                            "INSERT INTO jobs (version_id, task, state, created_at, updated_at,"
-                            " ready_at, request_bytes) VALUES (?, ?, 'queued', ?, ?, ?, ?)"
-                            " RETURNING id",
-                            (version_id, task, now, now, ready_at, size),
-                        )
-                    )
+                    job_id = insert_job(conn, version_id, task, now, ready_at, size)
                 else:
                     conn.execute(
                         "UPDATE jobs SET state = 'queued', attempts_at_retry = attempts,"
